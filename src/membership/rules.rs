@@ -1,0 +1,1 @@
+//! The membership decisions, one pure function per action (to be written).

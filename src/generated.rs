@@ -3,25 +3,25 @@
 //! fails when that copy is stale.
 
 /// Serde models for every schema in the spec.
-#[allow(clippy::all, missing_docs)]
+#[allow(clippy::all, missing_docs, dead_code)]
 pub mod models {
     include!(concat!(env!("OUT_DIR"), "/models.rs"));
 }
 
 /// The `Api<C>` trait and one response enum per operation.
-#[allow(clippy::all, missing_docs)]
+#[allow(clippy::all, missing_docs, dead_code)]
 pub mod api {
     include!(concat!(env!("OUT_DIR"), "/api.rs"));
 }
 
 /// The route table and the dispatcher into `Api`.
-#[allow(clippy::all, missing_docs)]
+#[allow(clippy::all, missing_docs, dead_code)]
 pub mod routes {
     include!(concat!(env!("OUT_DIR"), "/routes.rs"));
 }
 
 /// A typed client for every operation.
-#[allow(clippy::all, missing_docs)]
+#[allow(clippy::all, missing_docs, dead_code)]
 pub mod client {
     include!(concat!(env!("OUT_DIR"), "/client.rs"));
 }

@@ -57,6 +57,20 @@ pub fn response_enum(op: &Operation) -> String {
 fn operation_doc(out: &mut String, op: &Operation) {
     doc_lines(out, op.summary.as_deref());
     let _ = writeln!(out, "///\n/// `{} {}{}`", op.method, op.base_path, op.path);
+    if let Some(desc) = &op.description {
+        // Spec text is reStructuredText, not Rust: fence it so rustdoc neither
+        // renders nor doc-tests its indented lines.
+        out.push_str("///\n/// ```text\n");
+        doc_lines(out, Some(desc));
+        out.push_str("/// ```\n");
+    }
+    let documented: Vec<_> = op.params.iter().filter(|p| p.doc.is_some()).collect();
+    if !documented.is_empty() {
+        out.push_str("///\n/// Parameters:\n");
+        for p in documented {
+            let _ = writeln!(out, "/// - `{}`: {}", p.rust_name, p.doc.as_deref().unwrap_or("").replace('\n', " "));
+        }
+    }
 }
 
 pub fn emit(api: &Api) -> String {
@@ -123,6 +137,11 @@ fn emit_response_enum(out: &mut String, op: &Operation) {
         let _ = writeln!(out, "Self::{}(body) => serde_json::to_value(body),", r.variant);
     }
     out.push_str("}\n}\n\n");
+    out.push_str("/// The variant for `status` when the spec documents it with the Matrix error body.\npub fn from_error(status: u16, error: models::Error) -> Option<Self> {\n#[allow(clippy::match_single_binding)]\nmatch status {\n");
+    for r in op.responses.iter().filter(|r| r.ty == "Error") {
+        let _ = writeln!(out, "{} => Some(Self::{}(error)),", r.status, r.variant);
+    }
+    out.push_str("_ => { let _ = error; None }\n}\n}\n\n");
     out.push_str("/// Reads a response, checking that its status is documented and its body has the documented shape.\npub fn from_response(status: u16, body: &[u8]) -> Result<Self, DecodeError> {\n");
     let _ = writeln!(out, "let operation = {:?};", op.name);
     out.push_str("let text = || String::from_utf8_lossy(body).into_owned();\nlet bad = |e: serde_json::Error| DecodeError::Body { operation, status, error: e.to_string(), body: text() };\nmatch status {\n");

@@ -32,12 +32,77 @@ impl std::error::Error for DecodeError {}
 /// The server side of every operation in `api-spec/`: one async method per operation.
 #[async_trait::async_trait]
 pub trait Api<C: Send + Sync> {
+    /// Create a new account and, usually, log it in.
+    ///
+    /// `POST /_matrix/client/api/v1/register`
+    async fn register(
+        &self,
+        kind: Option<String>,
+        body: Option<models::RegisterRequest>,
+        context: &C,
+    ) -> Result<RegisterResponse, swagger::ApiError>;
+    /// List the login types the server accepts.
+    ///
+    /// `GET /_matrix/client/api/v1/login`
+    async fn get_login_flows(
+        &self,
+        context: &C,
+    ) -> Result<GetLoginFlowsResponse, swagger::ApiError>;
+    /// Log in and get an access token.
+    ///
+    /// `POST /_matrix/client/api/v1/login`
+    async fn login(
+        &self,
+        body: models::LoginRequest,
+        context: &C,
+    ) -> Result<LoginResponse, swagger::ApiError>;
+    /// End the current session.
+    ///
+    /// `POST /_matrix/client/api/v1/logout`
+    async fn logout(&self, context: &C) -> Result<LogoutResponse, swagger::ApiError>;
+    /// Find out who owns an access token.
+    ///
+    /// `GET /_matrix/client/api/v1/account/whoami`
+    async fn whoami(&self, context: &C) -> Result<WhoamiResponse, swagger::ApiError>;
+    /// Look up the room an alias points at.
+    ///
+    /// `GET /_matrix/client/api/v1/directory/room/{roomAlias}`
+    async fn get_room_alias(
+        &self,
+        room_alias: String,
+        context: &C,
+    ) -> Result<GetRoomAliasResponse, swagger::ApiError>;
+    /// Point a new alias at a room.
+    ///
+    /// `PUT /_matrix/client/api/v1/directory/room/{roomAlias}`
+    async fn set_room_alias(
+        &self,
+        room_alias: String,
+        body: models::SetRoomAliasBody,
+        context: &C,
+    ) -> Result<SetRoomAliasResponse, swagger::ApiError>;
+    /// Remove a room alias.
+    ///
+    /// `DELETE /_matrix/client/api/v1/directory/room/{roomAlias}`
+    async fn delete_room_alias(
+        &self,
+        room_alias: String,
+        context: &C,
+    ) -> Result<DeleteRoomAliasResponse, swagger::ApiError>;
+    /// Find out which versions of the specification the server supports.
+    ///
+    /// `GET /_matrix/client/versions`
+    async fn get_versions(
+        &self,
+        context: &C,
+    ) -> Result<GetVersionsResponse, swagger::ApiError>;
     /// Start the requesting user participating in a particular room.
     ///
     /// `POST /_matrix/client/api/v1/rooms/{roomId}/join`
     async fn post_rooms_room_id_join(
         &self,
         room_id: String,
+        body: Option<models::PostRoomsRoomIdJoinBody>,
         context: &C,
     ) -> Result<PostRoomsRoomIdJoinResponse, swagger::ApiError>;
     /// Invite a user to participate in a particular room.
@@ -49,26 +114,152 @@ pub trait Api<C: Send + Sync> {
         body: models::PostRoomsRoomIdInviteBody,
         context: &C,
     ) -> Result<PostRoomsRoomIdInviteResponse, swagger::ApiError>;
+    /// Stop participating in a room.
+    ///
+    /// `POST /_matrix/client/api/v1/rooms/{roomId}/leave`
+    async fn leave_room(
+        &self,
+        room_id: String,
+        body: Option<models::LeaveRoomBody>,
+        context: &C,
+    ) -> Result<LeaveRoomResponse, swagger::ApiError>;
+    /// Remove another user from a room.
+    ///
+    /// `POST /_matrix/client/api/v1/rooms/{roomId}/kick`
+    async fn kick(
+        &self,
+        room_id: String,
+        body: models::MembershipChange,
+        context: &C,
+    ) -> Result<KickResponse, swagger::ApiError>;
+    /// Ban a user from a room.
+    ///
+    /// `POST /_matrix/client/api/v1/rooms/{roomId}/ban`
+    async fn ban(
+        &self,
+        room_id: String,
+        body: models::MembershipChange,
+        context: &C,
+    ) -> Result<BanResponse, swagger::ApiError>;
+    /// Lift a user's ban from a room.
+    ///
+    /// `POST /_matrix/client/api/v1/rooms/{roomId}/unban`
+    async fn unban(
+        &self,
+        room_id: String,
+        body: models::MembershipChange,
+        context: &C,
+    ) -> Result<UnbanResponse, swagger::ApiError>;
+    /// Get every current state event of a room.
+    ///
+    /// `GET /_matrix/client/api/v1/rooms/{roomId}/state`
+    async fn get_room_state(
+        &self,
+        room_id: String,
+        context: &C,
+    ) -> Result<GetRoomStateResponse, swagger::ApiError>;
+    /// Get the content of one state event of a room.
+    ///
+    /// `GET /_matrix/client/api/v1/rooms/{roomId}/state/{eventType}/{stateKey}`
+    async fn get_room_state_event(
+        &self,
+        room_id: String,
+        event_type: String,
+        state_key: String,
+        context: &C,
+    ) -> Result<GetRoomStateEventResponse, swagger::ApiError>;
+    /// Send a state event to a room.
+    ///
+    /// `PUT /_matrix/client/api/v1/rooms/{roomId}/state/{eventType}/{stateKey}`
+    async fn set_room_state_event(
+        &self,
+        room_id: String,
+        event_type: String,
+        state_key: String,
+        body: models::JsonObject,
+        context: &C,
+    ) -> Result<SetRoomStateEventResponse, swagger::ApiError>;
+    /// Get the content of a state event whose state key is empty.
+    ///
+    /// `GET /_matrix/client/api/v1/rooms/{roomId}/state/{eventType}`
+    async fn get_room_state_event_empty_key(
+        &self,
+        room_id: String,
+        event_type: String,
+        context: &C,
+    ) -> Result<GetRoomStateEventEmptyKeyResponse, swagger::ApiError>;
+    /// Send a state event with an empty state key to a room.
+    ///
+    /// `PUT /_matrix/client/api/v1/rooms/{roomId}/state/{eventType}`
+    async fn set_room_state_event_empty_key(
+        &self,
+        room_id: String,
+        event_type: String,
+        body: models::JsonObject,
+        context: &C,
+    ) -> Result<SetRoomStateEventEmptyKeyResponse, swagger::ApiError>;
+    /// Get the membership events of a room.
+    ///
+    /// `GET /_matrix/client/api/v1/rooms/{roomId}/members`
+    async fn get_members(
+        &self,
+        room_id: String,
+        membership: Option<String>,
+        not_membership: Option<String>,
+        context: &C,
+    ) -> Result<GetMembersResponse, swagger::ApiError>;
+    /// Get the users who are in a room now.
+    ///
+    /// `GET /_matrix/client/api/v1/rooms/{roomId}/joined_members`
+    async fn get_joined_members(
+        &self,
+        room_id: String,
+        context: &C,
+    ) -> Result<GetJoinedMembersResponse, swagger::ApiError>;
+    /// List the rooms the user is in.
+    ///
+    /// `GET /_matrix/client/api/v1/joined_rooms`
+    async fn get_joined_rooms(
+        &self,
+        context: &C,
+    ) -> Result<GetJoinedRoomsResponse, swagger::ApiError>;
+    /// Create a new room.
+    ///
+    /// `POST /_matrix/client/api/v1/createRoom`
+    async fn create_room(
+        &self,
+        body: models::CreateRoomRequest,
+        context: &C,
+    ) -> Result<CreateRoomResponse, swagger::ApiError>;
 }
-/// The documented responses of `post_rooms_room_id_join`.
+/// The documented responses of `register`.
 #[derive(Debug, Clone, PartialEq)]
 #[must_use]
-pub enum PostRoomsRoomIdJoinResponse {
-    /// 200: The room has been joined.
-    Ok(models::JsonObject),
-    /// 403: You do not have permission to join the room. A meaningful ``errcode`` and description error text will be returned. Example reasons for rejection are:
+pub enum RegisterResponse {
+    /// 200: The account exists now.
+    Ok(models::RegisterResponse),
+    /// 400: The request cannot be accepted. Besides the usual ``M_NOT_JSON``,
+    BadRequest(models::Error),
+    /// 401: More user-interactive authentication is needed. The body lists the
+    Unauthorized(models::UserInteractiveAuth),
+    /// 403: Registration of this kind of account is switched off on this
     Forbidden(models::Error),
+    /// 413: The request body is too large (``M_TOO_LARGE``).
+    PayloadTooLarge(models::Error),
     /// 429: This request was rate-limited.
     TooManyRequests(models::Error),
 }
-impl PostRoomsRoomIdJoinResponse {
+impl RegisterResponse {
     /// Every status the spec documents for this operation.
-    pub const STATUSES: &'static [u16] = &[200, 403, 429];
+    pub const STATUSES: &'static [u16] = &[200, 400, 401, 403, 413, 429];
     /// The HTTP status of this response.
     pub fn status(&self) -> u16 {
         match self {
             Self::Ok(_) => 200,
+            Self::BadRequest(_) => 400,
+            Self::Unauthorized(_) => 401,
             Self::Forbidden(_) => 403,
+            Self::PayloadTooLarge(_) => 413,
             Self::TooManyRequests(_) => 429,
         }
     }
@@ -76,7 +267,530 @@ impl PostRoomsRoomIdJoinResponse {
     pub fn to_json(&self) -> Result<serde_json::Value, serde_json::Error> {
         match self {
             Self::Ok(body) => serde_json::to_value(body),
+            Self::BadRequest(body) => serde_json::to_value(body),
+            Self::Unauthorized(body) => serde_json::to_value(body),
             Self::Forbidden(body) => serde_json::to_value(body),
+            Self::PayloadTooLarge(body) => serde_json::to_value(body),
+            Self::TooManyRequests(body) => serde_json::to_value(body),
+        }
+    }
+    /// Reads a response, checking that its status is documented and its body has the documented shape.
+    pub fn from_response(status: u16, body: &[u8]) -> Result<Self, DecodeError> {
+        let operation = "register";
+        let text = || String::from_utf8_lossy(body).into_owned();
+        let bad = |e: serde_json::Error| DecodeError::Body {
+            operation,
+            status,
+            error: e.to_string(),
+            body: text(),
+        };
+        match status {
+            200 => serde_json::from_slice(body).map(Self::Ok).map_err(bad),
+            400 => serde_json::from_slice(body).map(Self::BadRequest).map_err(bad),
+            401 => serde_json::from_slice(body).map(Self::Unauthorized).map_err(bad),
+            403 => serde_json::from_slice(body).map(Self::Forbidden).map_err(bad),
+            413 => serde_json::from_slice(body).map(Self::PayloadTooLarge).map_err(bad),
+            429 => serde_json::from_slice(body).map(Self::TooManyRequests).map_err(bad),
+            _ => {
+                Err(DecodeError::UndocumentedStatus {
+                    operation,
+                    status,
+                    body: text(),
+                })
+            }
+        }
+    }
+}
+/// The documented responses of `get_login_flows`.
+#[derive(Debug, Clone, PartialEq)]
+#[must_use]
+pub enum GetLoginFlowsResponse {
+    /// 200: The login types on offer.
+    Ok(models::GetLoginFlowsOk),
+    /// 429: This request was rate-limited.
+    TooManyRequests(models::Error),
+}
+impl GetLoginFlowsResponse {
+    /// Every status the spec documents for this operation.
+    pub const STATUSES: &'static [u16] = &[200, 429];
+    /// The HTTP status of this response.
+    pub fn status(&self) -> u16 {
+        match self {
+            Self::Ok(_) => 200,
+            Self::TooManyRequests(_) => 429,
+        }
+    }
+    /// The JSON body of this response.
+    pub fn to_json(&self) -> Result<serde_json::Value, serde_json::Error> {
+        match self {
+            Self::Ok(body) => serde_json::to_value(body),
+            Self::TooManyRequests(body) => serde_json::to_value(body),
+        }
+    }
+    /// Reads a response, checking that its status is documented and its body has the documented shape.
+    pub fn from_response(status: u16, body: &[u8]) -> Result<Self, DecodeError> {
+        let operation = "get_login_flows";
+        let text = || String::from_utf8_lossy(body).into_owned();
+        let bad = |e: serde_json::Error| DecodeError::Body {
+            operation,
+            status,
+            error: e.to_string(),
+            body: text(),
+        };
+        match status {
+            200 => serde_json::from_slice(body).map(Self::Ok).map_err(bad),
+            429 => serde_json::from_slice(body).map(Self::TooManyRequests).map_err(bad),
+            _ => {
+                Err(DecodeError::UndocumentedStatus {
+                    operation,
+                    status,
+                    body: text(),
+                })
+            }
+        }
+    }
+}
+/// The documented responses of `login`.
+#[derive(Debug, Clone, PartialEq)]
+#[must_use]
+pub enum LoginResponse {
+    /// 200: The credentials were accepted.
+    Ok(models::LoginResponse),
+    /// 400: The request is malformed (``M_NOT_JSON``, ``M_BAD_JSON``,
+    BadRequest(models::Error),
+    /// 403: The credentials are wrong (``M_FORBIDDEN``), or the account has
+    Forbidden(models::Error),
+    /// 413: The request body is too large (``M_TOO_LARGE``).
+    PayloadTooLarge(models::Error),
+    /// 429: This request was rate-limited.
+    TooManyRequests(models::Error),
+}
+impl LoginResponse {
+    /// Every status the spec documents for this operation.
+    pub const STATUSES: &'static [u16] = &[200, 400, 403, 413, 429];
+    /// The HTTP status of this response.
+    pub fn status(&self) -> u16 {
+        match self {
+            Self::Ok(_) => 200,
+            Self::BadRequest(_) => 400,
+            Self::Forbidden(_) => 403,
+            Self::PayloadTooLarge(_) => 413,
+            Self::TooManyRequests(_) => 429,
+        }
+    }
+    /// The JSON body of this response.
+    pub fn to_json(&self) -> Result<serde_json::Value, serde_json::Error> {
+        match self {
+            Self::Ok(body) => serde_json::to_value(body),
+            Self::BadRequest(body) => serde_json::to_value(body),
+            Self::Forbidden(body) => serde_json::to_value(body),
+            Self::PayloadTooLarge(body) => serde_json::to_value(body),
+            Self::TooManyRequests(body) => serde_json::to_value(body),
+        }
+    }
+    /// Reads a response, checking that its status is documented and its body has the documented shape.
+    pub fn from_response(status: u16, body: &[u8]) -> Result<Self, DecodeError> {
+        let operation = "login";
+        let text = || String::from_utf8_lossy(body).into_owned();
+        let bad = |e: serde_json::Error| DecodeError::Body {
+            operation,
+            status,
+            error: e.to_string(),
+            body: text(),
+        };
+        match status {
+            200 => serde_json::from_slice(body).map(Self::Ok).map_err(bad),
+            400 => serde_json::from_slice(body).map(Self::BadRequest).map_err(bad),
+            403 => serde_json::from_slice(body).map(Self::Forbidden).map_err(bad),
+            413 => serde_json::from_slice(body).map(Self::PayloadTooLarge).map_err(bad),
+            429 => serde_json::from_slice(body).map(Self::TooManyRequests).map_err(bad),
+            _ => {
+                Err(DecodeError::UndocumentedStatus {
+                    operation,
+                    status,
+                    body: text(),
+                })
+            }
+        }
+    }
+}
+/// The documented responses of `logout`.
+#[derive(Debug, Clone, PartialEq)]
+#[must_use]
+pub enum LogoutResponse {
+    /// 200: The token no longer works.
+    Ok(models::JsonObject),
+    /// 401: No access token was given (``M_MISSING_TOKEN``) or it is not
+    Unauthorized(models::Error),
+}
+impl LogoutResponse {
+    /// Every status the spec documents for this operation.
+    pub const STATUSES: &'static [u16] = &[200, 401];
+    /// The HTTP status of this response.
+    pub fn status(&self) -> u16 {
+        match self {
+            Self::Ok(_) => 200,
+            Self::Unauthorized(_) => 401,
+        }
+    }
+    /// The JSON body of this response.
+    pub fn to_json(&self) -> Result<serde_json::Value, serde_json::Error> {
+        match self {
+            Self::Ok(body) => serde_json::to_value(body),
+            Self::Unauthorized(body) => serde_json::to_value(body),
+        }
+    }
+    /// Reads a response, checking that its status is documented and its body has the documented shape.
+    pub fn from_response(status: u16, body: &[u8]) -> Result<Self, DecodeError> {
+        let operation = "logout";
+        let text = || String::from_utf8_lossy(body).into_owned();
+        let bad = |e: serde_json::Error| DecodeError::Body {
+            operation,
+            status,
+            error: e.to_string(),
+            body: text(),
+        };
+        match status {
+            200 => serde_json::from_slice(body).map(Self::Ok).map_err(bad),
+            401 => serde_json::from_slice(body).map(Self::Unauthorized).map_err(bad),
+            _ => {
+                Err(DecodeError::UndocumentedStatus {
+                    operation,
+                    status,
+                    body: text(),
+                })
+            }
+        }
+    }
+}
+/// The documented responses of `whoami`.
+#[derive(Debug, Clone, PartialEq)]
+#[must_use]
+pub enum WhoamiResponse {
+    /// 200: The owner of the token.
+    Ok(models::WhoamiOk),
+    /// 401: No access token was given (``M_MISSING_TOKEN``) or it is not
+    Unauthorized(models::Error),
+}
+impl WhoamiResponse {
+    /// Every status the spec documents for this operation.
+    pub const STATUSES: &'static [u16] = &[200, 401];
+    /// The HTTP status of this response.
+    pub fn status(&self) -> u16 {
+        match self {
+            Self::Ok(_) => 200,
+            Self::Unauthorized(_) => 401,
+        }
+    }
+    /// The JSON body of this response.
+    pub fn to_json(&self) -> Result<serde_json::Value, serde_json::Error> {
+        match self {
+            Self::Ok(body) => serde_json::to_value(body),
+            Self::Unauthorized(body) => serde_json::to_value(body),
+        }
+    }
+    /// Reads a response, checking that its status is documented and its body has the documented shape.
+    pub fn from_response(status: u16, body: &[u8]) -> Result<Self, DecodeError> {
+        let operation = "whoami";
+        let text = || String::from_utf8_lossy(body).into_owned();
+        let bad = |e: serde_json::Error| DecodeError::Body {
+            operation,
+            status,
+            error: e.to_string(),
+            body: text(),
+        };
+        match status {
+            200 => serde_json::from_slice(body).map(Self::Ok).map_err(bad),
+            401 => serde_json::from_slice(body).map(Self::Unauthorized).map_err(bad),
+            _ => {
+                Err(DecodeError::UndocumentedStatus {
+                    operation,
+                    status,
+                    body: text(),
+                })
+            }
+        }
+    }
+}
+/// The documented responses of `get_room_alias`.
+#[derive(Debug, Clone, PartialEq)]
+#[must_use]
+pub enum GetRoomAliasResponse {
+    /// 200: The room the alias points at.
+    Ok(models::GetRoomAliasOk),
+    /// 400: The alias is not a valid room alias (``M_INVALID_PARAM``).
+    BadRequest(models::Error),
+    /// 404: No room has this alias (``M_NOT_FOUND``).
+    NotFound(models::Error),
+}
+impl GetRoomAliasResponse {
+    /// Every status the spec documents for this operation.
+    pub const STATUSES: &'static [u16] = &[200, 400, 404];
+    /// The HTTP status of this response.
+    pub fn status(&self) -> u16 {
+        match self {
+            Self::Ok(_) => 200,
+            Self::BadRequest(_) => 400,
+            Self::NotFound(_) => 404,
+        }
+    }
+    /// The JSON body of this response.
+    pub fn to_json(&self) -> Result<serde_json::Value, serde_json::Error> {
+        match self {
+            Self::Ok(body) => serde_json::to_value(body),
+            Self::BadRequest(body) => serde_json::to_value(body),
+            Self::NotFound(body) => serde_json::to_value(body),
+        }
+    }
+    /// Reads a response, checking that its status is documented and its body has the documented shape.
+    pub fn from_response(status: u16, body: &[u8]) -> Result<Self, DecodeError> {
+        let operation = "get_room_alias";
+        let text = || String::from_utf8_lossy(body).into_owned();
+        let bad = |e: serde_json::Error| DecodeError::Body {
+            operation,
+            status,
+            error: e.to_string(),
+            body: text(),
+        };
+        match status {
+            200 => serde_json::from_slice(body).map(Self::Ok).map_err(bad),
+            400 => serde_json::from_slice(body).map(Self::BadRequest).map_err(bad),
+            404 => serde_json::from_slice(body).map(Self::NotFound).map_err(bad),
+            _ => {
+                Err(DecodeError::UndocumentedStatus {
+                    operation,
+                    status,
+                    body: text(),
+                })
+            }
+        }
+    }
+}
+/// The documented responses of `set_room_alias`.
+#[derive(Debug, Clone, PartialEq)]
+#[must_use]
+pub enum SetRoomAliasResponse {
+    /// 200: The alias now points at the room.
+    Ok(models::JsonObject),
+    /// 400: The request is malformed (``M_NOT_JSON``, ``M_BAD_JSON``,
+    BadRequest(models::Error),
+    /// 401: No access token was given (``M_MISSING_TOKEN``) or it is not
+    Unauthorized(models::Error),
+    /// 403: The user may not create this alias, for instance because its
+    Forbidden(models::Error),
+    /// 404: The room is unknown to this server (``M_NOT_FOUND``).
+    NotFound(models::Error),
+    /// 409: The alias already exists (``M_UNKNOWN``).
+    Conflict(models::Error),
+    /// 413: The request body is too large (``M_TOO_LARGE``).
+    PayloadTooLarge(models::Error),
+}
+impl SetRoomAliasResponse {
+    /// Every status the spec documents for this operation.
+    pub const STATUSES: &'static [u16] = &[200, 400, 401, 403, 404, 409, 413];
+    /// The HTTP status of this response.
+    pub fn status(&self) -> u16 {
+        match self {
+            Self::Ok(_) => 200,
+            Self::BadRequest(_) => 400,
+            Self::Unauthorized(_) => 401,
+            Self::Forbidden(_) => 403,
+            Self::NotFound(_) => 404,
+            Self::Conflict(_) => 409,
+            Self::PayloadTooLarge(_) => 413,
+        }
+    }
+    /// The JSON body of this response.
+    pub fn to_json(&self) -> Result<serde_json::Value, serde_json::Error> {
+        match self {
+            Self::Ok(body) => serde_json::to_value(body),
+            Self::BadRequest(body) => serde_json::to_value(body),
+            Self::Unauthorized(body) => serde_json::to_value(body),
+            Self::Forbidden(body) => serde_json::to_value(body),
+            Self::NotFound(body) => serde_json::to_value(body),
+            Self::Conflict(body) => serde_json::to_value(body),
+            Self::PayloadTooLarge(body) => serde_json::to_value(body),
+        }
+    }
+    /// Reads a response, checking that its status is documented and its body has the documented shape.
+    pub fn from_response(status: u16, body: &[u8]) -> Result<Self, DecodeError> {
+        let operation = "set_room_alias";
+        let text = || String::from_utf8_lossy(body).into_owned();
+        let bad = |e: serde_json::Error| DecodeError::Body {
+            operation,
+            status,
+            error: e.to_string(),
+            body: text(),
+        };
+        match status {
+            200 => serde_json::from_slice(body).map(Self::Ok).map_err(bad),
+            400 => serde_json::from_slice(body).map(Self::BadRequest).map_err(bad),
+            401 => serde_json::from_slice(body).map(Self::Unauthorized).map_err(bad),
+            403 => serde_json::from_slice(body).map(Self::Forbidden).map_err(bad),
+            404 => serde_json::from_slice(body).map(Self::NotFound).map_err(bad),
+            409 => serde_json::from_slice(body).map(Self::Conflict).map_err(bad),
+            413 => serde_json::from_slice(body).map(Self::PayloadTooLarge).map_err(bad),
+            _ => {
+                Err(DecodeError::UndocumentedStatus {
+                    operation,
+                    status,
+                    body: text(),
+                })
+            }
+        }
+    }
+}
+/// The documented responses of `delete_room_alias`.
+#[derive(Debug, Clone, PartialEq)]
+#[must_use]
+pub enum DeleteRoomAliasResponse {
+    /// 200: The alias has been removed.
+    Ok(models::JsonObject),
+    /// 400: The alias is not a valid room alias (``M_INVALID_PARAM``).
+    BadRequest(models::Error),
+    /// 401: No access token was given (``M_MISSING_TOKEN``) or it is not
+    Unauthorized(models::Error),
+    /// 403: The user may not remove this alias: only whoever created it, or
+    Forbidden(models::Error),
+    /// 404: No room has this alias (``M_NOT_FOUND``).
+    NotFound(models::Error),
+}
+impl DeleteRoomAliasResponse {
+    /// Every status the spec documents for this operation.
+    pub const STATUSES: &'static [u16] = &[200, 400, 401, 403, 404];
+    /// The HTTP status of this response.
+    pub fn status(&self) -> u16 {
+        match self {
+            Self::Ok(_) => 200,
+            Self::BadRequest(_) => 400,
+            Self::Unauthorized(_) => 401,
+            Self::Forbidden(_) => 403,
+            Self::NotFound(_) => 404,
+        }
+    }
+    /// The JSON body of this response.
+    pub fn to_json(&self) -> Result<serde_json::Value, serde_json::Error> {
+        match self {
+            Self::Ok(body) => serde_json::to_value(body),
+            Self::BadRequest(body) => serde_json::to_value(body),
+            Self::Unauthorized(body) => serde_json::to_value(body),
+            Self::Forbidden(body) => serde_json::to_value(body),
+            Self::NotFound(body) => serde_json::to_value(body),
+        }
+    }
+    /// Reads a response, checking that its status is documented and its body has the documented shape.
+    pub fn from_response(status: u16, body: &[u8]) -> Result<Self, DecodeError> {
+        let operation = "delete_room_alias";
+        let text = || String::from_utf8_lossy(body).into_owned();
+        let bad = |e: serde_json::Error| DecodeError::Body {
+            operation,
+            status,
+            error: e.to_string(),
+            body: text(),
+        };
+        match status {
+            200 => serde_json::from_slice(body).map(Self::Ok).map_err(bad),
+            400 => serde_json::from_slice(body).map(Self::BadRequest).map_err(bad),
+            401 => serde_json::from_slice(body).map(Self::Unauthorized).map_err(bad),
+            403 => serde_json::from_slice(body).map(Self::Forbidden).map_err(bad),
+            404 => serde_json::from_slice(body).map(Self::NotFound).map_err(bad),
+            _ => {
+                Err(DecodeError::UndocumentedStatus {
+                    operation,
+                    status,
+                    body: text(),
+                })
+            }
+        }
+    }
+}
+/// The documented responses of `get_versions`.
+#[derive(Debug, Clone, PartialEq)]
+#[must_use]
+pub enum GetVersionsResponse {
+    /// 200: What the server supports.
+    Ok(models::GetVersionsOk),
+}
+impl GetVersionsResponse {
+    /// Every status the spec documents for this operation.
+    pub const STATUSES: &'static [u16] = &[200];
+    /// The HTTP status of this response.
+    pub fn status(&self) -> u16 {
+        match self {
+            Self::Ok(_) => 200,
+        }
+    }
+    /// The JSON body of this response.
+    pub fn to_json(&self) -> Result<serde_json::Value, serde_json::Error> {
+        match self {
+            Self::Ok(body) => serde_json::to_value(body),
+        }
+    }
+    /// Reads a response, checking that its status is documented and its body has the documented shape.
+    pub fn from_response(status: u16, body: &[u8]) -> Result<Self, DecodeError> {
+        let operation = "get_versions";
+        let text = || String::from_utf8_lossy(body).into_owned();
+        let bad = |e: serde_json::Error| DecodeError::Body {
+            operation,
+            status,
+            error: e.to_string(),
+            body: text(),
+        };
+        match status {
+            200 => serde_json::from_slice(body).map(Self::Ok).map_err(bad),
+            _ => {
+                Err(DecodeError::UndocumentedStatus {
+                    operation,
+                    status,
+                    body: text(),
+                })
+            }
+        }
+    }
+}
+/// The documented responses of `post_rooms_room_id_join`.
+#[derive(Debug, Clone, PartialEq)]
+#[must_use]
+pub enum PostRoomsRoomIdJoinResponse {
+    /// 200: The room has been joined.
+    Ok(models::PostRoomsRoomIdJoinOk),
+    /// 400: The request is malformed (``M_NOT_JSON``, ``M_BAD_JSON``) or the
+    BadRequest(models::Error),
+    /// 401: No access token was given (``M_MISSING_TOKEN``) or it is not
+    Unauthorized(models::Error),
+    /// 403: You do not have permission to join the room. A meaningful ``errcode`` and description error text will be returned. Example reasons for rejection are:
+    Forbidden(models::Error),
+    /// 404: The room is unknown to this server, or the alias points at no
+    NotFound(models::Error),
+    /// 413: The request body is too large (``M_TOO_LARGE``).
+    PayloadTooLarge(models::Error),
+    /// 429: This request was rate-limited.
+    TooManyRequests(models::Error),
+}
+impl PostRoomsRoomIdJoinResponse {
+    /// Every status the spec documents for this operation.
+    pub const STATUSES: &'static [u16] = &[200, 400, 401, 403, 404, 413, 429];
+    /// The HTTP status of this response.
+    pub fn status(&self) -> u16 {
+        match self {
+            Self::Ok(_) => 200,
+            Self::BadRequest(_) => 400,
+            Self::Unauthorized(_) => 401,
+            Self::Forbidden(_) => 403,
+            Self::NotFound(_) => 404,
+            Self::PayloadTooLarge(_) => 413,
+            Self::TooManyRequests(_) => 429,
+        }
+    }
+    /// The JSON body of this response.
+    pub fn to_json(&self) -> Result<serde_json::Value, serde_json::Error> {
+        match self {
+            Self::Ok(body) => serde_json::to_value(body),
+            Self::BadRequest(body) => serde_json::to_value(body),
+            Self::Unauthorized(body) => serde_json::to_value(body),
+            Self::Forbidden(body) => serde_json::to_value(body),
+            Self::NotFound(body) => serde_json::to_value(body),
+            Self::PayloadTooLarge(body) => serde_json::to_value(body),
             Self::TooManyRequests(body) => serde_json::to_value(body),
         }
     }
@@ -92,7 +806,11 @@ impl PostRoomsRoomIdJoinResponse {
         };
         match status {
             200 => serde_json::from_slice(body).map(Self::Ok).map_err(bad),
+            400 => serde_json::from_slice(body).map(Self::BadRequest).map_err(bad),
+            401 => serde_json::from_slice(body).map(Self::Unauthorized).map_err(bad),
             403 => serde_json::from_slice(body).map(Self::Forbidden).map_err(bad),
+            404 => serde_json::from_slice(body).map(Self::NotFound).map_err(bad),
+            413 => serde_json::from_slice(body).map(Self::PayloadTooLarge).map_err(bad),
             429 => serde_json::from_slice(body).map(Self::TooManyRequests).map_err(bad),
             _ => {
                 Err(DecodeError::UndocumentedStatus {
@@ -110,19 +828,31 @@ impl PostRoomsRoomIdJoinResponse {
 pub enum PostRoomsRoomIdInviteResponse {
     /// 200: The user has been invited to join the room.
     Ok(models::JsonObject),
+    /// 400: The request is malformed (``M_NOT_JSON``, ``M_BAD_JSON``,
+    BadRequest(models::Error),
+    /// 401: No access token was given (``M_MISSING_TOKEN``) or it is not
+    Unauthorized(models::Error),
     /// 403: You do not have permission to invite the user to the room. A meaningful ``errcode`` and description error text will be returned. Example reasons for rejections are:
     Forbidden(models::Error),
+    /// 404: The room is unknown to this server (``M_NOT_FOUND``).
+    NotFound(models::Error),
+    /// 413: The request body is too large (``M_TOO_LARGE``).
+    PayloadTooLarge(models::Error),
     /// 429: This request was rate-limited.
     TooManyRequests(models::Error),
 }
 impl PostRoomsRoomIdInviteResponse {
     /// Every status the spec documents for this operation.
-    pub const STATUSES: &'static [u16] = &[200, 403, 429];
+    pub const STATUSES: &'static [u16] = &[200, 400, 401, 403, 404, 413, 429];
     /// The HTTP status of this response.
     pub fn status(&self) -> u16 {
         match self {
             Self::Ok(_) => 200,
+            Self::BadRequest(_) => 400,
+            Self::Unauthorized(_) => 401,
             Self::Forbidden(_) => 403,
+            Self::NotFound(_) => 404,
+            Self::PayloadTooLarge(_) => 413,
             Self::TooManyRequests(_) => 429,
         }
     }
@@ -130,7 +860,11 @@ impl PostRoomsRoomIdInviteResponse {
     pub fn to_json(&self) -> Result<serde_json::Value, serde_json::Error> {
         match self {
             Self::Ok(body) => serde_json::to_value(body),
+            Self::BadRequest(body) => serde_json::to_value(body),
+            Self::Unauthorized(body) => serde_json::to_value(body),
             Self::Forbidden(body) => serde_json::to_value(body),
+            Self::NotFound(body) => serde_json::to_value(body),
+            Self::PayloadTooLarge(body) => serde_json::to_value(body),
             Self::TooManyRequests(body) => serde_json::to_value(body),
         }
     }
@@ -146,7 +880,883 @@ impl PostRoomsRoomIdInviteResponse {
         };
         match status {
             200 => serde_json::from_slice(body).map(Self::Ok).map_err(bad),
+            400 => serde_json::from_slice(body).map(Self::BadRequest).map_err(bad),
+            401 => serde_json::from_slice(body).map(Self::Unauthorized).map_err(bad),
             403 => serde_json::from_slice(body).map(Self::Forbidden).map_err(bad),
+            404 => serde_json::from_slice(body).map(Self::NotFound).map_err(bad),
+            413 => serde_json::from_slice(body).map(Self::PayloadTooLarge).map_err(bad),
+            429 => serde_json::from_slice(body).map(Self::TooManyRequests).map_err(bad),
+            _ => {
+                Err(DecodeError::UndocumentedStatus {
+                    operation,
+                    status,
+                    body: text(),
+                })
+            }
+        }
+    }
+}
+/// The documented responses of `leave_room`.
+#[derive(Debug, Clone, PartialEq)]
+#[must_use]
+pub enum LeaveRoomResponse {
+    /// 200: The user has left the room.
+    Ok(models::JsonObject),
+    /// 400: The request is malformed (``M_NOT_JSON``, ``M_BAD_JSON``,
+    BadRequest(models::Error),
+    /// 401: No access token was given (``M_MISSING_TOKEN``) or it is not
+    Unauthorized(models::Error),
+    /// 403: The user is neither in the room nor invited to it
+    Forbidden(models::Error),
+    /// 404: The room is unknown to this server (``M_NOT_FOUND``).
+    NotFound(models::Error),
+    /// 413: The request body is too large (``M_TOO_LARGE``).
+    PayloadTooLarge(models::Error),
+    /// 429: This request was rate-limited.
+    TooManyRequests(models::Error),
+}
+impl LeaveRoomResponse {
+    /// Every status the spec documents for this operation.
+    pub const STATUSES: &'static [u16] = &[200, 400, 401, 403, 404, 413, 429];
+    /// The HTTP status of this response.
+    pub fn status(&self) -> u16 {
+        match self {
+            Self::Ok(_) => 200,
+            Self::BadRequest(_) => 400,
+            Self::Unauthorized(_) => 401,
+            Self::Forbidden(_) => 403,
+            Self::NotFound(_) => 404,
+            Self::PayloadTooLarge(_) => 413,
+            Self::TooManyRequests(_) => 429,
+        }
+    }
+    /// The JSON body of this response.
+    pub fn to_json(&self) -> Result<serde_json::Value, serde_json::Error> {
+        match self {
+            Self::Ok(body) => serde_json::to_value(body),
+            Self::BadRequest(body) => serde_json::to_value(body),
+            Self::Unauthorized(body) => serde_json::to_value(body),
+            Self::Forbidden(body) => serde_json::to_value(body),
+            Self::NotFound(body) => serde_json::to_value(body),
+            Self::PayloadTooLarge(body) => serde_json::to_value(body),
+            Self::TooManyRequests(body) => serde_json::to_value(body),
+        }
+    }
+    /// Reads a response, checking that its status is documented and its body has the documented shape.
+    pub fn from_response(status: u16, body: &[u8]) -> Result<Self, DecodeError> {
+        let operation = "leave_room";
+        let text = || String::from_utf8_lossy(body).into_owned();
+        let bad = |e: serde_json::Error| DecodeError::Body {
+            operation,
+            status,
+            error: e.to_string(),
+            body: text(),
+        };
+        match status {
+            200 => serde_json::from_slice(body).map(Self::Ok).map_err(bad),
+            400 => serde_json::from_slice(body).map(Self::BadRequest).map_err(bad),
+            401 => serde_json::from_slice(body).map(Self::Unauthorized).map_err(bad),
+            403 => serde_json::from_slice(body).map(Self::Forbidden).map_err(bad),
+            404 => serde_json::from_slice(body).map(Self::NotFound).map_err(bad),
+            413 => serde_json::from_slice(body).map(Self::PayloadTooLarge).map_err(bad),
+            429 => serde_json::from_slice(body).map(Self::TooManyRequests).map_err(bad),
+            _ => {
+                Err(DecodeError::UndocumentedStatus {
+                    operation,
+                    status,
+                    body: text(),
+                })
+            }
+        }
+    }
+}
+/// The documented responses of `kick`.
+#[derive(Debug, Clone, PartialEq)]
+#[must_use]
+pub enum KickResponse {
+    /// 200: The user has been removed from the room.
+    Ok(models::JsonObject),
+    /// 400: The request is malformed (``M_NOT_JSON``, ``M_BAD_JSON``,
+    BadRequest(models::Error),
+    /// 401: No access token was given (``M_MISSING_TOKEN``) or it is not
+    Unauthorized(models::Error),
+    /// 403: The caller may not kick this user (``M_FORBIDDEN``), because:
+    Forbidden(models::Error),
+    /// 404: The room is unknown to this server (``M_NOT_FOUND``).
+    NotFound(models::Error),
+    /// 413: The request body is too large (``M_TOO_LARGE``).
+    PayloadTooLarge(models::Error),
+    /// 429: This request was rate-limited.
+    TooManyRequests(models::Error),
+}
+impl KickResponse {
+    /// Every status the spec documents for this operation.
+    pub const STATUSES: &'static [u16] = &[200, 400, 401, 403, 404, 413, 429];
+    /// The HTTP status of this response.
+    pub fn status(&self) -> u16 {
+        match self {
+            Self::Ok(_) => 200,
+            Self::BadRequest(_) => 400,
+            Self::Unauthorized(_) => 401,
+            Self::Forbidden(_) => 403,
+            Self::NotFound(_) => 404,
+            Self::PayloadTooLarge(_) => 413,
+            Self::TooManyRequests(_) => 429,
+        }
+    }
+    /// The JSON body of this response.
+    pub fn to_json(&self) -> Result<serde_json::Value, serde_json::Error> {
+        match self {
+            Self::Ok(body) => serde_json::to_value(body),
+            Self::BadRequest(body) => serde_json::to_value(body),
+            Self::Unauthorized(body) => serde_json::to_value(body),
+            Self::Forbidden(body) => serde_json::to_value(body),
+            Self::NotFound(body) => serde_json::to_value(body),
+            Self::PayloadTooLarge(body) => serde_json::to_value(body),
+            Self::TooManyRequests(body) => serde_json::to_value(body),
+        }
+    }
+    /// Reads a response, checking that its status is documented and its body has the documented shape.
+    pub fn from_response(status: u16, body: &[u8]) -> Result<Self, DecodeError> {
+        let operation = "kick";
+        let text = || String::from_utf8_lossy(body).into_owned();
+        let bad = |e: serde_json::Error| DecodeError::Body {
+            operation,
+            status,
+            error: e.to_string(),
+            body: text(),
+        };
+        match status {
+            200 => serde_json::from_slice(body).map(Self::Ok).map_err(bad),
+            400 => serde_json::from_slice(body).map(Self::BadRequest).map_err(bad),
+            401 => serde_json::from_slice(body).map(Self::Unauthorized).map_err(bad),
+            403 => serde_json::from_slice(body).map(Self::Forbidden).map_err(bad),
+            404 => serde_json::from_slice(body).map(Self::NotFound).map_err(bad),
+            413 => serde_json::from_slice(body).map(Self::PayloadTooLarge).map_err(bad),
+            429 => serde_json::from_slice(body).map(Self::TooManyRequests).map_err(bad),
+            _ => {
+                Err(DecodeError::UndocumentedStatus {
+                    operation,
+                    status,
+                    body: text(),
+                })
+            }
+        }
+    }
+}
+/// The documented responses of `ban`.
+#[derive(Debug, Clone, PartialEq)]
+#[must_use]
+pub enum BanResponse {
+    /// 200: The user is banned from the room.
+    Ok(models::JsonObject),
+    /// 400: The request is malformed (``M_NOT_JSON``, ``M_BAD_JSON``,
+    BadRequest(models::Error),
+    /// 401: No access token was given (``M_MISSING_TOKEN``) or it is not
+    Unauthorized(models::Error),
+    /// 403: The caller may not ban this user (``M_FORBIDDEN``), because:
+    Forbidden(models::Error),
+    /// 404: The room is unknown to this server (``M_NOT_FOUND``).
+    NotFound(models::Error),
+    /// 413: The request body is too large (``M_TOO_LARGE``).
+    PayloadTooLarge(models::Error),
+    /// 429: This request was rate-limited.
+    TooManyRequests(models::Error),
+}
+impl BanResponse {
+    /// Every status the spec documents for this operation.
+    pub const STATUSES: &'static [u16] = &[200, 400, 401, 403, 404, 413, 429];
+    /// The HTTP status of this response.
+    pub fn status(&self) -> u16 {
+        match self {
+            Self::Ok(_) => 200,
+            Self::BadRequest(_) => 400,
+            Self::Unauthorized(_) => 401,
+            Self::Forbidden(_) => 403,
+            Self::NotFound(_) => 404,
+            Self::PayloadTooLarge(_) => 413,
+            Self::TooManyRequests(_) => 429,
+        }
+    }
+    /// The JSON body of this response.
+    pub fn to_json(&self) -> Result<serde_json::Value, serde_json::Error> {
+        match self {
+            Self::Ok(body) => serde_json::to_value(body),
+            Self::BadRequest(body) => serde_json::to_value(body),
+            Self::Unauthorized(body) => serde_json::to_value(body),
+            Self::Forbidden(body) => serde_json::to_value(body),
+            Self::NotFound(body) => serde_json::to_value(body),
+            Self::PayloadTooLarge(body) => serde_json::to_value(body),
+            Self::TooManyRequests(body) => serde_json::to_value(body),
+        }
+    }
+    /// Reads a response, checking that its status is documented and its body has the documented shape.
+    pub fn from_response(status: u16, body: &[u8]) -> Result<Self, DecodeError> {
+        let operation = "ban";
+        let text = || String::from_utf8_lossy(body).into_owned();
+        let bad = |e: serde_json::Error| DecodeError::Body {
+            operation,
+            status,
+            error: e.to_string(),
+            body: text(),
+        };
+        match status {
+            200 => serde_json::from_slice(body).map(Self::Ok).map_err(bad),
+            400 => serde_json::from_slice(body).map(Self::BadRequest).map_err(bad),
+            401 => serde_json::from_slice(body).map(Self::Unauthorized).map_err(bad),
+            403 => serde_json::from_slice(body).map(Self::Forbidden).map_err(bad),
+            404 => serde_json::from_slice(body).map(Self::NotFound).map_err(bad),
+            413 => serde_json::from_slice(body).map(Self::PayloadTooLarge).map_err(bad),
+            429 => serde_json::from_slice(body).map(Self::TooManyRequests).map_err(bad),
+            _ => {
+                Err(DecodeError::UndocumentedStatus {
+                    operation,
+                    status,
+                    body: text(),
+                })
+            }
+        }
+    }
+}
+/// The documented responses of `unban`.
+#[derive(Debug, Clone, PartialEq)]
+#[must_use]
+pub enum UnbanResponse {
+    /// 200: The user is no longer banned.
+    Ok(models::JsonObject),
+    /// 400: The request is malformed (``M_NOT_JSON``, ``M_BAD_JSON``,
+    BadRequest(models::Error),
+    /// 401: No access token was given (``M_MISSING_TOKEN``) or it is not
+    Unauthorized(models::Error),
+    /// 403: The caller may not unban this user (``M_FORBIDDEN``), because:
+    Forbidden(models::Error),
+    /// 404: The room is unknown to this server (``M_NOT_FOUND``).
+    NotFound(models::Error),
+    /// 413: The request body is too large (``M_TOO_LARGE``).
+    PayloadTooLarge(models::Error),
+    /// 429: This request was rate-limited.
+    TooManyRequests(models::Error),
+}
+impl UnbanResponse {
+    /// Every status the spec documents for this operation.
+    pub const STATUSES: &'static [u16] = &[200, 400, 401, 403, 404, 413, 429];
+    /// The HTTP status of this response.
+    pub fn status(&self) -> u16 {
+        match self {
+            Self::Ok(_) => 200,
+            Self::BadRequest(_) => 400,
+            Self::Unauthorized(_) => 401,
+            Self::Forbidden(_) => 403,
+            Self::NotFound(_) => 404,
+            Self::PayloadTooLarge(_) => 413,
+            Self::TooManyRequests(_) => 429,
+        }
+    }
+    /// The JSON body of this response.
+    pub fn to_json(&self) -> Result<serde_json::Value, serde_json::Error> {
+        match self {
+            Self::Ok(body) => serde_json::to_value(body),
+            Self::BadRequest(body) => serde_json::to_value(body),
+            Self::Unauthorized(body) => serde_json::to_value(body),
+            Self::Forbidden(body) => serde_json::to_value(body),
+            Self::NotFound(body) => serde_json::to_value(body),
+            Self::PayloadTooLarge(body) => serde_json::to_value(body),
+            Self::TooManyRequests(body) => serde_json::to_value(body),
+        }
+    }
+    /// Reads a response, checking that its status is documented and its body has the documented shape.
+    pub fn from_response(status: u16, body: &[u8]) -> Result<Self, DecodeError> {
+        let operation = "unban";
+        let text = || String::from_utf8_lossy(body).into_owned();
+        let bad = |e: serde_json::Error| DecodeError::Body {
+            operation,
+            status,
+            error: e.to_string(),
+            body: text(),
+        };
+        match status {
+            200 => serde_json::from_slice(body).map(Self::Ok).map_err(bad),
+            400 => serde_json::from_slice(body).map(Self::BadRequest).map_err(bad),
+            401 => serde_json::from_slice(body).map(Self::Unauthorized).map_err(bad),
+            403 => serde_json::from_slice(body).map(Self::Forbidden).map_err(bad),
+            404 => serde_json::from_slice(body).map(Self::NotFound).map_err(bad),
+            413 => serde_json::from_slice(body).map(Self::PayloadTooLarge).map_err(bad),
+            429 => serde_json::from_slice(body).map(Self::TooManyRequests).map_err(bad),
+            _ => {
+                Err(DecodeError::UndocumentedStatus {
+                    operation,
+                    status,
+                    body: text(),
+                })
+            }
+        }
+    }
+}
+/// The documented responses of `get_room_state`.
+#[derive(Debug, Clone, PartialEq)]
+#[must_use]
+pub enum GetRoomStateResponse {
+    /// 200: The room's current state.
+    Ok(Vec<models::ClientEvent>),
+    /// 400: The room ID is not valid (``M_INVALID_PARAM``).
+    BadRequest(models::Error),
+    /// 401: No access token was given (``M_MISSING_TOKEN``) or it is not
+    Unauthorized(models::Error),
+    /// 403: The user may not see this room's state: they are not in it and
+    Forbidden(models::Error),
+    /// 404: The room is unknown to this server (``M_NOT_FOUND``).
+    NotFound(models::Error),
+}
+impl GetRoomStateResponse {
+    /// Every status the spec documents for this operation.
+    pub const STATUSES: &'static [u16] = &[200, 400, 401, 403, 404];
+    /// The HTTP status of this response.
+    pub fn status(&self) -> u16 {
+        match self {
+            Self::Ok(_) => 200,
+            Self::BadRequest(_) => 400,
+            Self::Unauthorized(_) => 401,
+            Self::Forbidden(_) => 403,
+            Self::NotFound(_) => 404,
+        }
+    }
+    /// The JSON body of this response.
+    pub fn to_json(&self) -> Result<serde_json::Value, serde_json::Error> {
+        match self {
+            Self::Ok(body) => serde_json::to_value(body),
+            Self::BadRequest(body) => serde_json::to_value(body),
+            Self::Unauthorized(body) => serde_json::to_value(body),
+            Self::Forbidden(body) => serde_json::to_value(body),
+            Self::NotFound(body) => serde_json::to_value(body),
+        }
+    }
+    /// Reads a response, checking that its status is documented and its body has the documented shape.
+    pub fn from_response(status: u16, body: &[u8]) -> Result<Self, DecodeError> {
+        let operation = "get_room_state";
+        let text = || String::from_utf8_lossy(body).into_owned();
+        let bad = |e: serde_json::Error| DecodeError::Body {
+            operation,
+            status,
+            error: e.to_string(),
+            body: text(),
+        };
+        match status {
+            200 => serde_json::from_slice(body).map(Self::Ok).map_err(bad),
+            400 => serde_json::from_slice(body).map(Self::BadRequest).map_err(bad),
+            401 => serde_json::from_slice(body).map(Self::Unauthorized).map_err(bad),
+            403 => serde_json::from_slice(body).map(Self::Forbidden).map_err(bad),
+            404 => serde_json::from_slice(body).map(Self::NotFound).map_err(bad),
+            _ => {
+                Err(DecodeError::UndocumentedStatus {
+                    operation,
+                    status,
+                    body: text(),
+                })
+            }
+        }
+    }
+}
+/// The documented responses of `get_room_state_event`.
+#[derive(Debug, Clone, PartialEq)]
+#[must_use]
+pub enum GetRoomStateEventResponse {
+    /// 200: The content of the state event.
+    Ok(models::JsonObject),
+    /// 400: The room ID is not valid (``M_INVALID_PARAM``).
+    BadRequest(models::Error),
+    /// 401: No access token was given (``M_MISSING_TOKEN``) or it is not
+    Unauthorized(models::Error),
+    /// 403: The user may not see this room's state: they are not in it and
+    Forbidden(models::Error),
+    /// 404: The room is unknown, or it has no state event of this type and
+    NotFound(models::Error),
+}
+impl GetRoomStateEventResponse {
+    /// Every status the spec documents for this operation.
+    pub const STATUSES: &'static [u16] = &[200, 400, 401, 403, 404];
+    /// The HTTP status of this response.
+    pub fn status(&self) -> u16 {
+        match self {
+            Self::Ok(_) => 200,
+            Self::BadRequest(_) => 400,
+            Self::Unauthorized(_) => 401,
+            Self::Forbidden(_) => 403,
+            Self::NotFound(_) => 404,
+        }
+    }
+    /// The JSON body of this response.
+    pub fn to_json(&self) -> Result<serde_json::Value, serde_json::Error> {
+        match self {
+            Self::Ok(body) => serde_json::to_value(body),
+            Self::BadRequest(body) => serde_json::to_value(body),
+            Self::Unauthorized(body) => serde_json::to_value(body),
+            Self::Forbidden(body) => serde_json::to_value(body),
+            Self::NotFound(body) => serde_json::to_value(body),
+        }
+    }
+    /// Reads a response, checking that its status is documented and its body has the documented shape.
+    pub fn from_response(status: u16, body: &[u8]) -> Result<Self, DecodeError> {
+        let operation = "get_room_state_event";
+        let text = || String::from_utf8_lossy(body).into_owned();
+        let bad = |e: serde_json::Error| DecodeError::Body {
+            operation,
+            status,
+            error: e.to_string(),
+            body: text(),
+        };
+        match status {
+            200 => serde_json::from_slice(body).map(Self::Ok).map_err(bad),
+            400 => serde_json::from_slice(body).map(Self::BadRequest).map_err(bad),
+            401 => serde_json::from_slice(body).map(Self::Unauthorized).map_err(bad),
+            403 => serde_json::from_slice(body).map(Self::Forbidden).map_err(bad),
+            404 => serde_json::from_slice(body).map(Self::NotFound).map_err(bad),
+            _ => {
+                Err(DecodeError::UndocumentedStatus {
+                    operation,
+                    status,
+                    body: text(),
+                })
+            }
+        }
+    }
+}
+/// The documented responses of `set_room_state_event`.
+#[derive(Debug, Clone, PartialEq)]
+#[must_use]
+pub enum SetRoomStateEventResponse {
+    /// 200: The state event has been sent.
+    Ok(models::EventIdResponse),
+    /// 400: The request is malformed (``M_NOT_JSON``, ``M_BAD_JSON``,
+    BadRequest(models::Error),
+    /// 401: No access token was given (``M_MISSING_TOKEN``) or it is not
+    Unauthorized(models::Error),
+    /// 403: The user may not send this state event: they are not in the
+    Forbidden(models::Error),
+    /// 404: The room is unknown to this server (``M_NOT_FOUND``).
+    NotFound(models::Error),
+    /// 413: The request body is too large (``M_TOO_LARGE``).
+    PayloadTooLarge(models::Error),
+}
+impl SetRoomStateEventResponse {
+    /// Every status the spec documents for this operation.
+    pub const STATUSES: &'static [u16] = &[200, 400, 401, 403, 404, 413];
+    /// The HTTP status of this response.
+    pub fn status(&self) -> u16 {
+        match self {
+            Self::Ok(_) => 200,
+            Self::BadRequest(_) => 400,
+            Self::Unauthorized(_) => 401,
+            Self::Forbidden(_) => 403,
+            Self::NotFound(_) => 404,
+            Self::PayloadTooLarge(_) => 413,
+        }
+    }
+    /// The JSON body of this response.
+    pub fn to_json(&self) -> Result<serde_json::Value, serde_json::Error> {
+        match self {
+            Self::Ok(body) => serde_json::to_value(body),
+            Self::BadRequest(body) => serde_json::to_value(body),
+            Self::Unauthorized(body) => serde_json::to_value(body),
+            Self::Forbidden(body) => serde_json::to_value(body),
+            Self::NotFound(body) => serde_json::to_value(body),
+            Self::PayloadTooLarge(body) => serde_json::to_value(body),
+        }
+    }
+    /// Reads a response, checking that its status is documented and its body has the documented shape.
+    pub fn from_response(status: u16, body: &[u8]) -> Result<Self, DecodeError> {
+        let operation = "set_room_state_event";
+        let text = || String::from_utf8_lossy(body).into_owned();
+        let bad = |e: serde_json::Error| DecodeError::Body {
+            operation,
+            status,
+            error: e.to_string(),
+            body: text(),
+        };
+        match status {
+            200 => serde_json::from_slice(body).map(Self::Ok).map_err(bad),
+            400 => serde_json::from_slice(body).map(Self::BadRequest).map_err(bad),
+            401 => serde_json::from_slice(body).map(Self::Unauthorized).map_err(bad),
+            403 => serde_json::from_slice(body).map(Self::Forbidden).map_err(bad),
+            404 => serde_json::from_slice(body).map(Self::NotFound).map_err(bad),
+            413 => serde_json::from_slice(body).map(Self::PayloadTooLarge).map_err(bad),
+            _ => {
+                Err(DecodeError::UndocumentedStatus {
+                    operation,
+                    status,
+                    body: text(),
+                })
+            }
+        }
+    }
+}
+/// The documented responses of `get_room_state_event_empty_key`.
+#[derive(Debug, Clone, PartialEq)]
+#[must_use]
+pub enum GetRoomStateEventEmptyKeyResponse {
+    /// 200: The content of the state event.
+    Ok(models::JsonObject),
+    /// 400: The room ID is not valid (``M_INVALID_PARAM``).
+    BadRequest(models::Error),
+    /// 401: No access token was given (``M_MISSING_TOKEN``) or it is not
+    Unauthorized(models::Error),
+    /// 403: The user may not see this room's state: they are not in it and
+    Forbidden(models::Error),
+    /// 404: The room is unknown, or it has no state event of this type and
+    NotFound(models::Error),
+}
+impl GetRoomStateEventEmptyKeyResponse {
+    /// Every status the spec documents for this operation.
+    pub const STATUSES: &'static [u16] = &[200, 400, 401, 403, 404];
+    /// The HTTP status of this response.
+    pub fn status(&self) -> u16 {
+        match self {
+            Self::Ok(_) => 200,
+            Self::BadRequest(_) => 400,
+            Self::Unauthorized(_) => 401,
+            Self::Forbidden(_) => 403,
+            Self::NotFound(_) => 404,
+        }
+    }
+    /// The JSON body of this response.
+    pub fn to_json(&self) -> Result<serde_json::Value, serde_json::Error> {
+        match self {
+            Self::Ok(body) => serde_json::to_value(body),
+            Self::BadRequest(body) => serde_json::to_value(body),
+            Self::Unauthorized(body) => serde_json::to_value(body),
+            Self::Forbidden(body) => serde_json::to_value(body),
+            Self::NotFound(body) => serde_json::to_value(body),
+        }
+    }
+    /// Reads a response, checking that its status is documented and its body has the documented shape.
+    pub fn from_response(status: u16, body: &[u8]) -> Result<Self, DecodeError> {
+        let operation = "get_room_state_event_empty_key";
+        let text = || String::from_utf8_lossy(body).into_owned();
+        let bad = |e: serde_json::Error| DecodeError::Body {
+            operation,
+            status,
+            error: e.to_string(),
+            body: text(),
+        };
+        match status {
+            200 => serde_json::from_slice(body).map(Self::Ok).map_err(bad),
+            400 => serde_json::from_slice(body).map(Self::BadRequest).map_err(bad),
+            401 => serde_json::from_slice(body).map(Self::Unauthorized).map_err(bad),
+            403 => serde_json::from_slice(body).map(Self::Forbidden).map_err(bad),
+            404 => serde_json::from_slice(body).map(Self::NotFound).map_err(bad),
+            _ => {
+                Err(DecodeError::UndocumentedStatus {
+                    operation,
+                    status,
+                    body: text(),
+                })
+            }
+        }
+    }
+}
+/// The documented responses of `set_room_state_event_empty_key`.
+#[derive(Debug, Clone, PartialEq)]
+#[must_use]
+pub enum SetRoomStateEventEmptyKeyResponse {
+    /// 200: The state event has been sent.
+    Ok(models::EventIdResponse),
+    /// 400: The request is malformed (``M_NOT_JSON``, ``M_BAD_JSON``,
+    BadRequest(models::Error),
+    /// 401: No access token was given (``M_MISSING_TOKEN``) or it is not
+    Unauthorized(models::Error),
+    /// 403: The user may not send this state event: they are not in the
+    Forbidden(models::Error),
+    /// 404: The room is unknown to this server (``M_NOT_FOUND``).
+    NotFound(models::Error),
+    /// 413: The request body is too large (``M_TOO_LARGE``).
+    PayloadTooLarge(models::Error),
+}
+impl SetRoomStateEventEmptyKeyResponse {
+    /// Every status the spec documents for this operation.
+    pub const STATUSES: &'static [u16] = &[200, 400, 401, 403, 404, 413];
+    /// The HTTP status of this response.
+    pub fn status(&self) -> u16 {
+        match self {
+            Self::Ok(_) => 200,
+            Self::BadRequest(_) => 400,
+            Self::Unauthorized(_) => 401,
+            Self::Forbidden(_) => 403,
+            Self::NotFound(_) => 404,
+            Self::PayloadTooLarge(_) => 413,
+        }
+    }
+    /// The JSON body of this response.
+    pub fn to_json(&self) -> Result<serde_json::Value, serde_json::Error> {
+        match self {
+            Self::Ok(body) => serde_json::to_value(body),
+            Self::BadRequest(body) => serde_json::to_value(body),
+            Self::Unauthorized(body) => serde_json::to_value(body),
+            Self::Forbidden(body) => serde_json::to_value(body),
+            Self::NotFound(body) => serde_json::to_value(body),
+            Self::PayloadTooLarge(body) => serde_json::to_value(body),
+        }
+    }
+    /// Reads a response, checking that its status is documented and its body has the documented shape.
+    pub fn from_response(status: u16, body: &[u8]) -> Result<Self, DecodeError> {
+        let operation = "set_room_state_event_empty_key";
+        let text = || String::from_utf8_lossy(body).into_owned();
+        let bad = |e: serde_json::Error| DecodeError::Body {
+            operation,
+            status,
+            error: e.to_string(),
+            body: text(),
+        };
+        match status {
+            200 => serde_json::from_slice(body).map(Self::Ok).map_err(bad),
+            400 => serde_json::from_slice(body).map(Self::BadRequest).map_err(bad),
+            401 => serde_json::from_slice(body).map(Self::Unauthorized).map_err(bad),
+            403 => serde_json::from_slice(body).map(Self::Forbidden).map_err(bad),
+            404 => serde_json::from_slice(body).map(Self::NotFound).map_err(bad),
+            413 => serde_json::from_slice(body).map(Self::PayloadTooLarge).map_err(bad),
+            _ => {
+                Err(DecodeError::UndocumentedStatus {
+                    operation,
+                    status,
+                    body: text(),
+                })
+            }
+        }
+    }
+}
+/// The documented responses of `get_members`.
+#[derive(Debug, Clone, PartialEq)]
+#[must_use]
+pub enum GetMembersResponse {
+    /// 200: The membership events of the room.
+    Ok(models::GetMembersOk),
+    /// 400: The room ID or a membership filter is not valid (``M_INVALID_PARAM``).
+    BadRequest(models::Error),
+    /// 401: No access token was given (``M_MISSING_TOKEN``) or it is not
+    Unauthorized(models::Error),
+    /// 403: The user may not see this room's state: they are not in it and
+    Forbidden(models::Error),
+    /// 404: The room is unknown to this server (``M_NOT_FOUND``).
+    NotFound(models::Error),
+}
+impl GetMembersResponse {
+    /// Every status the spec documents for this operation.
+    pub const STATUSES: &'static [u16] = &[200, 400, 401, 403, 404];
+    /// The HTTP status of this response.
+    pub fn status(&self) -> u16 {
+        match self {
+            Self::Ok(_) => 200,
+            Self::BadRequest(_) => 400,
+            Self::Unauthorized(_) => 401,
+            Self::Forbidden(_) => 403,
+            Self::NotFound(_) => 404,
+        }
+    }
+    /// The JSON body of this response.
+    pub fn to_json(&self) -> Result<serde_json::Value, serde_json::Error> {
+        match self {
+            Self::Ok(body) => serde_json::to_value(body),
+            Self::BadRequest(body) => serde_json::to_value(body),
+            Self::Unauthorized(body) => serde_json::to_value(body),
+            Self::Forbidden(body) => serde_json::to_value(body),
+            Self::NotFound(body) => serde_json::to_value(body),
+        }
+    }
+    /// Reads a response, checking that its status is documented and its body has the documented shape.
+    pub fn from_response(status: u16, body: &[u8]) -> Result<Self, DecodeError> {
+        let operation = "get_members";
+        let text = || String::from_utf8_lossy(body).into_owned();
+        let bad = |e: serde_json::Error| DecodeError::Body {
+            operation,
+            status,
+            error: e.to_string(),
+            body: text(),
+        };
+        match status {
+            200 => serde_json::from_slice(body).map(Self::Ok).map_err(bad),
+            400 => serde_json::from_slice(body).map(Self::BadRequest).map_err(bad),
+            401 => serde_json::from_slice(body).map(Self::Unauthorized).map_err(bad),
+            403 => serde_json::from_slice(body).map(Self::Forbidden).map_err(bad),
+            404 => serde_json::from_slice(body).map(Self::NotFound).map_err(bad),
+            _ => {
+                Err(DecodeError::UndocumentedStatus {
+                    operation,
+                    status,
+                    body: text(),
+                })
+            }
+        }
+    }
+}
+/// The documented responses of `get_joined_members`.
+#[derive(Debug, Clone, PartialEq)]
+#[must_use]
+pub enum GetJoinedMembersResponse {
+    /// 200: The joined members of the room.
+    Ok(models::GetJoinedMembersOk),
+    /// 400: The room ID is not valid (``M_INVALID_PARAM``).
+    BadRequest(models::Error),
+    /// 401: No access token was given (``M_MISSING_TOKEN``) or it is not
+    Unauthorized(models::Error),
+    /// 403: The user is not in the room (``M_FORBIDDEN``).
+    Forbidden(models::Error),
+    /// 404: The room is unknown to this server (``M_NOT_FOUND``).
+    NotFound(models::Error),
+}
+impl GetJoinedMembersResponse {
+    /// Every status the spec documents for this operation.
+    pub const STATUSES: &'static [u16] = &[200, 400, 401, 403, 404];
+    /// The HTTP status of this response.
+    pub fn status(&self) -> u16 {
+        match self {
+            Self::Ok(_) => 200,
+            Self::BadRequest(_) => 400,
+            Self::Unauthorized(_) => 401,
+            Self::Forbidden(_) => 403,
+            Self::NotFound(_) => 404,
+        }
+    }
+    /// The JSON body of this response.
+    pub fn to_json(&self) -> Result<serde_json::Value, serde_json::Error> {
+        match self {
+            Self::Ok(body) => serde_json::to_value(body),
+            Self::BadRequest(body) => serde_json::to_value(body),
+            Self::Unauthorized(body) => serde_json::to_value(body),
+            Self::Forbidden(body) => serde_json::to_value(body),
+            Self::NotFound(body) => serde_json::to_value(body),
+        }
+    }
+    /// Reads a response, checking that its status is documented and its body has the documented shape.
+    pub fn from_response(status: u16, body: &[u8]) -> Result<Self, DecodeError> {
+        let operation = "get_joined_members";
+        let text = || String::from_utf8_lossy(body).into_owned();
+        let bad = |e: serde_json::Error| DecodeError::Body {
+            operation,
+            status,
+            error: e.to_string(),
+            body: text(),
+        };
+        match status {
+            200 => serde_json::from_slice(body).map(Self::Ok).map_err(bad),
+            400 => serde_json::from_slice(body).map(Self::BadRequest).map_err(bad),
+            401 => serde_json::from_slice(body).map(Self::Unauthorized).map_err(bad),
+            403 => serde_json::from_slice(body).map(Self::Forbidden).map_err(bad),
+            404 => serde_json::from_slice(body).map(Self::NotFound).map_err(bad),
+            _ => {
+                Err(DecodeError::UndocumentedStatus {
+                    operation,
+                    status,
+                    body: text(),
+                })
+            }
+        }
+    }
+}
+/// The documented responses of `get_joined_rooms`.
+#[derive(Debug, Clone, PartialEq)]
+#[must_use]
+pub enum GetJoinedRoomsResponse {
+    /// 200: The rooms the user is in.
+    Ok(models::GetJoinedRoomsOk),
+    /// 401: No access token was given (``M_MISSING_TOKEN``) or it is not
+    Unauthorized(models::Error),
+}
+impl GetJoinedRoomsResponse {
+    /// Every status the spec documents for this operation.
+    pub const STATUSES: &'static [u16] = &[200, 401];
+    /// The HTTP status of this response.
+    pub fn status(&self) -> u16 {
+        match self {
+            Self::Ok(_) => 200,
+            Self::Unauthorized(_) => 401,
+        }
+    }
+    /// The JSON body of this response.
+    pub fn to_json(&self) -> Result<serde_json::Value, serde_json::Error> {
+        match self {
+            Self::Ok(body) => serde_json::to_value(body),
+            Self::Unauthorized(body) => serde_json::to_value(body),
+        }
+    }
+    /// Reads a response, checking that its status is documented and its body has the documented shape.
+    pub fn from_response(status: u16, body: &[u8]) -> Result<Self, DecodeError> {
+        let operation = "get_joined_rooms";
+        let text = || String::from_utf8_lossy(body).into_owned();
+        let bad = |e: serde_json::Error| DecodeError::Body {
+            operation,
+            status,
+            error: e.to_string(),
+            body: text(),
+        };
+        match status {
+            200 => serde_json::from_slice(body).map(Self::Ok).map_err(bad),
+            401 => serde_json::from_slice(body).map(Self::Unauthorized).map_err(bad),
+            _ => {
+                Err(DecodeError::UndocumentedStatus {
+                    operation,
+                    status,
+                    body: text(),
+                })
+            }
+        }
+    }
+}
+/// The documented responses of `create_room`.
+#[derive(Debug, Clone, PartialEq)]
+#[must_use]
+pub enum CreateRoomResponse {
+    /// 200: The room has been created.
+    Ok(models::CreateRoomOk),
+    /// 400: The room cannot be created as asked. Besides ``M_NOT_JSON``,
+    BadRequest(models::Error),
+    /// 401: No access token was given (``M_MISSING_TOKEN``) or it is not
+    Unauthorized(models::Error),
+    /// 403: The user may not create rooms, or may not create one with these
+    Forbidden(models::Error),
+    /// 413: The request body is too large (``M_TOO_LARGE``).
+    PayloadTooLarge(models::Error),
+    /// 429: This request was rate-limited.
+    TooManyRequests(models::Error),
+}
+impl CreateRoomResponse {
+    /// Every status the spec documents for this operation.
+    pub const STATUSES: &'static [u16] = &[200, 400, 401, 403, 413, 429];
+    /// The HTTP status of this response.
+    pub fn status(&self) -> u16 {
+        match self {
+            Self::Ok(_) => 200,
+            Self::BadRequest(_) => 400,
+            Self::Unauthorized(_) => 401,
+            Self::Forbidden(_) => 403,
+            Self::PayloadTooLarge(_) => 413,
+            Self::TooManyRequests(_) => 429,
+        }
+    }
+    /// The JSON body of this response.
+    pub fn to_json(&self) -> Result<serde_json::Value, serde_json::Error> {
+        match self {
+            Self::Ok(body) => serde_json::to_value(body),
+            Self::BadRequest(body) => serde_json::to_value(body),
+            Self::Unauthorized(body) => serde_json::to_value(body),
+            Self::Forbidden(body) => serde_json::to_value(body),
+            Self::PayloadTooLarge(body) => serde_json::to_value(body),
+            Self::TooManyRequests(body) => serde_json::to_value(body),
+        }
+    }
+    /// Reads a response, checking that its status is documented and its body has the documented shape.
+    pub fn from_response(status: u16, body: &[u8]) -> Result<Self, DecodeError> {
+        let operation = "create_room";
+        let text = || String::from_utf8_lossy(body).into_owned();
+        let bad = |e: serde_json::Error| DecodeError::Body {
+            operation,
+            status,
+            error: e.to_string(),
+            body: text(),
+        };
+        match status {
+            200 => serde_json::from_slice(body).map(Self::Ok).map_err(bad),
+            400 => serde_json::from_slice(body).map(Self::BadRequest).map_err(bad),
+            401 => serde_json::from_slice(body).map(Self::Unauthorized).map_err(bad),
+            403 => serde_json::from_slice(body).map(Self::Forbidden).map_err(bad),
+            413 => serde_json::from_slice(body).map(Self::PayloadTooLarge).map_err(bad),
             429 => serde_json::from_slice(body).map(Self::TooManyRequests).map_err(bad),
             _ => {
                 Err(DecodeError::UndocumentedStatus {

@@ -135,12 +135,173 @@ impl Client {
         }
         decode(status, &bytes).map_err(ClientError::Contract)
     }
+    /// Create a new account and, usually, log it in.
+    ///
+    /// `POST /_matrix/client/api/v1/register`
+    pub async fn register(
+        &self,
+        kind: Option<&str>,
+        body: Option<&models::RegisterRequest>,
+    ) -> Result<RegisterResponse, ClientError> {
+        #[allow(unused_mut)]
+        let mut path = format!("/_matrix/client/api/v1/register");
+        let mut query: Vec<String> = Vec::new();
+        if let Some(v) = kind {
+            query.push(format!("kind={}", encode(& v.to_string())));
+        }
+        if !query.is_empty() {
+            path.push('?');
+            path.push_str(&query.join("&"));
+        }
+        self.send(
+                "register",
+                "POST",
+                path,
+                match body {
+                    Some(b) => {
+                        Some(
+                            serde_json::to_vec(b)
+                                .map_err(|e| ClientError::Transport(e.to_string()))?,
+                        )
+                    }
+                    None => None,
+                },
+                RegisterResponse::from_response,
+            )
+            .await
+    }
+    /// List the login types the server accepts.
+    ///
+    /// `GET /_matrix/client/api/v1/login`
+    pub async fn get_login_flows(&self) -> Result<GetLoginFlowsResponse, ClientError> {
+        #[allow(unused_mut)]
+        let mut path = format!("/_matrix/client/api/v1/login");
+        self.send(
+                "get_login_flows",
+                "GET",
+                path,
+                None,
+                GetLoginFlowsResponse::from_response,
+            )
+            .await
+    }
+    /// Log in and get an access token.
+    ///
+    /// `POST /_matrix/client/api/v1/login`
+    pub async fn login(
+        &self,
+        body: &models::LoginRequest,
+    ) -> Result<LoginResponse, ClientError> {
+        #[allow(unused_mut)]
+        let mut path = format!("/_matrix/client/api/v1/login");
+        self.send(
+                "login",
+                "POST",
+                path,
+                Some(
+                    serde_json::to_vec(body)
+                        .map_err(|e| ClientError::Transport(e.to_string()))?,
+                ),
+                LoginResponse::from_response,
+            )
+            .await
+    }
+    /// End the current session.
+    ///
+    /// `POST /_matrix/client/api/v1/logout`
+    pub async fn logout(&self) -> Result<LogoutResponse, ClientError> {
+        #[allow(unused_mut)]
+        let mut path = format!("/_matrix/client/api/v1/logout");
+        self.send("logout", "POST", path, None, LogoutResponse::from_response).await
+    }
+    /// Find out who owns an access token.
+    ///
+    /// `GET /_matrix/client/api/v1/account/whoami`
+    pub async fn whoami(&self) -> Result<WhoamiResponse, ClientError> {
+        #[allow(unused_mut)]
+        let mut path = format!("/_matrix/client/api/v1/account/whoami");
+        self.send("whoami", "GET", path, None, WhoamiResponse::from_response).await
+    }
+    /// Look up the room an alias points at.
+    ///
+    /// `GET /_matrix/client/api/v1/directory/room/{roomAlias}`
+    pub async fn get_room_alias(
+        &self,
+        room_alias: &str,
+    ) -> Result<GetRoomAliasResponse, ClientError> {
+        #[allow(unused_mut)]
+        let mut path = format!(
+            "/_matrix/client/api/v1/directory/room/{}", encode(room_alias)
+        );
+        self.send(
+                "get_room_alias",
+                "GET",
+                path,
+                None,
+                GetRoomAliasResponse::from_response,
+            )
+            .await
+    }
+    /// Point a new alias at a room.
+    ///
+    /// `PUT /_matrix/client/api/v1/directory/room/{roomAlias}`
+    pub async fn set_room_alias(
+        &self,
+        room_alias: &str,
+        body: &models::SetRoomAliasBody,
+    ) -> Result<SetRoomAliasResponse, ClientError> {
+        #[allow(unused_mut)]
+        let mut path = format!(
+            "/_matrix/client/api/v1/directory/room/{}", encode(room_alias)
+        );
+        self.send(
+                "set_room_alias",
+                "PUT",
+                path,
+                Some(
+                    serde_json::to_vec(body)
+                        .map_err(|e| ClientError::Transport(e.to_string()))?,
+                ),
+                SetRoomAliasResponse::from_response,
+            )
+            .await
+    }
+    /// Remove a room alias.
+    ///
+    /// `DELETE /_matrix/client/api/v1/directory/room/{roomAlias}`
+    pub async fn delete_room_alias(
+        &self,
+        room_alias: &str,
+    ) -> Result<DeleteRoomAliasResponse, ClientError> {
+        #[allow(unused_mut)]
+        let mut path = format!(
+            "/_matrix/client/api/v1/directory/room/{}", encode(room_alias)
+        );
+        self.send(
+                "delete_room_alias",
+                "DELETE",
+                path,
+                None,
+                DeleteRoomAliasResponse::from_response,
+            )
+            .await
+    }
+    /// Find out which versions of the specification the server supports.
+    ///
+    /// `GET /_matrix/client/versions`
+    pub async fn get_versions(&self) -> Result<GetVersionsResponse, ClientError> {
+        #[allow(unused_mut)]
+        let mut path = format!("/_matrix/client/versions");
+        self.send("get_versions", "GET", path, None, GetVersionsResponse::from_response)
+            .await
+    }
     /// Start the requesting user participating in a particular room.
     ///
     /// `POST /_matrix/client/api/v1/rooms/{roomId}/join`
     pub async fn post_rooms_room_id_join(
         &self,
         room_id: &str,
+        body: Option<&models::PostRoomsRoomIdJoinBody>,
     ) -> Result<PostRoomsRoomIdJoinResponse, ClientError> {
         #[allow(unused_mut)]
         let mut path = format!("/_matrix/client/api/v1/rooms/{}/join", encode(room_id));
@@ -148,7 +309,15 @@ impl Client {
                 "post_rooms_room_id_join",
                 "POST",
                 path,
-                None,
+                match body {
+                    Some(b) => {
+                        Some(
+                            serde_json::to_vec(b)
+                                .map_err(|e| ClientError::Transport(e.to_string()))?,
+                        )
+                    }
+                    None => None,
+                },
                 PostRoomsRoomIdJoinResponse::from_response,
             )
             .await
@@ -174,6 +343,298 @@ impl Client {
                         .map_err(|e| ClientError::Transport(e.to_string()))?,
                 ),
                 PostRoomsRoomIdInviteResponse::from_response,
+            )
+            .await
+    }
+    /// Stop participating in a room.
+    ///
+    /// `POST /_matrix/client/api/v1/rooms/{roomId}/leave`
+    pub async fn leave_room(
+        &self,
+        room_id: &str,
+        body: Option<&models::LeaveRoomBody>,
+    ) -> Result<LeaveRoomResponse, ClientError> {
+        #[allow(unused_mut)]
+        let mut path = format!("/_matrix/client/api/v1/rooms/{}/leave", encode(room_id));
+        self.send(
+                "leave_room",
+                "POST",
+                path,
+                match body {
+                    Some(b) => {
+                        Some(
+                            serde_json::to_vec(b)
+                                .map_err(|e| ClientError::Transport(e.to_string()))?,
+                        )
+                    }
+                    None => None,
+                },
+                LeaveRoomResponse::from_response,
+            )
+            .await
+    }
+    /// Remove another user from a room.
+    ///
+    /// `POST /_matrix/client/api/v1/rooms/{roomId}/kick`
+    pub async fn kick(
+        &self,
+        room_id: &str,
+        body: &models::MembershipChange,
+    ) -> Result<KickResponse, ClientError> {
+        #[allow(unused_mut)]
+        let mut path = format!("/_matrix/client/api/v1/rooms/{}/kick", encode(room_id));
+        self.send(
+                "kick",
+                "POST",
+                path,
+                Some(
+                    serde_json::to_vec(body)
+                        .map_err(|e| ClientError::Transport(e.to_string()))?,
+                ),
+                KickResponse::from_response,
+            )
+            .await
+    }
+    /// Ban a user from a room.
+    ///
+    /// `POST /_matrix/client/api/v1/rooms/{roomId}/ban`
+    pub async fn ban(
+        &self,
+        room_id: &str,
+        body: &models::MembershipChange,
+    ) -> Result<BanResponse, ClientError> {
+        #[allow(unused_mut)]
+        let mut path = format!("/_matrix/client/api/v1/rooms/{}/ban", encode(room_id));
+        self.send(
+                "ban",
+                "POST",
+                path,
+                Some(
+                    serde_json::to_vec(body)
+                        .map_err(|e| ClientError::Transport(e.to_string()))?,
+                ),
+                BanResponse::from_response,
+            )
+            .await
+    }
+    /// Lift a user's ban from a room.
+    ///
+    /// `POST /_matrix/client/api/v1/rooms/{roomId}/unban`
+    pub async fn unban(
+        &self,
+        room_id: &str,
+        body: &models::MembershipChange,
+    ) -> Result<UnbanResponse, ClientError> {
+        #[allow(unused_mut)]
+        let mut path = format!("/_matrix/client/api/v1/rooms/{}/unban", encode(room_id));
+        self.send(
+                "unban",
+                "POST",
+                path,
+                Some(
+                    serde_json::to_vec(body)
+                        .map_err(|e| ClientError::Transport(e.to_string()))?,
+                ),
+                UnbanResponse::from_response,
+            )
+            .await
+    }
+    /// Get every current state event of a room.
+    ///
+    /// `GET /_matrix/client/api/v1/rooms/{roomId}/state`
+    pub async fn get_room_state(
+        &self,
+        room_id: &str,
+    ) -> Result<GetRoomStateResponse, ClientError> {
+        #[allow(unused_mut)]
+        let mut path = format!("/_matrix/client/api/v1/rooms/{}/state", encode(room_id));
+        self.send(
+                "get_room_state",
+                "GET",
+                path,
+                None,
+                GetRoomStateResponse::from_response,
+            )
+            .await
+    }
+    /// Get the content of one state event of a room.
+    ///
+    /// `GET /_matrix/client/api/v1/rooms/{roomId}/state/{eventType}/{stateKey}`
+    pub async fn get_room_state_event(
+        &self,
+        room_id: &str,
+        event_type: &str,
+        state_key: &str,
+    ) -> Result<GetRoomStateEventResponse, ClientError> {
+        #[allow(unused_mut)]
+        let mut path = format!(
+            "/_matrix/client/api/v1/rooms/{}/state/{}/{}", encode(room_id),
+            encode(event_type), encode(state_key)
+        );
+        self.send(
+                "get_room_state_event",
+                "GET",
+                path,
+                None,
+                GetRoomStateEventResponse::from_response,
+            )
+            .await
+    }
+    /// Send a state event to a room.
+    ///
+    /// `PUT /_matrix/client/api/v1/rooms/{roomId}/state/{eventType}/{stateKey}`
+    pub async fn set_room_state_event(
+        &self,
+        room_id: &str,
+        event_type: &str,
+        state_key: &str,
+        body: &models::JsonObject,
+    ) -> Result<SetRoomStateEventResponse, ClientError> {
+        #[allow(unused_mut)]
+        let mut path = format!(
+            "/_matrix/client/api/v1/rooms/{}/state/{}/{}", encode(room_id),
+            encode(event_type), encode(state_key)
+        );
+        self.send(
+                "set_room_state_event",
+                "PUT",
+                path,
+                Some(
+                    serde_json::to_vec(body)
+                        .map_err(|e| ClientError::Transport(e.to_string()))?,
+                ),
+                SetRoomStateEventResponse::from_response,
+            )
+            .await
+    }
+    /// Get the content of a state event whose state key is empty.
+    ///
+    /// `GET /_matrix/client/api/v1/rooms/{roomId}/state/{eventType}`
+    pub async fn get_room_state_event_empty_key(
+        &self,
+        room_id: &str,
+        event_type: &str,
+    ) -> Result<GetRoomStateEventEmptyKeyResponse, ClientError> {
+        #[allow(unused_mut)]
+        let mut path = format!(
+            "/_matrix/client/api/v1/rooms/{}/state/{}", encode(room_id),
+            encode(event_type)
+        );
+        self.send(
+                "get_room_state_event_empty_key",
+                "GET",
+                path,
+                None,
+                GetRoomStateEventEmptyKeyResponse::from_response,
+            )
+            .await
+    }
+    /// Send a state event with an empty state key to a room.
+    ///
+    /// `PUT /_matrix/client/api/v1/rooms/{roomId}/state/{eventType}`
+    pub async fn set_room_state_event_empty_key(
+        &self,
+        room_id: &str,
+        event_type: &str,
+        body: &models::JsonObject,
+    ) -> Result<SetRoomStateEventEmptyKeyResponse, ClientError> {
+        #[allow(unused_mut)]
+        let mut path = format!(
+            "/_matrix/client/api/v1/rooms/{}/state/{}", encode(room_id),
+            encode(event_type)
+        );
+        self.send(
+                "set_room_state_event_empty_key",
+                "PUT",
+                path,
+                Some(
+                    serde_json::to_vec(body)
+                        .map_err(|e| ClientError::Transport(e.to_string()))?,
+                ),
+                SetRoomStateEventEmptyKeyResponse::from_response,
+            )
+            .await
+    }
+    /// Get the membership events of a room.
+    ///
+    /// `GET /_matrix/client/api/v1/rooms/{roomId}/members`
+    pub async fn get_members(
+        &self,
+        room_id: &str,
+        membership: Option<&str>,
+        not_membership: Option<&str>,
+    ) -> Result<GetMembersResponse, ClientError> {
+        #[allow(unused_mut)]
+        let mut path = format!(
+            "/_matrix/client/api/v1/rooms/{}/members", encode(room_id)
+        );
+        let mut query: Vec<String> = Vec::new();
+        if let Some(v) = membership {
+            query.push(format!("membership={}", encode(& v.to_string())));
+        }
+        if let Some(v) = not_membership {
+            query.push(format!("not_membership={}", encode(& v.to_string())));
+        }
+        if !query.is_empty() {
+            path.push('?');
+            path.push_str(&query.join("&"));
+        }
+        self.send("get_members", "GET", path, None, GetMembersResponse::from_response)
+            .await
+    }
+    /// Get the users who are in a room now.
+    ///
+    /// `GET /_matrix/client/api/v1/rooms/{roomId}/joined_members`
+    pub async fn get_joined_members(
+        &self,
+        room_id: &str,
+    ) -> Result<GetJoinedMembersResponse, ClientError> {
+        #[allow(unused_mut)]
+        let mut path = format!(
+            "/_matrix/client/api/v1/rooms/{}/joined_members", encode(room_id)
+        );
+        self.send(
+                "get_joined_members",
+                "GET",
+                path,
+                None,
+                GetJoinedMembersResponse::from_response,
+            )
+            .await
+    }
+    /// List the rooms the user is in.
+    ///
+    /// `GET /_matrix/client/api/v1/joined_rooms`
+    pub async fn get_joined_rooms(&self) -> Result<GetJoinedRoomsResponse, ClientError> {
+        #[allow(unused_mut)]
+        let mut path = format!("/_matrix/client/api/v1/joined_rooms");
+        self.send(
+                "get_joined_rooms",
+                "GET",
+                path,
+                None,
+                GetJoinedRoomsResponse::from_response,
+            )
+            .await
+    }
+    /// Create a new room.
+    ///
+    /// `POST /_matrix/client/api/v1/createRoom`
+    pub async fn create_room(
+        &self,
+        body: &models::CreateRoomRequest,
+    ) -> Result<CreateRoomResponse, ClientError> {
+        #[allow(unused_mut)]
+        let mut path = format!("/_matrix/client/api/v1/createRoom");
+        self.send(
+                "create_room",
+                "POST",
+                path,
+                Some(
+                    serde_json::to_vec(body)
+                        .map_err(|e| ClientError::Transport(e.to_string()))?,
+                ),
+                CreateRoomResponse::from_response,
             )
             .await
     }

@@ -5,6 +5,137 @@ use serde::{Deserialize, Serialize};
 use validator::Validate;
 /// A JSON object whose fields the spec leaves open.
 pub type JsonObject = serde_json::Map<String, serde_json::Value>;
+/// One way through user-interactive authentication: the stages a client has
+/// to complete, in order.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Validate)]
+pub struct AuthFlow {
+    /// The stage types of this flow, in the order they must be done.
+    pub stages: Vec<String>,
+}
+/// What a client sends in the ``auth`` field to take one step of
+/// user-interactive authentication. Fields that a given stage needs beyond
+/// these two are allowed and ignored here.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Validate)]
+pub struct AuthenticationData {
+    /// The stage the client is attempting, such as ``m.login.dummy``. It may
+    /// be left out when the client only wants to continue a session.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub r#type: Option<String>,
+    /// The session key the server handed out in an earlier 401 response.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session: Option<String>,
+}
+/// A room event as the client-server API hands it to clients.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Validate)]
+pub struct ClientEvent {
+    /// The ID of the event.
+    pub event_id: String,
+    /// The event type, e.g. ``m.room.member``.
+    pub r#type: String,
+    /// The user ID of whoever sent the event.
+    pub sender: String,
+    /// When the sending homeserver received the event, in milliseconds since the Unix epoch.
+    pub origin_server_ts: i64,
+    /// The body of the event; its fields depend on ``type``.
+    pub content: JsonObject,
+    /// The room the event belongs to.
+    pub room_id: String,
+    /// Present only on state events (possibly empty); together with ``type`` it names the piece of state.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state_key: Option<String>,
+    /// Extra data the server adds that is not part of the signed event, such as ``age``.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unsigned: Option<JsonObject>,
+}
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Validate)]
+pub struct CreateRoomOk {
+    /// The ID of the new room.
+    pub room_id: String,
+    /// The full alias that now points at the room, when one was asked for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub room_alias: Option<String>,
+}
+/// How the new room should look. Every field is optional; an empty object
+/// makes a private room with default settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Validate)]
+pub struct CreateRoomRequest {
+    /// Whether the room is listed in the public room directory. Defaults to
+    /// ``private``.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub visibility: Option<CreateRoomRequestVisibility>,
+    /// The localpart of an alias to point at the new room; the server adds
+    /// ``#`` and its own server name. Creation fails if the alias is taken.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub room_alias_name: Option<String>,
+    /// When given, an ``m.room.name`` event with this name is added.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// When given, an ``m.room.topic`` event with this topic is added.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub topic: Option<String>,
+    /// User IDs to invite once the room exists.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub invite: Option<Vec<String>>,
+    /// A bundle of join rule, history visibility and guest access settings to
+    /// start from. When missing it follows from ``visibility``.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub preset: Option<CreateRoomRequestPreset>,
+    /// Fields that replace those of the default ``m.room.power_levels`` content.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub power_level_content_override: Option<JsonObject>,
+    /// State events to add after the preset's events and before the name and
+    /// topic, overriding what the preset set for the same type and key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub initial_state: Option<Vec<StateEventInput>>,
+    /// Marks the ``m.room.member`` invites sent for ``invite`` as direct chats.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub is_direct: Option<bool>,
+    /// Extra fields for the content of the room's ``m.room.create`` event.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub creation_content: Option<JsonObject>,
+    /// The room version to create; the server's default when left out.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub room_version: Option<String>,
+}
+/// A bundle of join rule, history visibility and guest access settings to
+/// start from. When missing it follows from ``visibility``.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum CreateRoomRequestPreset {
+    #[serde(rename = "private_chat")]
+    PrivateChat,
+    #[serde(rename = "public_chat")]
+    PublicChat,
+    #[serde(rename = "trusted_private_chat")]
+    TrustedPrivateChat,
+}
+impl CreateRoomRequestPreset {
+    /// The value as the spec spells it.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Self::PrivateChat => "private_chat",
+            Self::PublicChat => "public_chat",
+            Self::TrustedPrivateChat => "trusted_private_chat",
+        }
+    }
+}
+/// Whether the room is listed in the public room directory. Defaults to
+/// ``private``.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum CreateRoomRequestVisibility {
+    #[serde(rename = "public")]
+    Public,
+    #[serde(rename = "private")]
+    Private,
+}
+impl CreateRoomRequestVisibility {
+    /// The value as the spec spells it.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Self::Public => "public",
+            Self::Private => "private",
+        }
+    }
+}
 /// The Matrix standard error object. Every error response of the
 /// Client-Server API carries one.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Validate)]
@@ -19,8 +150,229 @@ pub struct Error {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retry_after_ms: Option<i64>,
 }
+/// The event a request created.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Validate)]
+pub struct EventIdResponse {
+    /// The ID of the new event.
+    pub event_id: String,
+}
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Validate)]
+pub struct GetJoinedMembersOk {
+    /// The joined members, keyed by user ID.
+    pub joined: std::collections::BTreeMap<String, RoomMember>,
+}
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Validate)]
+pub struct GetJoinedRoomsOk {
+    /// The IDs of the joined rooms.
+    pub joined_rooms: Vec<String>,
+}
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Validate)]
+pub struct GetLoginFlowsOk {
+    /// The accepted login types.
+    pub flows: Vec<LoginFlow>,
+}
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Validate)]
+pub struct GetMembersOk {
+    /// The ``m.room.member`` events.
+    pub chunk: Vec<ClientEvent>,
+}
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Validate)]
+pub struct GetRoomAliasOk {
+    /// The ID of the room.
+    pub room_id: String,
+    /// Servers that know the room and can help a join.
+    pub servers: Vec<String>,
+}
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Validate)]
+pub struct GetVersionsOk {
+    /// The supported specification versions.
+    pub versions: Vec<String>,
+    /// Experimental features, by name, with whether each is
+    /// enabled on this server.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unstable_features: Option<std::collections::BTreeMap<String, bool>>,
+}
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Validate)]
+pub struct LeaveRoomBody {
+    /// An optional reason, stored in the membership event.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+/// One login type the server accepts.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Validate)]
+pub struct LoginFlow {
+    /// The login type, such as ``m.login.password``.
+    pub r#type: String,
+}
+/// The credentials a client presents to open a new session.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Validate)]
+pub struct LoginRequest {
+    /// The login type in use, such as ``m.login.password``.
+    pub r#type: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[validate(nested)]
+    pub identifier: Option<UserIdentifier>,
+    /// The user ID or localpart (older clients send this instead of ``identifier``).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
+    /// For ``m.login.password``, the account password.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password: Option<String>,
+    /// The device to log in as. A new one is made up when it is missing; an
+    /// existing one is reused and its old token revoked.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub device_id: Option<String>,
+    /// A display name for the device, used only when the device is new.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub initial_device_display_name: Option<String>,
+}
+/// The session that a successful login opened.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Validate)]
+pub struct LoginResponse {
+    /// The full user ID that is now logged in.
+    pub user_id: String,
+    /// The token to send with every later request of this session.
+    pub access_token: String,
+    /// The device the session belongs to.
+    pub device_id: String,
+    /// The server name of the homeserver (deprecated; read it from ``user_id``).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub home_server: Option<String>,
+}
+/// Whose membership of the room to change, and why.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Validate)]
+pub struct MembershipChange {
+    /// The full user ID of the user whose membership changes.
+    pub user_id: String,
+    /// An optional reason, shown to the user and stored in the membership event.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Validate)]
 pub struct PostRoomsRoomIdInviteBody {
     /// The fully qualified user ID of the invitee.
     pub user_id: String,
+}
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Validate)]
+pub struct PostRoomsRoomIdJoinBody {
+    /// An optional reason for joining, stored in the membership event.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Validate)]
+pub struct PostRoomsRoomIdJoinOk {
+    /// The ID of the room that was joined, also when an alias was given.
+    pub room_id: String,
+}
+/// The request to create an account. Every field may be left out: the
+/// server picks a username when none is given.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Validate)]
+pub struct RegisterRequest {
+    /// The localpart wanted for the new user ID.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub username: Option<String>,
+    /// The password for the new account.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password: Option<String>,
+    /// The device to log in as. When missing the server makes up a new
+    /// device ID. Ignored when ``inhibit_login`` is true.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub device_id: Option<String>,
+    /// A display name for the device that the login creates.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub initial_device_display_name: Option<String>,
+    /// When true, only the account is created: no access token or device is
+    /// returned. Defaults to false.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub inhibit_login: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[validate(nested)]
+    pub auth: Option<AuthenticationData>,
+}
+/// The account that was created and, unless login was inhibited, its first session.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Validate)]
+pub struct RegisterResponse {
+    /// The full user ID of the new account.
+    pub user_id: String,
+    /// A token for the new session, to be sent with later requests. Absent
+    /// when ``inhibit_login`` was true.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub access_token: Option<String>,
+    /// The device the new session belongs to. Absent when ``inhibit_login`` was true.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub device_id: Option<String>,
+    /// The server name of the homeserver that holds the account (deprecated; read it from ``user_id``).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub home_server: Option<String>,
+}
+/// The profile a joined member uses in a room.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Validate)]
+pub struct RoomMember {
+    /// The member's display name in this room, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub display_name: Option<String>,
+    /// The ``mxc://`` URI of the member's avatar in this room, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub avatar_url: Option<String>,
+}
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Validate)]
+pub struct SetRoomAliasBody {
+    /// The room the alias should point at.
+    pub room_id: String,
+}
+/// A state event to put into a room as it is created.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Validate)]
+pub struct StateEventInput {
+    /// The event type, e.g. ``m.room.join_rules``.
+    pub r#type: String,
+    /// The state key; the empty string when left out.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state_key: Option<String>,
+    /// The content of the event.
+    pub content: JsonObject,
+}
+/// Who is logging in.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Validate)]
+pub struct UserIdentifier {
+    /// The kind of identifier; ``m.id.user`` names a Matrix user.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub r#type: Option<String>,
+    /// For ``m.id.user``, the user ID or just its localpart.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
+}
+/// The body of a 401 response that asks the client for (more)
+/// user-interactive authentication before the request can go through.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Validate)]
+pub struct UserInteractiveAuth {
+    /// The flows the client may pick from to authenticate.
+    pub flows: Vec<AuthFlow>,
+    /// Extra data some stages need, keyed by stage type. Empty when no stage
+    /// needs any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub params: Option<JsonObject>,
+    /// A key the client passes back in ``auth.session`` on its next attempt so
+    /// the server can tie the attempts together.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session: Option<String>,
+    /// The stages this session has already passed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub completed: Option<Vec<String>>,
+    /// Set when the previous attempt failed, e.g. ``M_FORBIDDEN``.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub errcode: Option<String>,
+    /// Human-readable text about why the previous attempt failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Validate)]
+pub struct WhoamiOk {
+    /// The full user ID the token belongs to.
+    pub user_id: String,
+    /// The device the token belongs to, if it belongs to one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub device_id: Option<String>,
+    /// Whether the user is a guest. False when left out.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub is_guest: Option<bool>,
 }

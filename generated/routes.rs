@@ -7,61 +7,263 @@ use super::models;
 /// Every operation in `api-spec/`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Operation {
+    /// `POST /_matrix/client/api/v1/register`
+    Register,
+    /// `GET /_matrix/client/api/v1/login`
+    GetLoginFlows,
+    /// `POST /_matrix/client/api/v1/login`
+    Login,
+    /// `POST /_matrix/client/api/v1/logout`
+    Logout,
+    /// `GET /_matrix/client/api/v1/account/whoami`
+    Whoami,
+    /// `GET /_matrix/client/api/v1/directory/room/{roomAlias}`
+    GetRoomAlias,
+    /// `PUT /_matrix/client/api/v1/directory/room/{roomAlias}`
+    SetRoomAlias,
+    /// `DELETE /_matrix/client/api/v1/directory/room/{roomAlias}`
+    DeleteRoomAlias,
+    /// `GET /_matrix/client/versions`
+    GetVersions,
     /// `POST /_matrix/client/api/v1/rooms/{roomId}/join`
     PostRoomsRoomIdJoin,
     /// `POST /_matrix/client/api/v1/rooms/{roomId}/invite`
     PostRoomsRoomIdInvite,
+    /// `POST /_matrix/client/api/v1/rooms/{roomId}/leave`
+    LeaveRoom,
+    /// `POST /_matrix/client/api/v1/rooms/{roomId}/kick`
+    Kick,
+    /// `POST /_matrix/client/api/v1/rooms/{roomId}/ban`
+    Ban,
+    /// `POST /_matrix/client/api/v1/rooms/{roomId}/unban`
+    Unban,
+    /// `GET /_matrix/client/api/v1/rooms/{roomId}/state`
+    GetRoomState,
+    /// `GET /_matrix/client/api/v1/rooms/{roomId}/state/{eventType}/{stateKey}`
+    GetRoomStateEvent,
+    /// `PUT /_matrix/client/api/v1/rooms/{roomId}/state/{eventType}/{stateKey}`
+    SetRoomStateEvent,
+    /// `GET /_matrix/client/api/v1/rooms/{roomId}/state/{eventType}`
+    GetRoomStateEventEmptyKey,
+    /// `PUT /_matrix/client/api/v1/rooms/{roomId}/state/{eventType}`
+    SetRoomStateEventEmptyKey,
+    /// `GET /_matrix/client/api/v1/rooms/{roomId}/members`
+    GetMembers,
+    /// `GET /_matrix/client/api/v1/rooms/{roomId}/joined_members`
+    GetJoinedMembers,
+    /// `GET /_matrix/client/api/v1/joined_rooms`
+    GetJoinedRooms,
+    /// `POST /_matrix/client/api/v1/createRoom`
+    CreateRoom,
 }
 impl Operation {
     /// Every operation, in spec order.
     pub const ALL: &'static [Operation] = &[
+        Self::Register,
+        Self::GetLoginFlows,
+        Self::Login,
+        Self::Logout,
+        Self::Whoami,
+        Self::GetRoomAlias,
+        Self::SetRoomAlias,
+        Self::DeleteRoomAlias,
+        Self::GetVersions,
         Self::PostRoomsRoomIdJoin,
         Self::PostRoomsRoomIdInvite,
+        Self::LeaveRoom,
+        Self::Kick,
+        Self::Ban,
+        Self::Unban,
+        Self::GetRoomState,
+        Self::GetRoomStateEvent,
+        Self::SetRoomStateEvent,
+        Self::GetRoomStateEventEmptyKey,
+        Self::SetRoomStateEventEmptyKey,
+        Self::GetMembers,
+        Self::GetJoinedMembers,
+        Self::GetJoinedRooms,
+        Self::CreateRoom,
     ];
     /// The `Api` method name, which is also the spec's operationId.
     pub fn name(self) -> &'static str {
         match self {
+            Self::Register => "register",
+            Self::GetLoginFlows => "get_login_flows",
+            Self::Login => "login",
+            Self::Logout => "logout",
+            Self::Whoami => "whoami",
+            Self::GetRoomAlias => "get_room_alias",
+            Self::SetRoomAlias => "set_room_alias",
+            Self::DeleteRoomAlias => "delete_room_alias",
+            Self::GetVersions => "get_versions",
             Self::PostRoomsRoomIdJoin => "post_rooms_room_id_join",
             Self::PostRoomsRoomIdInvite => "post_rooms_room_id_invite",
+            Self::LeaveRoom => "leave_room",
+            Self::Kick => "kick",
+            Self::Ban => "ban",
+            Self::Unban => "unban",
+            Self::GetRoomState => "get_room_state",
+            Self::GetRoomStateEvent => "get_room_state_event",
+            Self::SetRoomStateEvent => "set_room_state_event",
+            Self::GetRoomStateEventEmptyKey => "get_room_state_event_empty_key",
+            Self::SetRoomStateEventEmptyKey => "set_room_state_event_empty_key",
+            Self::GetMembers => "get_members",
+            Self::GetJoinedMembers => "get_joined_members",
+            Self::GetJoinedRooms => "get_joined_rooms",
+            Self::CreateRoom => "create_room",
         }
     }
     /// The HTTP method.
     pub fn method(self) -> &'static str {
         match self {
+            Self::Register => "POST",
+            Self::GetLoginFlows => "GET",
+            Self::Login => "POST",
+            Self::Logout => "POST",
+            Self::Whoami => "GET",
+            Self::GetRoomAlias => "GET",
+            Self::SetRoomAlias => "PUT",
+            Self::DeleteRoomAlias => "DELETE",
+            Self::GetVersions => "GET",
             Self::PostRoomsRoomIdJoin => "POST",
             Self::PostRoomsRoomIdInvite => "POST",
+            Self::LeaveRoom => "POST",
+            Self::Kick => "POST",
+            Self::Ban => "POST",
+            Self::Unban => "POST",
+            Self::GetRoomState => "GET",
+            Self::GetRoomStateEvent => "GET",
+            Self::SetRoomStateEvent => "PUT",
+            Self::GetRoomStateEventEmptyKey => "GET",
+            Self::SetRoomStateEventEmptyKey => "PUT",
+            Self::GetMembers => "GET",
+            Self::GetJoinedMembers => "GET",
+            Self::GetJoinedRooms => "GET",
+            Self::CreateRoom => "POST",
         }
     }
     /// The document's basePath.
     pub fn base_path(self) -> &'static str {
         match self {
+            Self::Register => "/_matrix/client/api/v1",
+            Self::GetLoginFlows => "/_matrix/client/api/v1",
+            Self::Login => "/_matrix/client/api/v1",
+            Self::Logout => "/_matrix/client/api/v1",
+            Self::Whoami => "/_matrix/client/api/v1",
+            Self::GetRoomAlias => "/_matrix/client/api/v1",
+            Self::SetRoomAlias => "/_matrix/client/api/v1",
+            Self::DeleteRoomAlias => "/_matrix/client/api/v1",
+            Self::GetVersions => "/_matrix/client",
             Self::PostRoomsRoomIdJoin => "/_matrix/client/api/v1",
             Self::PostRoomsRoomIdInvite => "/_matrix/client/api/v1",
+            Self::LeaveRoom => "/_matrix/client/api/v1",
+            Self::Kick => "/_matrix/client/api/v1",
+            Self::Ban => "/_matrix/client/api/v1",
+            Self::Unban => "/_matrix/client/api/v1",
+            Self::GetRoomState => "/_matrix/client/api/v1",
+            Self::GetRoomStateEvent => "/_matrix/client/api/v1",
+            Self::SetRoomStateEvent => "/_matrix/client/api/v1",
+            Self::GetRoomStateEventEmptyKey => "/_matrix/client/api/v1",
+            Self::SetRoomStateEventEmptyKey => "/_matrix/client/api/v1",
+            Self::GetMembers => "/_matrix/client/api/v1",
+            Self::GetJoinedMembers => "/_matrix/client/api/v1",
+            Self::GetJoinedRooms => "/_matrix/client/api/v1",
+            Self::CreateRoom => "/_matrix/client/api/v1",
         }
     }
     /// The canonical path template, relative to the basePath.
     pub fn path(self) -> &'static str {
         match self {
+            Self::Register => "/register",
+            Self::GetLoginFlows => "/login",
+            Self::Login => "/login",
+            Self::Logout => "/logout",
+            Self::Whoami => "/account/whoami",
+            Self::GetRoomAlias => "/directory/room/{roomAlias}",
+            Self::SetRoomAlias => "/directory/room/{roomAlias}",
+            Self::DeleteRoomAlias => "/directory/room/{roomAlias}",
+            Self::GetVersions => "/versions",
             Self::PostRoomsRoomIdJoin => "/rooms/{roomId}/join",
             Self::PostRoomsRoomIdInvite => "/rooms/{roomId}/invite",
+            Self::LeaveRoom => "/rooms/{roomId}/leave",
+            Self::Kick => "/rooms/{roomId}/kick",
+            Self::Ban => "/rooms/{roomId}/ban",
+            Self::Unban => "/rooms/{roomId}/unban",
+            Self::GetRoomState => "/rooms/{roomId}/state",
+            Self::GetRoomStateEvent => "/rooms/{roomId}/state/{eventType}/{stateKey}",
+            Self::SetRoomStateEvent => "/rooms/{roomId}/state/{eventType}/{stateKey}",
+            Self::GetRoomStateEventEmptyKey => "/rooms/{roomId}/state/{eventType}",
+            Self::SetRoomStateEventEmptyKey => "/rooms/{roomId}/state/{eventType}",
+            Self::GetMembers => "/rooms/{roomId}/members",
+            Self::GetJoinedMembers => "/rooms/{roomId}/joined_members",
+            Self::GetJoinedRooms => "/joined_rooms",
+            Self::CreateRoom => "/createRoom",
         }
     }
     /// Whether the spec asks for an access token.
     pub fn requires_auth(self) -> bool {
         match self {
+            Self::Register => false,
+            Self::GetLoginFlows => false,
+            Self::Login => false,
+            Self::Logout => true,
+            Self::Whoami => true,
+            Self::GetRoomAlias => false,
+            Self::SetRoomAlias => true,
+            Self::DeleteRoomAlias => true,
+            Self::GetVersions => false,
             Self::PostRoomsRoomIdJoin => true,
             Self::PostRoomsRoomIdInvite => true,
+            Self::LeaveRoom => true,
+            Self::Kick => true,
+            Self::Ban => true,
+            Self::Unban => true,
+            Self::GetRoomState => true,
+            Self::GetRoomStateEvent => true,
+            Self::SetRoomStateEvent => true,
+            Self::GetRoomStateEventEmptyKey => true,
+            Self::SetRoomStateEventEmptyKey => true,
+            Self::GetMembers => true,
+            Self::GetJoinedMembers => true,
+            Self::GetJoinedRooms => true,
+            Self::CreateRoom => true,
         }
     }
     /// Every documented status.
     pub fn statuses(self) -> &'static [u16] {
         match self {
+            Self::Register => super::api::RegisterResponse::STATUSES,
+            Self::GetLoginFlows => super::api::GetLoginFlowsResponse::STATUSES,
+            Self::Login => super::api::LoginResponse::STATUSES,
+            Self::Logout => super::api::LogoutResponse::STATUSES,
+            Self::Whoami => super::api::WhoamiResponse::STATUSES,
+            Self::GetRoomAlias => super::api::GetRoomAliasResponse::STATUSES,
+            Self::SetRoomAlias => super::api::SetRoomAliasResponse::STATUSES,
+            Self::DeleteRoomAlias => super::api::DeleteRoomAliasResponse::STATUSES,
+            Self::GetVersions => super::api::GetVersionsResponse::STATUSES,
             Self::PostRoomsRoomIdJoin => {
                 super::api::PostRoomsRoomIdJoinResponse::STATUSES
             }
             Self::PostRoomsRoomIdInvite => {
                 super::api::PostRoomsRoomIdInviteResponse::STATUSES
             }
+            Self::LeaveRoom => super::api::LeaveRoomResponse::STATUSES,
+            Self::Kick => super::api::KickResponse::STATUSES,
+            Self::Ban => super::api::BanResponse::STATUSES,
+            Self::Unban => super::api::UnbanResponse::STATUSES,
+            Self::GetRoomState => super::api::GetRoomStateResponse::STATUSES,
+            Self::GetRoomStateEvent => super::api::GetRoomStateEventResponse::STATUSES,
+            Self::SetRoomStateEvent => super::api::SetRoomStateEventResponse::STATUSES,
+            Self::GetRoomStateEventEmptyKey => {
+                super::api::GetRoomStateEventEmptyKeyResponse::STATUSES
+            }
+            Self::SetRoomStateEventEmptyKey => {
+                super::api::SetRoomStateEventEmptyKeyResponse::STATUSES
+            }
+            Self::GetMembers => super::api::GetMembersResponse::STATUSES,
+            Self::GetJoinedMembers => super::api::GetJoinedMembersResponse::STATUSES,
+            Self::GetJoinedRooms => super::api::GetJoinedRoomsResponse::STATUSES,
+            Self::CreateRoom => super::api::CreateRoomResponse::STATUSES,
         }
     }
 }
@@ -75,6 +277,60 @@ pub struct Route {
 }
 /// The route table: every path, every `x-alias`, and the spec's literal key where it differs from the trimmed path.
 pub const ROUTES: &[Route] = &[
+    Route {
+        method: "POST",
+        base_path: "/_matrix/client/api/v1",
+        template: "/register",
+        operation: Operation::Register,
+    },
+    Route {
+        method: "GET",
+        base_path: "/_matrix/client/api/v1",
+        template: "/login",
+        operation: Operation::GetLoginFlows,
+    },
+    Route {
+        method: "POST",
+        base_path: "/_matrix/client/api/v1",
+        template: "/login",
+        operation: Operation::Login,
+    },
+    Route {
+        method: "POST",
+        base_path: "/_matrix/client/api/v1",
+        template: "/logout",
+        operation: Operation::Logout,
+    },
+    Route {
+        method: "GET",
+        base_path: "/_matrix/client/api/v1",
+        template: "/account/whoami",
+        operation: Operation::Whoami,
+    },
+    Route {
+        method: "GET",
+        base_path: "/_matrix/client/api/v1",
+        template: "/directory/room/{roomAlias}",
+        operation: Operation::GetRoomAlias,
+    },
+    Route {
+        method: "PUT",
+        base_path: "/_matrix/client/api/v1",
+        template: "/directory/room/{roomAlias}",
+        operation: Operation::SetRoomAlias,
+    },
+    Route {
+        method: "DELETE",
+        base_path: "/_matrix/client/api/v1",
+        template: "/directory/room/{roomAlias}",
+        operation: Operation::DeleteRoomAlias,
+    },
+    Route {
+        method: "GET",
+        base_path: "/_matrix/client",
+        template: "/versions",
+        operation: Operation::GetVersions,
+    },
     Route {
         method: "POST",
         base_path: "/_matrix/client/api/v1",
@@ -98,6 +354,84 @@ pub const ROUTES: &[Route] = &[
         base_path: "/_matrix/client/api/v1",
         template: "/rooms/{roomId}/invite ",
         operation: Operation::PostRoomsRoomIdInvite,
+    },
+    Route {
+        method: "POST",
+        base_path: "/_matrix/client/api/v1",
+        template: "/rooms/{roomId}/leave",
+        operation: Operation::LeaveRoom,
+    },
+    Route {
+        method: "POST",
+        base_path: "/_matrix/client/api/v1",
+        template: "/rooms/{roomId}/kick",
+        operation: Operation::Kick,
+    },
+    Route {
+        method: "POST",
+        base_path: "/_matrix/client/api/v1",
+        template: "/rooms/{roomId}/ban",
+        operation: Operation::Ban,
+    },
+    Route {
+        method: "POST",
+        base_path: "/_matrix/client/api/v1",
+        template: "/rooms/{roomId}/unban",
+        operation: Operation::Unban,
+    },
+    Route {
+        method: "GET",
+        base_path: "/_matrix/client/api/v1",
+        template: "/rooms/{roomId}/state",
+        operation: Operation::GetRoomState,
+    },
+    Route {
+        method: "GET",
+        base_path: "/_matrix/client/api/v1",
+        template: "/rooms/{roomId}/state/{eventType}/{stateKey}",
+        operation: Operation::GetRoomStateEvent,
+    },
+    Route {
+        method: "PUT",
+        base_path: "/_matrix/client/api/v1",
+        template: "/rooms/{roomId}/state/{eventType}/{stateKey}",
+        operation: Operation::SetRoomStateEvent,
+    },
+    Route {
+        method: "GET",
+        base_path: "/_matrix/client/api/v1",
+        template: "/rooms/{roomId}/state/{eventType}",
+        operation: Operation::GetRoomStateEventEmptyKey,
+    },
+    Route {
+        method: "PUT",
+        base_path: "/_matrix/client/api/v1",
+        template: "/rooms/{roomId}/state/{eventType}",
+        operation: Operation::SetRoomStateEventEmptyKey,
+    },
+    Route {
+        method: "GET",
+        base_path: "/_matrix/client/api/v1",
+        template: "/rooms/{roomId}/members",
+        operation: Operation::GetMembers,
+    },
+    Route {
+        method: "GET",
+        base_path: "/_matrix/client/api/v1",
+        template: "/rooms/{roomId}/joined_members",
+        operation: Operation::GetJoinedMembers,
+    },
+    Route {
+        method: "GET",
+        base_path: "/_matrix/client/api/v1",
+        template: "/joined_rooms",
+        operation: Operation::GetJoinedRooms,
+    },
+    Route {
+        method: "POST",
+        base_path: "/_matrix/client/api/v1",
+        template: "/createRoom",
+        operation: Operation::CreateRoom,
     },
 ];
 /// A request the route table matched, before its parameters are typed.
@@ -172,6 +506,19 @@ fn required<T>(value: Option<T>, what: &str) -> Result<T, RequestError> {
 fn json_body<T: serde::de::DeserializeOwned + validator::Validate>(
     body: &[u8],
 ) -> Result<Option<T>, RequestError> {
+    let parsed: Option<T> = json_value_body(body)?;
+    if let Some(p) = &parsed {
+        p.validate()
+            .map_err(|e| RequestError::InvalidParam(
+                format!("the request body is invalid: {e}"),
+            ))?;
+    }
+    Ok(parsed)
+}
+/// Parses a JSON body whose type has no constraints; an empty body is `None`.
+fn json_value_body<T: serde::de::DeserializeOwned>(
+    body: &[u8],
+) -> Result<Option<T>, RequestError> {
     if body.iter().all(u8::is_ascii_whitespace) {
         return Ok(None);
     }
@@ -192,11 +539,6 @@ fn json_body<T: serde::de::DeserializeOwned + validator::Validate>(
                 )
             }
         })?;
-    parsed
-        .validate()
-        .map_err(|e| RequestError::InvalidParam(
-            format!("the request body is invalid: {e}"),
-        ))?;
     Ok(Some(parsed))
 }
 fn respond(
@@ -218,10 +560,75 @@ where
     C: Send + Sync,
 {
     match operation {
+        Operation::Register => {
+            let kind = query_param::<String>(&request, "kind")?;
+            let body = json_body::<models::RegisterRequest>(request.body)?;
+            let response = api
+                .register(kind, body, context)
+                .await
+                .map_err(DispatchError::Api)?;
+            respond(response.status(), response.to_json())
+        }
+        Operation::GetLoginFlows => {
+            let response = api
+                .get_login_flows(context)
+                .await
+                .map_err(DispatchError::Api)?;
+            respond(response.status(), response.to_json())
+        }
+        Operation::Login => {
+            let body = required(
+                json_body::<models::LoginRequest>(request.body)?,
+                "a JSON request body",
+            )?;
+            let response = api.login(body, context).await.map_err(DispatchError::Api)?;
+            respond(response.status(), response.to_json())
+        }
+        Operation::Logout => {
+            let response = api.logout(context).await.map_err(DispatchError::Api)?;
+            respond(response.status(), response.to_json())
+        }
+        Operation::Whoami => {
+            let response = api.whoami(context).await.map_err(DispatchError::Api)?;
+            respond(response.status(), response.to_json())
+        }
+        Operation::GetRoomAlias => {
+            let room_alias = path_param(&request, "roomAlias")?;
+            let response = api
+                .get_room_alias(room_alias, context)
+                .await
+                .map_err(DispatchError::Api)?;
+            respond(response.status(), response.to_json())
+        }
+        Operation::SetRoomAlias => {
+            let room_alias = path_param(&request, "roomAlias")?;
+            let body = required(
+                json_body::<models::SetRoomAliasBody>(request.body)?,
+                "a JSON request body",
+            )?;
+            let response = api
+                .set_room_alias(room_alias, body, context)
+                .await
+                .map_err(DispatchError::Api)?;
+            respond(response.status(), response.to_json())
+        }
+        Operation::DeleteRoomAlias => {
+            let room_alias = path_param(&request, "roomAlias")?;
+            let response = api
+                .delete_room_alias(room_alias, context)
+                .await
+                .map_err(DispatchError::Api)?;
+            respond(response.status(), response.to_json())
+        }
+        Operation::GetVersions => {
+            let response = api.get_versions(context).await.map_err(DispatchError::Api)?;
+            respond(response.status(), response.to_json())
+        }
         Operation::PostRoomsRoomIdJoin => {
             let room_id = path_param(&request, "roomId")?;
+            let body = json_body::<models::PostRoomsRoomIdJoinBody>(request.body)?;
             let response = api
-                .post_rooms_room_id_join(room_id, context)
+                .post_rooms_room_id_join(room_id, body, context)
                 .await
                 .map_err(DispatchError::Api)?;
             respond(response.status(), response.to_json())
@@ -234,6 +641,141 @@ where
             )?;
             let response = api
                 .post_rooms_room_id_invite(room_id, body, context)
+                .await
+                .map_err(DispatchError::Api)?;
+            respond(response.status(), response.to_json())
+        }
+        Operation::LeaveRoom => {
+            let room_id = path_param(&request, "roomId")?;
+            let body = json_body::<models::LeaveRoomBody>(request.body)?;
+            let response = api
+                .leave_room(room_id, body, context)
+                .await
+                .map_err(DispatchError::Api)?;
+            respond(response.status(), response.to_json())
+        }
+        Operation::Kick => {
+            let room_id = path_param(&request, "roomId")?;
+            let body = required(
+                json_body::<models::MembershipChange>(request.body)?,
+                "a JSON request body",
+            )?;
+            let response = api
+                .kick(room_id, body, context)
+                .await
+                .map_err(DispatchError::Api)?;
+            respond(response.status(), response.to_json())
+        }
+        Operation::Ban => {
+            let room_id = path_param(&request, "roomId")?;
+            let body = required(
+                json_body::<models::MembershipChange>(request.body)?,
+                "a JSON request body",
+            )?;
+            let response = api
+                .ban(room_id, body, context)
+                .await
+                .map_err(DispatchError::Api)?;
+            respond(response.status(), response.to_json())
+        }
+        Operation::Unban => {
+            let room_id = path_param(&request, "roomId")?;
+            let body = required(
+                json_body::<models::MembershipChange>(request.body)?,
+                "a JSON request body",
+            )?;
+            let response = api
+                .unban(room_id, body, context)
+                .await
+                .map_err(DispatchError::Api)?;
+            respond(response.status(), response.to_json())
+        }
+        Operation::GetRoomState => {
+            let room_id = path_param(&request, "roomId")?;
+            let response = api
+                .get_room_state(room_id, context)
+                .await
+                .map_err(DispatchError::Api)?;
+            respond(response.status(), response.to_json())
+        }
+        Operation::GetRoomStateEvent => {
+            let room_id = path_param(&request, "roomId")?;
+            let event_type = path_param(&request, "eventType")?;
+            let state_key = path_param(&request, "stateKey")?;
+            let response = api
+                .get_room_state_event(room_id, event_type, state_key, context)
+                .await
+                .map_err(DispatchError::Api)?;
+            respond(response.status(), response.to_json())
+        }
+        Operation::SetRoomStateEvent => {
+            let room_id = path_param(&request, "roomId")?;
+            let event_type = path_param(&request, "eventType")?;
+            let state_key = path_param(&request, "stateKey")?;
+            let body = required(
+                json_value_body::<models::JsonObject>(request.body)?,
+                "a JSON request body",
+            )?;
+            let response = api
+                .set_room_state_event(room_id, event_type, state_key, body, context)
+                .await
+                .map_err(DispatchError::Api)?;
+            respond(response.status(), response.to_json())
+        }
+        Operation::GetRoomStateEventEmptyKey => {
+            let room_id = path_param(&request, "roomId")?;
+            let event_type = path_param(&request, "eventType")?;
+            let response = api
+                .get_room_state_event_empty_key(room_id, event_type, context)
+                .await
+                .map_err(DispatchError::Api)?;
+            respond(response.status(), response.to_json())
+        }
+        Operation::SetRoomStateEventEmptyKey => {
+            let room_id = path_param(&request, "roomId")?;
+            let event_type = path_param(&request, "eventType")?;
+            let body = required(
+                json_value_body::<models::JsonObject>(request.body)?,
+                "a JSON request body",
+            )?;
+            let response = api
+                .set_room_state_event_empty_key(room_id, event_type, body, context)
+                .await
+                .map_err(DispatchError::Api)?;
+            respond(response.status(), response.to_json())
+        }
+        Operation::GetMembers => {
+            let room_id = path_param(&request, "roomId")?;
+            let membership = query_param::<String>(&request, "membership")?;
+            let not_membership = query_param::<String>(&request, "not_membership")?;
+            let response = api
+                .get_members(room_id, membership, not_membership, context)
+                .await
+                .map_err(DispatchError::Api)?;
+            respond(response.status(), response.to_json())
+        }
+        Operation::GetJoinedMembers => {
+            let room_id = path_param(&request, "roomId")?;
+            let response = api
+                .get_joined_members(room_id, context)
+                .await
+                .map_err(DispatchError::Api)?;
+            respond(response.status(), response.to_json())
+        }
+        Operation::GetJoinedRooms => {
+            let response = api
+                .get_joined_rooms(context)
+                .await
+                .map_err(DispatchError::Api)?;
+            respond(response.status(), response.to_json())
+        }
+        Operation::CreateRoom => {
+            let body = required(
+                json_body::<models::CreateRoomRequest>(request.body)?,
+                "a JSON request body",
+            )?;
+            let response = api
+                .create_room(body, context)
                 .await
                 .map_err(DispatchError::Api)?;
             respond(response.status(), response.to_json())

@@ -7,3 +7,5 @@ pub mod generated;
 pub mod ids;
 pub mod membership;
 pub mod http;
+pub mod config;
+pub mod service;

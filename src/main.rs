@@ -1,1 +1,50 @@
-fn main(){}
+//! The server binary: parse configuration, open the store, serve until a signal.
+
+use clap::Parser;
+use matrix_membership::config::Config;
+use matrix_membership::http::server::{serve, Edge, EdgeConfig};
+use matrix_membership::service::Service;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+
+/// Resolves on SIGINT or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .expect("installing a SIGTERM handler");
+        tokio::select! {
+            _ = ctrl_c => {},
+            _ = term.recv() => {},
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}
+
+#[tokio::main]
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let config = Config::parse();
+    let service = Arc::new(Service::open(&config)?);
+    let listener = TcpListener::bind(config.bind).await?;
+    println!(
+        "matrix-membership listening on http://{} (server name {}, data in {})",
+        listener.local_addr()?,
+        config.server_name,
+        config.data_dir.display()
+    );
+    let edge = Arc::new(Edge::new(service.clone(), EdgeConfig { body_limit: config.body_limit }));
+    serve(listener, edge, shutdown_signal(), Duration::from_secs(10)).await;
+    service.flush()?;
+    tracing::info!("stopped; database flushed");
+    Ok(())
+}

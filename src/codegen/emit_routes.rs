@@ -73,6 +73,16 @@ fn required<T>(value: Option<T>, what: &str) -> Result<T, RequestError> {
 
 /// Parses and validates a JSON body; an empty body is `None`.
 fn json_body<T: serde::de::DeserializeOwned + validator::Validate>(body: &[u8]) -> Result<Option<T>, RequestError> {
+    let parsed: Option<T> = json_value_body(body)?;
+    if let Some(p) = &parsed {
+        p.validate()
+            .map_err(|e| RequestError::InvalidParam(format!("the request body is invalid: {e}")))?;
+    }
+    Ok(parsed)
+}
+
+/// Parses a JSON body whose type has no constraints; an empty body is `None`.
+fn json_value_body<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<Option<T>, RequestError> {
     if body.iter().all(u8::is_ascii_whitespace) {
         return Ok(None);
     }
@@ -86,9 +96,6 @@ fn json_body<T: serde::de::DeserializeOwned + validator::Validate>(body: &[u8]) 
             RequestError::BadJson(format!("the request body has the wrong shape: {msg}"))
         }
     })?;
-    parsed
-        .validate()
-        .map_err(|e| RequestError::InvalidParam(format!("the request body is invalid: {e}")))?;
     Ok(Some(parsed))
 }
 
@@ -180,7 +187,8 @@ fn emit_dispatch(out: &mut String, api: &Api) {
             call_args.push(p.rust_name.clone());
         }
         if let Some(b) = &op.body {
-            let parse = format!("json_body::<{}>(request.body)?", model_type(&b.ty));
+            let parser = if b.validate { "json_body" } else { "json_value_body" };
+            let parse = format!("{parser}::<{}>(request.body)?", model_type(&b.ty));
             let getter = if b.required { format!("required({parse}, \"a JSON request body\")?") } else { parse };
             let _ = writeln!(out, "let body = {getter};");
             call_args.push("body".into());

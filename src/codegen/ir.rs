@@ -28,6 +28,8 @@ pub struct Body {
     pub rust_name: String,
     pub ty: String,
     pub required: bool,
+    /// Whether the type is a generated struct, which derives `Validate`.
+    pub validate: bool,
 }
 
 /// One documented response.
@@ -170,7 +172,7 @@ fn build_operation(
                 let schema = p.get("schema").ok_or("body parameter without schema")?;
                 let hint = format!("{pascal_name}Body");
                 let t = api.models.type_of(schema, &doc.path, &hint, &mut api.inputs)?;
-                body = Some(Body { rust_name: "body".into(), ty: t.ty, required });
+                body = Some(Body { rust_name: "body".into(), ty: t.ty, required, validate: t.is_struct });
             }
             Some(loc @ ("path" | "query")) => {
                 let location = if loc == "path" { Location::Path } else { Location::Query };

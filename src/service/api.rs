@@ -1,0 +1,422 @@
+//! The generated `Api` trait, implemented thinly: parse identifiers at the
+//! edge, call one domain function, map its result onto the response enum.
+
+use super::accounts::{Registration, RegisterOutcome, DUMMY_STAGE};
+use super::error::{respond, ServiceError, ServiceResult};
+use super::membership::Action;
+use super::rooms::{Preset, RoomSpec};
+use super::Service;
+use crate::generated::api::*;
+use crate::generated::models;
+use crate::http::auth::token_of;
+use crate::ids::{IdError, RoomAliasId, RoomId, RoomOrAlias, UserId};
+use crate::store::Event;
+use serde_json::json;
+use swagger::auth::{AuthData, Authorization};
+use swagger::{ApiError, Has};
+
+/// The spec versions whose endpoints we serve.
+pub const SPEC_VERSIONS: &[&str] = &["r0.0.1", "r0.6.1", "v1.1", "v1.2", "v1.3", "v1.4", "v1.5", "v1.6"];
+
+fn invalid(what: &str) -> impl Fn(IdError) -> ServiceError + '_ {
+    move |e| ServiceError::invalid_param(format!("{what}: {e}"))
+}
+
+/// The authenticated user; the edge only calls auth-requiring operations with one.
+fn sender<C: Has<Option<Authorization>>>(context: &C) -> ServiceResult<UserId> {
+    let auth = Has::<Option<Authorization>>::get(context)
+        .as_ref()
+        .ok_or_else(|| ServiceError::new(401, "M_MISSING_TOKEN", "Missing access token"))?;
+    UserId::parse(&auth.subject).map_err(ServiceError::internal)
+}
+
+fn access_token<C: Has<Option<AuthData>>>(context: &C) -> ServiceResult<String> {
+    Has::<Option<AuthData>>::get(context)
+        .as_ref()
+        .and_then(token_of)
+        .map(str::to_string)
+        .ok_or_else(|| ServiceError::new(401, "M_MISSING_TOKEN", "Missing access token"))
+}
+
+fn room_id(raw: &str) -> ServiceResult<RoomId> {
+    RoomId::parse(raw).map_err(invalid("roomId"))
+}
+
+fn client_event(e: Event) -> models::ClientEvent {
+    let content = match e.content {
+        serde_json::Value::Object(map) => map,
+        _ => models::JsonObject::new(),
+    };
+    models::ClientEvent {
+        event_id: e.event_id,
+        r#type: e.event_type,
+        sender: e.sender,
+        origin_server_ts: e.origin_server_ts as i64,
+        content,
+        room_id: e.room_id,
+        state_key: e.state_key,
+        unsigned: None,
+    }
+}
+
+fn object(value: serde_json::Value) -> models::JsonObject {
+    match value {
+        serde_json::Value::Object(map) => map,
+        _ => models::JsonObject::new(),
+    }
+}
+
+impl Service {
+    async fn membership_op(
+        &self,
+        sender: ServiceResult<UserId>,
+        room: &str,
+        target: Option<&str>,
+        action: Action,
+        reason: Option<String>,
+    ) -> ServiceResult<()> {
+        let sender = sender?;
+        let room = room_id(room)?;
+        let target = match target {
+            Some(t) => UserId::parse(t).map_err(invalid("user_id"))?,
+            None => sender.clone(),
+        };
+        self.change_membership(&room, &sender, &target, action, reason).await
+    }
+
+    async fn register_op(&self, kind: Option<String>, body: Option<models::RegisterRequest>) -> ServiceResult<RegisterResponse> {
+        if kind.as_deref().is_some_and(|k| k != "user") {
+            return Err(ServiceError::new(403, "M_GUEST_ACCESS_FORBIDDEN", "Guest registration is not offered"));
+        }
+        let body = body.unwrap_or(models::RegisterRequest {
+            username: None,
+            password: None,
+            device_id: None,
+            initial_device_display_name: None,
+            inhibit_login: None,
+            auth: None,
+        });
+        let reg = Registration {
+            username: body.username,
+            password: body.password,
+            device_id: body.device_id,
+            inhibit_login: body.inhibit_login.unwrap_or(false),
+            auth: body.auth.map(|a| (a.r#type.unwrap_or_default(), a.session)),
+        };
+        Ok(match self.register(reg).await? {
+            RegisterOutcome::NeedsAuth { session } => RegisterResponse::Unauthorized(models::UserInteractiveAuth {
+                flows: vec![models::AuthFlow { stages: vec![DUMMY_STAGE.to_string()] }],
+                params: Some(models::JsonObject::new()),
+                session: Some(session),
+                completed: None,
+                errcode: None,
+                error: None,
+            }),
+            RegisterOutcome::Registered { user_id, session } => RegisterResponse::Ok(models::RegisterResponse {
+                user_id: user_id.to_string(),
+                access_token: session.as_ref().map(|s| s.access_token.clone()),
+                device_id: session.map(|s| s.device_id),
+                home_server: Some(self.server_name().to_string()),
+            }),
+        })
+    }
+
+    async fn create_room_op(&self, sender: ServiceResult<UserId>, body: models::CreateRoomRequest) -> ServiceResult<models::CreateRoomOk> {
+        let sender = sender?;
+        let invite = body
+            .invite
+            .unwrap_or_default()
+            .iter()
+            .map(|u| UserId::parse(u).map_err(invalid("invite")))
+            .collect::<ServiceResult<Vec<_>>>()?;
+        let spec = RoomSpec {
+            preset: body.preset.map(|p| match p {
+                models::CreateRoomRequestPreset::PrivateChat => Preset::PrivateChat,
+                models::CreateRoomRequestPreset::PublicChat => Preset::PublicChat,
+                models::CreateRoomRequestPreset::TrustedPrivateChat => Preset::TrustedPrivateChat,
+            }),
+            public: body.visibility == Some(models::CreateRoomRequestVisibility::Public),
+            alias_localpart: body.room_alias_name,
+            name: body.name,
+            topic: body.topic,
+            invite,
+            power_level_override: body.power_level_content_override,
+            initial_state: body
+                .initial_state
+                .unwrap_or_default()
+                .into_iter()
+                .map(|s| (s.r#type, s.state_key.unwrap_or_default(), serde_json::Value::Object(s.content)))
+                .collect(),
+            creation_content: body.creation_content,
+            is_direct: body.is_direct.unwrap_or(false),
+        };
+        if body.room_version.as_deref().is_some_and(|v| v != "10") {
+            return Err(ServiceError::new(400, "M_UNSUPPORTED_ROOM_VERSION", "Only room version 10 is supported"));
+        }
+        let created = self.create_room(&sender, spec).await?;
+        Ok(models::CreateRoomOk {
+            room_id: created.room_id.to_string(),
+            room_alias: created.alias.map(|a| a.to_string()),
+        })
+    }
+
+    async fn set_state_op(
+        &self,
+        sender: ServiceResult<UserId>,
+        room: &str,
+        event_type: &str,
+        state_key: &str,
+        body: models::JsonObject,
+    ) -> ServiceResult<models::EventIdResponse> {
+        let sender = sender?;
+        let room = room_id(room)?;
+        let event_id = self.set_state(&room, &sender, event_type, state_key, serde_json::Value::Object(body)).await?;
+        Ok(models::EventIdResponse { event_id })
+    }
+
+    fn get_state_op(&self, sender: ServiceResult<UserId>, room: &str, event_type: &str, state_key: &str) -> ServiceResult<models::JsonObject> {
+        let sender = sender?;
+        Ok(object(self.state_content(&room_id(room)?, &sender, event_type, state_key)?))
+    }
+}
+
+#[async_trait::async_trait]
+impl<C> Api<C> for Service
+where
+    C: Has<Option<Authorization>> + Has<Option<AuthData>> + Send + Sync,
+{
+    async fn register(&self, kind: Option<String>, body: Option<models::RegisterRequest>, _context: &C) -> Result<RegisterResponse, ApiError> {
+        respond("register", self.register_op(kind, body).await, RegisterResponse::from_error)
+    }
+
+    async fn get_login_flows(&self, _context: &C) -> Result<GetLoginFlowsResponse, ApiError> {
+        Ok(GetLoginFlowsResponse::Ok(models::GetLoginFlowsOk {
+            flows: vec![models::LoginFlow { r#type: "m.login.password".into() }],
+        }))
+    }
+
+    async fn login(&self, body: models::LoginRequest, _context: &C) -> Result<LoginResponse, ApiError> {
+        let result = async {
+            if body.r#type != "m.login.password" {
+                return Err(ServiceError::new(400, "M_UNKNOWN", format!("Login type {:?} is not supported", body.r#type)));
+            }
+            let user = body
+                .identifier
+                .and_then(|i| i.user)
+                .or(body.user)
+                .ok_or_else(|| ServiceError::new(400, "M_MISSING_PARAM", "identifier.user is required"))?;
+            let session = self.login(&user, body.password.as_deref().unwrap_or(""), body.device_id).await?;
+            Ok(models::LoginResponse {
+                user_id: session.user_id.to_string(),
+                access_token: session.access_token,
+                device_id: session.device_id,
+                home_server: Some(self.server_name().to_string()),
+            })
+        }
+        .await;
+        respond("login", result.map(LoginResponse::Ok), LoginResponse::from_error)
+    }
+
+    async fn logout(&self, context: &C) -> Result<LogoutResponse, ApiError> {
+        let result = async { self.logout(&access_token(context)?).await }.await;
+        respond("logout", result.map(|_| LogoutResponse::Ok(object(json!({})))), LogoutResponse::from_error)
+    }
+
+    async fn whoami(&self, context: &C) -> Result<WhoamiResponse, ApiError> {
+        let result = access_token(context).and_then(|t| self.whoami(&t)).map(|(user, device)| {
+            WhoamiResponse::Ok(models::WhoamiOk { user_id: user.to_string(), device_id: Some(device), is_guest: Some(false) })
+        });
+        respond("whoami", result, WhoamiResponse::from_error)
+    }
+
+    async fn get_room_alias(&self, room_alias: String, _context: &C) -> Result<GetRoomAliasResponse, ApiError> {
+        let result = RoomAliasId::parse(&room_alias)
+            .map_err(invalid("roomAlias"))
+            .and_then(|alias| self.get_alias(&alias))
+            .map(|room| {
+                GetRoomAliasResponse::Ok(models::GetRoomAliasOk {
+                    room_id: room.to_string(),
+                    servers: vec![self.server_name().to_string()],
+                })
+            });
+        respond("get_room_alias", result, GetRoomAliasResponse::from_error)
+    }
+
+    async fn set_room_alias(&self, room_alias: String, body: models::SetRoomAliasBody, context: &C) -> Result<SetRoomAliasResponse, ApiError> {
+        let result = async {
+            let user = sender(context)?;
+            let alias = RoomAliasId::parse(&room_alias).map_err(invalid("roomAlias"))?;
+            let room = RoomId::parse(&body.room_id).map_err(invalid("room_id"))?;
+            self.set_alias(&user, &alias, &room).await
+        }
+        .await;
+        respond("set_room_alias", result.map(|_| SetRoomAliasResponse::Ok(object(json!({})))), SetRoomAliasResponse::from_error)
+    }
+
+    async fn delete_room_alias(&self, room_alias: String, context: &C) -> Result<DeleteRoomAliasResponse, ApiError> {
+        let result = async {
+            let user = sender(context)?;
+            let alias = RoomAliasId::parse(&room_alias).map_err(invalid("roomAlias"))?;
+            self.delete_alias(&user, &alias).await
+        }
+        .await;
+        respond(
+            "delete_room_alias",
+            result.map(|_| DeleteRoomAliasResponse::Ok(object(json!({})))),
+            DeleteRoomAliasResponse::from_error,
+        )
+    }
+
+    async fn get_versions(&self, _context: &C) -> Result<GetVersionsResponse, ApiError> {
+        Ok(GetVersionsResponse::Ok(models::GetVersionsOk {
+            versions: SPEC_VERSIONS.iter().map(|v| v.to_string()).collect(),
+            unstable_features: Some(Default::default()),
+        }))
+    }
+
+    async fn post_rooms_room_id_join(
+        &self,
+        room_id_or_alias: String,
+        body: Option<models::PostRoomsRoomIdJoinBody>,
+        context: &C,
+    ) -> Result<PostRoomsRoomIdJoinResponse, ApiError> {
+        let result = async {
+            let user = sender(context)?;
+            let target = RoomOrAlias::parse(&room_id_or_alias).map_err(invalid("roomId"))?;
+            let room = self.resolve_room(&target)?;
+            self.join(&room, &user, body.and_then(|b| b.reason)).await?;
+            Ok(PostRoomsRoomIdJoinResponse::Ok(models::PostRoomsRoomIdJoinOk { room_id: room.to_string() }))
+        }
+        .await;
+        respond("post_rooms_room_id_join", result, PostRoomsRoomIdJoinResponse::from_error)
+    }
+
+    async fn post_rooms_room_id_invite(
+        &self,
+        room_id: String,
+        body: models::PostRoomsRoomIdInviteBody,
+        context: &C,
+    ) -> Result<PostRoomsRoomIdInviteResponse, ApiError> {
+        let result = self.membership_op(sender(context), &room_id, Some(&body.user_id), Action::Invite, None).await;
+        respond(
+            "post_rooms_room_id_invite",
+            result.map(|_| PostRoomsRoomIdInviteResponse::Ok(object(json!({})))),
+            PostRoomsRoomIdInviteResponse::from_error,
+        )
+    }
+
+    async fn leave_room(&self, room_id: String, body: Option<models::LeaveRoomBody>, context: &C) -> Result<LeaveRoomResponse, ApiError> {
+        let reason = body.and_then(|b| b.reason);
+        let result = self.membership_op(sender(context), &room_id, None, Action::Leave, reason).await;
+        respond("leave_room", result.map(|_| LeaveRoomResponse::Ok(object(json!({})))), LeaveRoomResponse::from_error)
+    }
+
+    async fn kick(&self, room_id: String, body: models::MembershipChange, context: &C) -> Result<KickResponse, ApiError> {
+        let result = self.membership_op(sender(context), &room_id, Some(&body.user_id), Action::Kick, body.reason).await;
+        respond("kick", result.map(|_| KickResponse::Ok(object(json!({})))), KickResponse::from_error)
+    }
+
+    async fn ban(&self, room_id: String, body: models::MembershipChange, context: &C) -> Result<BanResponse, ApiError> {
+        let result = self.membership_op(sender(context), &room_id, Some(&body.user_id), Action::Ban, body.reason).await;
+        respond("ban", result.map(|_| BanResponse::Ok(object(json!({})))), BanResponse::from_error)
+    }
+
+    async fn unban(&self, room_id: String, body: models::MembershipChange, context: &C) -> Result<UnbanResponse, ApiError> {
+        let result = self.membership_op(sender(context), &room_id, Some(&body.user_id), Action::Unban, body.reason).await;
+        respond("unban", result.map(|_| UnbanResponse::Ok(object(json!({})))), UnbanResponse::from_error)
+    }
+
+    async fn get_room_state(&self, room_id: String, context: &C) -> Result<GetRoomStateResponse, ApiError> {
+        let result = sender(context).and_then(|user| {
+            let events = self.visible_state(&self::room_id(&room_id)?, &user)?;
+            Ok(GetRoomStateResponse::Ok(events.into_iter().map(client_event).collect()))
+        });
+        respond("get_room_state", result, GetRoomStateResponse::from_error)
+    }
+
+    async fn get_room_state_event(&self, room_id: String, event_type: String, state_key: String, context: &C) -> Result<GetRoomStateEventResponse, ApiError> {
+        let result = self.get_state_op(sender(context), &room_id, &event_type, &state_key);
+        respond("get_room_state_event", result.map(GetRoomStateEventResponse::Ok), GetRoomStateEventResponse::from_error)
+    }
+
+    async fn set_room_state_event(
+        &self,
+        room_id: String,
+        event_type: String,
+        state_key: String,
+        body: models::JsonObject,
+        context: &C,
+    ) -> Result<SetRoomStateEventResponse, ApiError> {
+        let result = self.set_state_op(sender(context), &room_id, &event_type, &state_key, body).await;
+        respond("set_room_state_event", result.map(SetRoomStateEventResponse::Ok), SetRoomStateEventResponse::from_error)
+    }
+
+    async fn get_room_state_event_empty_key(&self, room_id: String, event_type: String, context: &C) -> Result<GetRoomStateEventEmptyKeyResponse, ApiError> {
+        let result = self.get_state_op(sender(context), &room_id, &event_type, "");
+        respond(
+            "get_room_state_event_empty_key",
+            result.map(GetRoomStateEventEmptyKeyResponse::Ok),
+            GetRoomStateEventEmptyKeyResponse::from_error,
+        )
+    }
+
+    async fn set_room_state_event_empty_key(
+        &self,
+        room_id: String,
+        event_type: String,
+        body: models::JsonObject,
+        context: &C,
+    ) -> Result<SetRoomStateEventEmptyKeyResponse, ApiError> {
+        let result = self.set_state_op(sender(context), &room_id, &event_type, "", body).await;
+        respond(
+            "set_room_state_event_empty_key",
+            result.map(SetRoomStateEventEmptyKeyResponse::Ok),
+            SetRoomStateEventEmptyKeyResponse::from_error,
+        )
+    }
+
+    async fn get_members(
+        &self,
+        room_id: String,
+        membership: Option<String>,
+        not_membership: Option<String>,
+        context: &C,
+    ) -> Result<GetMembersResponse, ApiError> {
+        let result = sender(context).and_then(|user| {
+            let events = self.member_events(&self::room_id(&room_id)?, &user, membership.as_deref(), not_membership.as_deref())?;
+            Ok(GetMembersResponse::Ok(models::GetMembersOk { chunk: events.into_iter().map(client_event).collect() }))
+        });
+        respond("get_members", result, GetMembersResponse::from_error)
+    }
+
+    async fn get_joined_members(&self, room_id: String, context: &C) -> Result<GetJoinedMembersResponse, ApiError> {
+        let result = sender(context).and_then(|user| {
+            let events = self.member_events(&self::room_id(&room_id)?, &user, Some("join"), None)?;
+            let joined = events
+                .into_iter()
+                .filter_map(|e| {
+                    let name = e.content.get("displayname").and_then(|d| d.as_str()).map(str::to_string);
+                    let avatar = e.content.get("avatar_url").and_then(|d| d.as_str()).map(str::to_string);
+                    Some((e.state_key?, models::RoomMember { display_name: name, avatar_url: avatar }))
+                })
+                .collect();
+            Ok(GetJoinedMembersResponse::Ok(models::GetJoinedMembersOk { joined }))
+        });
+        respond("get_joined_members", result, GetJoinedMembersResponse::from_error)
+    }
+
+    async fn get_joined_rooms(&self, context: &C) -> Result<GetJoinedRoomsResponse, ApiError> {
+        let result = sender(context).and_then(|user| {
+            let rooms = self.joined_rooms(&user)?;
+            Ok(GetJoinedRoomsResponse::Ok(models::GetJoinedRoomsOk {
+                joined_rooms: rooms.iter().map(|r| r.to_string()).collect(),
+            }))
+        });
+        respond("get_joined_rooms", result, GetJoinedRoomsResponse::from_error)
+    }
+
+    async fn create_room(&self, body: models::CreateRoomRequest, context: &C) -> Result<CreateRoomResponse, ApiError> {
+        let result = self.create_room_op(sender(context), body).await;
+        respond("create_room", result.map(CreateRoomResponse::Ok), CreateRoomResponse::from_error)
+    }
+}

@@ -1,0 +1,97 @@
+//! The `Api` implementation and the domain calls behind it.
+//!
+//! Handlers in `api.rs` are thin: they parse identifiers, call one domain
+//! function here, and turn its result into the generated response enum.
+//! Decisions about membership live in `crate::membership::rules`.
+
+pub mod accounts;
+pub mod api;
+pub mod directory;
+pub mod error;
+pub mod locks;
+pub mod membership;
+pub mod ratelimit;
+pub mod rooms;
+pub mod state;
+
+use crate::config::Config;
+use crate::ids::UserId;
+use crate::store::sled::SledStore;
+use crate::store::{StoreError, WriteSeq};
+use error::{ServiceError, ServiceResult};
+use locks::RoomLocks;
+use ratelimit::{Limit, RateLimits};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+/// The homeserver's state: store, server name, limits and locks.
+pub struct Service {
+    store: Arc<SledStore>,
+    server_name: String,
+    limits: RateLimits,
+    room_locks: RoomLocks,
+    /// Open user-interactive-auth sessions of `/register`.
+    uia_sessions: Mutex<HashMap<String, std::time::Instant>>,
+}
+
+impl Service {
+    /// Opens the store in the configured data folder.
+    pub fn open(config: &Config) -> Result<Self, StoreError> {
+        let store = SledStore::open(&config.data_dir)?;
+        let (join, invite) = if config.no_rate_limits {
+            (Limit::new(0.0, 0), Limit::new(0.0, 0))
+        } else {
+            (
+                Limit::new(config.join_rate, config.join_burst),
+                Limit::new(config.invite_rate, config.invite_burst),
+            )
+        };
+        Ok(Service {
+            store: Arc::new(store),
+            server_name: config.server_name.clone(),
+            limits: RateLimits { join, invite },
+            room_locks: RoomLocks::new(1024),
+            uia_sessions: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// The server name in our identifiers.
+    pub fn server_name(&self) -> &str {
+        &self.server_name
+    }
+
+    /// The newest event's stream position.
+    pub fn stream_position(&self) -> u64 {
+        use crate::store::Store;
+        self.store.current_pos()
+    }
+
+    /// Flushes the store; used at shutdown.
+    pub fn flush(&self) -> Result<(), StoreError> {
+        self.store.flush()
+    }
+
+    /// Waits until the write `seq` is on disk: nothing is acknowledged before.
+    async fn durable(&self, seq: WriteSeq) -> ServiceResult<()> {
+        self.store.durable(seq).await.map_err(ServiceError::from)
+    }
+
+    /// A user on this server, or a clear error for one elsewhere (no federation).
+    fn require_local(&self, user: &UserId, what: &str) -> ServiceResult<()> {
+        if user.server_name() == self.server_name {
+            Ok(())
+        } else {
+            Err(ServiceError::forbidden(format!(
+                "{what} {user} is on server {}; this server does not support federation",
+                user.server_name()
+            )))
+        }
+    }
+}
+
+/// A random string of `len` characters from `A-Za-z0-9`.
+pub fn random_string(len: usize) -> String {
+    use rand::distributions::Alphanumeric;
+    use rand::Rng;
+    rand::thread_rng().sample_iter(&Alphanumeric).take(len).map(char::from).collect()
+}

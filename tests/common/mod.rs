@@ -1,0 +1,189 @@
+//! Test harness: an in-process server on a free port with its own data folder,
+//! and the generated client pointed at it.
+#![allow(dead_code)]
+
+use bytes::Bytes;
+use clap::Parser;
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::Client as HyperClient;
+use hyper_util::rt::TokioExecutor;
+use matrix_membership::config::Config;
+use matrix_membership::generated::client::Client;
+use matrix_membership::http::server::{serve, Edge, EdgeConfig};
+use matrix_membership::service::Service;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+
+/// A running server; it stops when dropped.
+pub struct TestServer {
+    pub base_url: String,
+    pub service: Arc<Service>,
+    pub data_dir: tempfile::TempDir,
+    stop: Option<oneshot::Sender<()>>,
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
+/// Starts a server with rate limits off and extra flags.
+pub async fn start_with(extra: &[&str]) -> TestServer {
+    let data_dir = tempfile::tempdir().expect("temp dir");
+    let mut args = vec![
+        "matrix-membership".to_string(),
+        "--bind".into(),
+        "127.0.0.1:0".into(),
+        "--data-dir".into(),
+        data_dir.path().display().to_string(),
+    ];
+    args.extend(extra.iter().map(|s| s.to_string()));
+    let config = Config::parse_from(args);
+    let service = Arc::new(Service::open(&config).expect("open store"));
+    let listener = TcpListener::bind(config.bind).await.expect("bind");
+    let base_url = format!("http://{}", listener.local_addr().unwrap());
+    let edge = Arc::new(Edge::new(service.clone(), EdgeConfig { body_limit: config.body_limit }));
+    let (stop, stopped) = oneshot::channel::<()>();
+    tokio::spawn(serve(
+        listener,
+        edge,
+        async {
+            let _ = stopped.await;
+        },
+        Duration::from_secs(5),
+    ));
+    TestServer { base_url, service, data_dir, stop: Some(stop) }
+}
+
+/// Starts a server with rate limits off.
+pub async fn start() -> TestServer {
+    start_with(&["--no-rate-limits"]).await
+}
+
+impl TestServer {
+    /// The generated client, without a token.
+    pub fn client(&self) -> Client {
+        Client::new(self.base_url.clone())
+    }
+
+    /// A raw request, for what the typed client cannot send (malformed input).
+    pub async fn raw(&self, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> RawResponse {
+        let client = HyperClient::builder(TokioExecutor::new()).build_http::<Full<Bytes>>();
+        let mut req = http::Request::builder().method(method).uri(format!("{}{}", self.base_url, path));
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        let resp = client
+            .request(req.body(Full::new(Bytes::copy_from_slice(body))).unwrap())
+            .await
+            .expect("request");
+        let status = resp.status().as_u16();
+        let headers = resp.headers().clone();
+        let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+        let json = serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null);
+        RawResponse { status, headers, json, bytes: bytes.to_vec() }
+    }
+}
+
+/// What a raw request got back.
+pub struct RawResponse {
+    pub status: u16,
+    pub headers: http::HeaderMap,
+    pub json: serde_json::Value,
+    pub bytes: Vec<u8>,
+}
+
+impl RawResponse {
+    /// The Matrix errcode of the body.
+    pub fn errcode(&self) -> &str {
+        self.json.get("errcode").and_then(|v| v.as_str()).unwrap_or("")
+    }
+
+    /// Asserts a Matrix JSON error with this status and errcode.
+    pub fn assert_error(&self, status: u16, errcode: &str) {
+        assert_eq!(self.status, status, "body: {}", String::from_utf8_lossy(&self.bytes));
+        assert_eq!(self.errcode(), errcode, "body: {}", String::from_utf8_lossy(&self.bytes));
+        assert_eq!(
+            self.headers.get("content-type").and_then(|v| v.to_str().ok()),
+            Some("application/json")
+        );
+        assert!(self.json.get("error").and_then(|v| v.as_str()).is_some_and(|e| !e.is_empty()));
+    }
+}
+
+use matrix_membership::generated::api::{CreateRoomResponse, RegisterResponse};
+use matrix_membership::generated::models;
+
+/// A registered user: their id and a client that sends their token.
+pub struct User {
+    pub id: String,
+    pub client: Client,
+}
+
+impl TestServer {
+    /// Registers `name` through the two-step dummy auth flow.
+    pub async fn register(&self, name: &str) -> User {
+        let client = self.client();
+        let mut body = models::RegisterRequest {
+            username: Some(name.to_string()),
+            password: Some(format!("{name}-password")),
+            device_id: None,
+            initial_device_display_name: None,
+            inhibit_login: None,
+            auth: None,
+        };
+        let session = match client.register(None, Some(&body)).await.unwrap() {
+            RegisterResponse::Unauthorized(uia) => uia.session.expect("UIA session"),
+            other => panic!("expected a 401 UIA challenge, got {other:?}"),
+        };
+        body.auth = Some(models::AuthenticationData { r#type: Some("m.login.dummy".into()), session: Some(session) });
+        match client.register(None, Some(&body)).await.unwrap() {
+            RegisterResponse::Ok(ok) => User {
+                id: ok.user_id,
+                client: client.with_access_token(ok.access_token.expect("access token")),
+            },
+            other => panic!("expected registration, got {other:?}"),
+        }
+    }
+}
+
+/// An empty createRoom request.
+pub fn room_request() -> models::CreateRoomRequest {
+    models::CreateRoomRequest {
+        visibility: None,
+        room_alias_name: None,
+        name: None,
+        topic: None,
+        invite: None,
+        preset: None,
+        power_level_content_override: None,
+        initial_state: None,
+        is_direct: None,
+        creation_content: None,
+        room_version: None,
+    }
+}
+
+impl User {
+    /// Creates a room with `preset` and returns its id.
+    pub async fn create_room(&self, preset: models::CreateRoomRequestPreset) -> String {
+        let mut req = room_request();
+        req.preset = Some(preset);
+        match self.client.create_room(&req).await.unwrap() {
+            CreateRoomResponse::Ok(ok) => ok.room_id,
+            other => panic!("createRoom failed: {other:?}"),
+        }
+    }
+}
+
+impl TestServer {
+    /// The store's current stream position: it moves exactly when an event is written.
+    pub fn service_pos(&self) -> u64 {
+        self.service.stream_position()
+    }
+}

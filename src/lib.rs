@@ -6,3 +6,4 @@
 pub mod generated;
 pub mod ids;
 pub mod membership;
+pub mod store;

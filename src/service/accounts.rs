@@ -1,6 +1,7 @@
 //! Accounts and sessions: registration with user-interactive auth, password
 //! login, logout, whoami, and access-token lookup.
 
+use crate::store::Store as _;
 use super::error::{ServiceError, ServiceResult};
 use super::{random_string, Service};
 use crate::http::auth::TokenResolver;
@@ -105,10 +106,14 @@ impl Service {
                 }
             }
         }
-        let password = reg.password.clone().unwrap_or_default();
-        let hash = tokio::task::spawn_blocking(move || hash_password(&password))
-            .await
-            .map_err(ServiceError::internal)??;
+        // An account without a password (Matrix allows it) skips the deliberately
+        // slow hash; it simply cannot log in with m.login.password.
+        let hash = match reg.password.clone().filter(|p| !p.is_empty()) {
+            None => String::new(),
+            Some(password) => tokio::task::spawn_blocking(move || hash_password(&password))
+                .await
+                .map_err(ServiceError::internal)??,
+        };
         if !self.store.create_user(&user_id, &hash)? {
             return Err(ServiceError::new(400, "M_USER_IN_USE", format!("{user_id} is already taken")));
         }

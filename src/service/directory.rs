@@ -1,5 +1,6 @@
 //! The room directory: aliases to room ids.
 
+use crate::store::Store as _;
 use super::error::{ServiceError, ServiceResult};
 use super::Service;
 use crate::ids::{RoomAliasId, RoomId, UserId};

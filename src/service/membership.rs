@@ -1,6 +1,7 @@
 //! Membership changes: read the room under its lock, ask the rules, append
 //! one `m.room.member` event, and acknowledge only once it is durable.
 
+use crate::store::Store as _;
 use super::error::{ServiceError, ServiceResult};
 use super::Service;
 use crate::ids::{RoomAliasId, RoomId, RoomOrAlias, UserId};

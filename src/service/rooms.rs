@@ -1,5 +1,6 @@
 //! Room creation: the initial state events, in the order the Matrix spec gives.
 
+use crate::store::Store as _;
 use super::error::{ServiceError, ServiceResult};
 use super::{random_string, Service};
 use crate::ids::{RoomAliasId, RoomId, UserId};
@@ -113,22 +114,25 @@ impl Service {
                         "room_alias_name {local:?} may not contain ':' or whitespace"
                     )));
                 }
-                match self.store.set_alias(&alias, &room_id)? {
-                    Some(_) => Some(alias),
-                    None => return Err(ServiceError::new(400, "M_ROOM_IN_USE", format!("Room alias {alias} is already taken"))),
+                if self.store.resolve_alias(&alias)?.is_some() {
+                    return Err(ServiceError::new(400, "M_ROOM_IN_USE", format!("Room alias {alias} is already taken")));
                 }
+                Some(alias)
             }
         };
         let events = initial_events(creator, preset, alias.as_ref(), &spec);
-        let seq = match self.store.create_room(&room_id, creator, &events) {
-            Ok((_, seq)) => seq,
-            Err(e) => {
-                if let Some(alias) = &alias {
-                    let _ = self.store.delete_alias(alias);
+        let mut seq = self.store.create_room(&room_id, creator, &events)?.1;
+        if let Some(alias) = &alias {
+            // The store needs the room to exist before an alias can point at it.
+            // A creation racing for the same alias loses here; its room stays
+            // unnamed and unreachable by alias, and the client is told.
+            match self.store.set_alias(alias, &room_id)? {
+                Some(alias_seq) => seq = seq.max(alias_seq),
+                None => {
+                    return Err(ServiceError::new(400, "M_ROOM_IN_USE", format!("Room alias {alias} is already taken")))
                 }
-                return Err(e.into());
             }
-        };
+        }
         self.durable(seq).await?;
         Ok(CreatedRoom { room_id, alias })
     }

@@ -1,5 +1,6 @@
 //! Reading and writing room state: `/state`, `/members`, `joined_members`, `joined_rooms`.
 
+use crate::store::Store as _;
 use super::error::{ServiceError, ServiceResult};
 use super::Service;
 use crate::ids::{RoomId, UserId};

@@ -999,6 +999,45 @@ mod tests {
         assert!(elapsed < Duration::from_secs(20), "took {elapsed:?}");
     }
 
+    /// Not a correctness test: prints durable writes per second at 64
+    /// concurrent requests (`cargo test --release -- --ignored --nocapture`).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    #[ignore]
+    async fn group_commit_throughput_at_64_concurrent_requests() {
+        let (_dir, store) = open();
+        let store = Arc::new(store);
+        let r = with_room(&store);
+        let flushes_before = store.flush_count();
+        let deadline = Instant::now() + Duration::from_secs(3);
+        let tasks: Vec<_> = (0..64)
+            .map(|i| {
+                let (store, r) = (Arc::clone(&store), r.clone());
+                tokio::spawn(async move {
+                    let mut done = 0u64;
+                    while Instant::now() < deadline {
+                        let (_, seq) = store
+                            .append(&r, &[message(ALICE, &format!("{i}"))])
+                            .unwrap();
+                        store.durable(seq).await.unwrap();
+                        done += 1;
+                    }
+                    done
+                })
+            })
+            .collect();
+        let mut total = 0;
+        for t in tasks {
+            total += t.await.unwrap();
+        }
+        let flushes = store.flush_count() - flushes_before;
+        eprintln!(
+            "{total} durable appends in 3s ({} req/s), {flushes} flushes, {:.1} writes per flush",
+            total / 3,
+            total as f64 / flushes.max(1) as f64
+        );
+        assert!(total > 0);
+    }
+
     #[test]
     fn aliases_set_resolve_and_delete_and_a_taken_alias_is_refused() {
         let (_dir, store) = open();
@@ -1070,7 +1109,9 @@ mod tests {
 
     #[test]
     fn accounts_register_once_and_tokens_map_to_their_device_until_removed() {
-        let (_dir, store) = open();
+        let (_dir, sled_store) = open();
+        // Object safety: the service holds the store as a trait object.
+        let store: &dyn Store = &sled_store;
         let alice = user(ALICE);
         assert!(!store.user_exists(&alice).unwrap());
         assert!(store.create_user(&alice, "h1").unwrap());

@@ -1,10 +1,10 @@
 //! Room creation: the initial state events, in the order the Matrix spec gives.
 
-use crate::store::Store as _;
 use super::error::{ServiceError, ServiceResult};
 use super::{random_string, Service};
 use crate::ids::{RoomAliasId, RoomId, UserId};
 use crate::store::NewEvent;
+use crate::store::Store as _;
 use serde_json::{json, Map, Value};
 
 /// `preset` of `/createRoom`.
@@ -88,16 +88,26 @@ fn power_levels(creator: &UserId, preset: Preset, spec: &RoomSpec) -> Value {
 impl Service {
     /// Creates a room owned by `creator`.
     pub async fn create_room(&self, creator: &UserId, spec: RoomSpec) -> ServiceResult<CreatedRoom> {
-        let preset = spec.preset.unwrap_or(if spec.public { Preset::PublicChat } else { Preset::PrivateChat });
+        let preset = spec.preset.unwrap_or(if spec.public {
+            Preset::PublicChat
+        } else {
+            Preset::PrivateChat
+        });
         for invitee in &spec.invite {
             self.require_local(invitee, "Invitee")?;
             if !self.store.user_exists(invitee)? {
-                return Err(ServiceError::not_found(format!("User {invitee} does not exist on this server")));
+                return Err(ServiceError::not_found(format!(
+                    "User {invitee} does not exist on this server"
+                )));
             }
         }
         if let Some(over) = &spec.power_level_override {
             if serde_json::from_value::<crate::membership::state::PowerLevels>(Value::Object(over.clone())).is_err() {
-                return Err(ServiceError::new(400, "M_BAD_JSON", "power_level_content_override is not valid power levels content"));
+                return Err(ServiceError::new(
+                    400,
+                    "M_BAD_JSON",
+                    "power_level_content_override is not valid power levels content",
+                ));
             }
         }
         self.limits.invite.check(creator.as_str())?;
@@ -115,7 +125,11 @@ impl Service {
                     )));
                 }
                 if self.store.resolve_alias(&alias)?.is_some() {
-                    return Err(ServiceError::new(400, "M_ROOM_IN_USE", format!("Room alias {alias} is already taken")));
+                    return Err(ServiceError::new(
+                        400,
+                        "M_ROOM_IN_USE",
+                        format!("Room alias {alias} is already taken"),
+                    ));
                 }
                 Some(alias)
             }
@@ -129,55 +143,81 @@ impl Service {
             match self.store.set_alias(alias, &room_id)? {
                 Some(alias_seq) => seq = seq.max(alias_seq),
                 None => {
-                    return Err(ServiceError::new(400, "M_ROOM_IN_USE", format!("Room alias {alias} is already taken")))
+                    return Err(ServiceError::new(
+                        400,
+                        "M_ROOM_IN_USE",
+                        format!("Room alias {alias} is already taken"),
+                    ))
                 }
             }
         }
         self.durable(seq).await?;
         Ok(CreatedRoom { room_id, alias })
     }
-
 }
 
 /// create, creator join, power_levels, canonical_alias, join_rules,
 /// history_visibility, guest_access, initial_state, name, topic, invites.
 fn initial_events(creator: &UserId, preset: Preset, alias: Option<&RoomAliasId>, spec: &RoomSpec) -> Vec<NewEvent> {
-        let mut create = spec.creation_content.clone().unwrap_or_default();
-        create.insert("creator".into(), json!(creator.as_str()));
-        create.insert("room_version".into(), json!("10"));
-        let mut events = vec![
-            state(creator, "m.room.create", "", Value::Object(create)),
-            state(
-                creator,
-                "m.room.member",
-                creator.as_str(),
-                json!({"membership": "join", "displayname": creator.localpart()}),
-            ),
-            state(creator, "m.room.power_levels", "", power_levels(creator, preset, spec)),
-        ];
-        if let Some(alias) = alias {
-            events.push(state(creator, "m.room.canonical_alias", "", json!({"alias": alias.as_str()})));
+    let mut create = spec.creation_content.clone().unwrap_or_default();
+    create.insert("creator".into(), json!(creator.as_str()));
+    create.insert("room_version".into(), json!("10"));
+    let mut events = vec![
+        state(creator, "m.room.create", "", Value::Object(create)),
+        state(
+            creator,
+            "m.room.member",
+            creator.as_str(),
+            json!({"membership": "join", "displayname": creator.localpart()}),
+        ),
+        state(creator, "m.room.power_levels", "", power_levels(creator, preset, spec)),
+    ];
+    if let Some(alias) = alias {
+        events.push(state(
+            creator,
+            "m.room.canonical_alias",
+            "",
+            json!({"alias": alias.as_str()}),
+        ));
+    }
+    let join_rule = if preset == Preset::PublicChat {
+        "public"
+    } else {
+        "invite"
+    };
+    events.push(state(creator, "m.room.join_rules", "", json!({"join_rule": join_rule})));
+    events.push(state(
+        creator,
+        "m.room.history_visibility",
+        "",
+        json!({"history_visibility": "shared"}),
+    ));
+    let guest = if preset == Preset::PublicChat {
+        "forbidden"
+    } else {
+        "can_join"
+    };
+    events.push(state(
+        creator,
+        "m.room.guest_access",
+        "",
+        json!({"guest_access": guest}),
+    ));
+    for (event_type, key, content) in &spec.initial_state {
+        events.push(state(creator, event_type, key, content.clone()));
+    }
+    if let Some(name) = &spec.name {
+        events.push(state(creator, "m.room.name", "", json!({"name": name})));
+    }
+    if let Some(topic) = &spec.topic {
+        events.push(state(creator, "m.room.topic", "", json!({"topic": topic})));
+    }
+    for invitee in &spec.invite {
+        let mut content = json!({"membership": "invite"});
+        if spec.is_direct {
+            content["is_direct"] = json!(true);
         }
-        let join_rule = if preset == Preset::PublicChat { "public" } else { "invite" };
-        events.push(state(creator, "m.room.join_rules", "", json!({"join_rule": join_rule})));
-        events.push(state(creator, "m.room.history_visibility", "", json!({"history_visibility": "shared"})));
-        let guest = if preset == Preset::PublicChat { "forbidden" } else { "can_join" };
-        events.push(state(creator, "m.room.guest_access", "", json!({"guest_access": guest})));
-        for (event_type, key, content) in &spec.initial_state {
-            events.push(state(creator, event_type, key, content.clone()));
-        }
-        if let Some(name) = &spec.name {
-            events.push(state(creator, "m.room.name", "", json!({"name": name})));
-        }
-        if let Some(topic) = &spec.topic {
-            events.push(state(creator, "m.room.topic", "", json!({"topic": topic})));
-        }
-        for invitee in &spec.invite {
-            let mut content = json!({"membership": "invite"});
-            if spec.is_direct {
-                content["is_direct"] = json!(true);
-            }
-            events.push(state(creator, "m.room.member", invitee.as_str(), content));
-        }
-        events
+        events.push(state(creator, "m.room.member", invitee.as_str(), content));
+    }
+    events
 }

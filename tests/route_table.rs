@@ -30,7 +30,7 @@ struct SpecOperation {
 impl SpecOperation {
     fn label(&self) -> String {
         format!(
-            "{}: {} {}{:?}",
+            "{}: {} {} + {:?}",
             self.doc, self.method, self.base_path, self.key
         )
     }

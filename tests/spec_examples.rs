@@ -63,7 +63,12 @@ impl Checker {
         };
         let errors: Vec<String> = validator
             .iter_errors(&instance)
-            .map(|e| format!("{e} (at {})", e.instance_path))
+            .map(|e| {
+                format!(
+                    "{e} (at /{})",
+                    e.instance_path.to_string().trim_start_matches('/')
+                )
+            })
             .collect();
         if !errors.is_empty() {
             self.failures.push(format!(

@@ -49,8 +49,7 @@ impl Output {
 }
 
 fn generate(dir: &Path) -> Output {
-    let g = codegen::generate(dir)
-        .unwrap_or_else(|e| panic!("generating from {} failed: {e}", dir.display()));
+    let g = codegen::generate(dir).unwrap_or_else(|e| panic!("generating from {} failed: {e}", dir.display()));
     Output {
         files: g.files.into_iter().collect(),
         inputs: g.inputs,
@@ -59,10 +58,7 @@ fn generate(dir: &Path) -> Output {
 
 fn generate_err(dir: &Path) -> String {
     match codegen::generate(dir) {
-        Ok(_) => panic!(
-            "generating from {} succeeded, but it should have failed",
-            dir.display()
-        ),
+        Ok(_) => panic!("generating from {} succeeded, but it should have failed", dir.display()),
         Err(e) => e,
     }
 }
@@ -107,10 +103,7 @@ fn error_after_editing(file: &str, edit: impl FnOnce(&mut Value)) -> String {
 
 fn assert_mentions(error: &str, words: &[&str]) {
     for w in words {
-        assert!(
-            error.contains(w),
-            "the error should name {w:?}, but it is: {error}"
-        );
+        assert!(error.contains(w), "the error should name {w:?}, but it is: {error}");
     }
 }
 
@@ -131,9 +124,7 @@ fn ty_str(ty: &syn::Type) -> String {
     let mut item: syn::ItemType = syn::parse_str("type T = ();").unwrap();
     item.ty = Box::new(ty.clone());
     let text = squash(&unparse_item(syn::Item::Type(item)));
-    text.trim_start_matches("typeT=")
-        .trim_end_matches(';')
-        .to_string()
+    text.trim_start_matches("typeT=").trim_end_matches(';').to_string()
 }
 
 fn attrs_str(attrs: &[syn::Attribute]) -> String {
@@ -149,12 +140,7 @@ fn find_struct<'a>(file: &'a syn::File, name: &str) -> &'a syn::ItemStruct {
             syn::Item::Struct(s) if s.ident == name => Some(s),
             _ => None,
         })
-        .unwrap_or_else(|| {
-            panic!(
-                "no struct {name} was generated; structs: {:?}",
-                item_names(file)
-            )
-        })
+        .unwrap_or_else(|| panic!("no struct {name} was generated; structs: {:?}", item_names(file)))
 }
 
 fn find_enum<'a>(file: &'a syn::File, name: &str) -> &'a syn::ItemEnum {
@@ -164,12 +150,7 @@ fn find_enum<'a>(file: &'a syn::File, name: &str) -> &'a syn::ItemEnum {
             syn::Item::Enum(e) if e.ident == name => Some(e),
             _ => None,
         })
-        .unwrap_or_else(|| {
-            panic!(
-                "no enum {name} was generated; items: {:?}",
-                item_names(file)
-            )
-        })
+        .unwrap_or_else(|| panic!("no enum {name} was generated; items: {:?}", item_names(file)))
 }
 
 fn item_names(file: &syn::File) -> BTreeSet<String> {
@@ -202,13 +183,9 @@ fn fields(s: &syn::ItemStruct) -> BTreeMap<String, (String, String)> {
 }
 
 fn field(s: &syn::ItemStruct, name: &str) -> (String, String) {
-    fields(s).remove(name).unwrap_or_else(|| {
-        panic!(
-            "struct {} has no field {name}; it has {:?}",
-            s.ident,
-            fields(s).keys()
-        )
-    })
+    fields(s)
+        .remove(name)
+        .unwrap_or_else(|| panic!("struct {} has no field {name}; it has {:?}", s.ident, fields(s).keys()))
 }
 
 /// The variants of an enum: name → payload type (or "" for a unit variant).
@@ -216,12 +193,7 @@ fn variants(e: &syn::ItemEnum) -> BTreeMap<String, String> {
     e.variants
         .iter()
         .map(|v| {
-            let payload = v
-                .fields
-                .iter()
-                .map(|f| ty_str(&f.ty))
-                .collect::<Vec<_>>()
-                .join(",");
+            let payload = v.fields.iter().map(|f| ty_str(&f.ty)).collect::<Vec<_>>().join(",");
             (v.ident.to_string(), payload)
         })
         .collect()
@@ -265,22 +237,16 @@ fn expr_str(e: &syn::Expr) -> String {
     let mut item: syn::ItemConst = syn::parse_str("const X: () = ();").unwrap();
     item.expr = Box::new(e.clone());
     let text = squash(&unparse_item(syn::Item::Const(item)));
-    text.trim_start_matches("constX:()=")
-        .trim_end_matches(';')
-        .to_string()
+    text.trim_start_matches("constX:()=").trim_end_matches(';').to_string()
 }
 
 fn lit_str(e: &syn::Expr) -> String {
     match e {
         syn::Expr::Lit(syn::ExprLit {
-            lit: syn::Lit::Str(s),
-            ..
+            lit: syn::Lit::Str(s), ..
         }) => s.value(),
         syn::Expr::Path(p) => p.path.segments.last().unwrap().ident.to_string(),
-        other => panic!(
-            "unexpected expression in the route table: {}",
-            expr_str(other)
-        ),
+        other => panic!("unexpected expression in the route table: {}", expr_str(other)),
     }
 }
 
@@ -314,12 +280,7 @@ fn route_rows(routes: &syn::File) -> Vec<(String, String, String, String)> {
                     .unwrap_or_else(|| panic!("a ROUTES row has no {name}"));
                 lit_str(&f.expr)
             };
-            (
-                get("method"),
-                get("base_path"),
-                get("template"),
-                get("operation"),
-            )
+            (get("method"), get("base_path"), get("template"), get("operation"))
         })
         .collect()
 }
@@ -349,12 +310,10 @@ fn operation_table(routes: &syn::File, name: &str) -> BTreeMap<String, String> {
                     let variant = p.path.segments.last().unwrap().ident.to_string();
                     let body = match &*arm.body {
                         syn::Expr::Lit(syn::ExprLit {
-                            lit: syn::Lit::Bool(b),
-                            ..
+                            lit: syn::Lit::Bool(b), ..
                         }) => b.value.to_string(),
                         syn::Expr::Lit(syn::ExprLit {
-                            lit: syn::Lit::Str(s),
-                            ..
+                            lit: syn::Lit::Str(s), ..
                         }) => s.value(),
                         other => expr_str(other),
                     };
@@ -391,8 +350,7 @@ fn statuses(api: &syn::File, ty: &str) -> Vec<u16> {
                 .iter()
                 .map(|e| match e {
                     syn::Expr::Lit(syn::ExprLit {
-                        lit: syn::Lit::Int(i),
-                        ..
+                        lit: syn::Lit::Int(i), ..
                     }) => i.base10_parse().unwrap(),
                     _ => panic!("STATUSES holds a non-integer"),
                 })
@@ -447,8 +405,7 @@ fn a_required_body_is_a_plain_argument_and_an_optional_body_an_option() {
         methods["create_thing"]
     );
     assert!(
-        methods["put_things_thing_id_poke"]
-            .contains(&("body".into(), "Option<models::Poke>".into())),
+        methods["put_things_thing_id_poke"].contains(&("body".into(), "Option<models::Poke>".into())),
         "{:?}",
         methods["put_things_thing_id_poke"]
     );
@@ -463,14 +420,8 @@ fn each_operation_gets_a_response_enum_with_one_variant_per_documented_status() 
     let api = fixture().rust("api.rs");
     let get = variants(find_enum(&api, "GetThingsThingIdResponse"));
     assert_eq!(get.get("Ok").map(String::as_str), Some("models::Thing"));
-    assert_eq!(
-        get.get("NotFound").map(String::as_str),
-        Some("models::Error")
-    );
-    assert_eq!(
-        statuses(&api, "GetThingsThingIdResponse"),
-        vec![200, 403, 404]
-    );
+    assert_eq!(get.get("NotFound").map(String::as_str), Some("models::Error"));
+    assert_eq!(statuses(&api, "GetThingsThingIdResponse"), vec![200, 403, 404]);
     let create = variants(find_enum(&api, "CreateThingResponse"));
     assert_eq!(create.keys().collect::<Vec<_>>(), ["BadRequest", "Created"]);
     assert_eq!(statuses(&api, "CreateThingResponse"), vec![201, 400]);
@@ -606,17 +557,10 @@ fn the_route_table_has_one_row_per_method_and_path_with_the_base_path_trimmed() 
 #[test]
 fn the_operation_enum_lists_every_operation_once() {
     let routes = fixture().rust("routes.rs");
-    let ops: BTreeSet<String> = variants(find_enum(&routes, "Operation"))
-        .into_keys()
-        .collect();
-    let expected: BTreeSet<String> = [
-        "CreateThing",
-        "DeleteThing",
-        "GetThingsThingId",
-        "PutThingsThingIdPoke",
-    ]
-    .map(String::from)
-    .into();
+    let ops: BTreeSet<String> = variants(find_enum(&routes, "Operation")).into_keys().collect();
+    let expected: BTreeSet<String> = ["CreateThing", "DeleteThing", "GetThingsThingId", "PutThingsThingIdPoke"]
+        .map(String::from)
+        .into();
     assert_eq!(ops, expected);
     let names = operation_table(&routes, "name");
     assert_eq!(names["CreateThing"], "create_thing");
@@ -668,10 +612,7 @@ fn optional_fields_are_skipped_when_absent_and_renamed_fields_keep_their_json_na
     let models = fixture().rust("models.rs");
     let thing = find_struct(&models, "Thing");
     let (_, attrs) = field(thing, "display_name");
-    assert!(
-        attrs.contains(r#"#[serde(rename="displayName")]"#),
-        "{attrs}"
-    );
+    assert!(attrs.contains(r#"#[serde(rename="displayName")]"#), "{attrs}");
     assert!(
         attrs.contains(r#"#[serde(default,skip_serializing_if="Option::is_none")]"#),
         "{attrs}"
@@ -697,10 +638,7 @@ fn a_string_enum_becomes_a_rust_enum_whose_variants_keep_the_spec_spelling() {
 #[test]
 fn nested_objects_and_array_items_become_structs_that_are_validated_as_nested() {
     let models = fixture().rust("models.rs");
-    assert_eq!(
-        field(find_struct(&models, "ThingOwner"), "user_id").0,
-        "String"
-    );
+    assert_eq!(field(find_struct(&models, "ThingOwner"), "user_id").0, "String");
     assert_eq!(
         field(find_struct(&models, "ThingPartsItem"), "part_no").0,
         "Option<i64>"
@@ -719,10 +657,7 @@ fn additional_properties_false_denies_unknown_fields_and_other_models_ignore_the
     let models = fixture().rust("models.rs");
     for strict in ["Limits", "Poke"] {
         let attrs = attrs_str(&find_struct(&models, strict).attrs);
-        assert!(
-            attrs.contains("#[serde(deny_unknown_fields)]"),
-            "{strict}: {attrs}"
-        );
+        assert!(attrs.contains("#[serde(deny_unknown_fields)]"), "{strict}: {attrs}");
     }
     for open in ["Thing", "Error", "CreateThingBody"] {
         let attrs = attrs_str(&find_struct(&models, open).attrs);
@@ -767,21 +702,14 @@ fn constraints_become_validator_attributes() {
         ("Thing", "count", "#[validate(range(min=0,max=100))]"),
         ("Thing", "ratio", "#[validate(range(min=0.5,max=2.5))]"),
         ("Thing", "parts", "#[validate(length(min=1,max=10))]"),
-        (
-            "CreateThingBody",
-            "name",
-            "#[validate(length(min=1,max=10))]",
-        ),
+        ("CreateThingBody", "name", "#[validate(length(min=1,max=10))]"),
         ("CreateThingBody", "size", "#[validate(range(min=1,max=9))]"),
         ("Poke", "strength", "#[validate(range(min=1,max=5))]"),
         ("Limits", "max_pokes", "#[validate(range(min=0))]"),
     ];
     for (model, f, attr) in cases {
         let (_, attrs) = field(find_struct(&models, model), f);
-        assert!(
-            attrs.contains(attr),
-            "{model}.{f} should have {attr}, has {attrs}"
-        );
+        assert!(attrs.contains(attr), "{model}.{f} should have {attr}, has {attrs}");
     }
     let (_, attrs) = field(find_struct(&models, "Thing"), "name");
     assert!(
@@ -804,10 +732,7 @@ fn the_overlay_adds_a_response_and_appends_a_parameter() {
         "{get:?}"
     );
     let args = &api_methods(&out.rust("api.rs"))["get_things_thing_id"];
-    assert_eq!(
-        args[args.len() - 2],
-        ("since".to_string(), "Option<i64>".to_string())
-    );
+    assert_eq!(args[args.len() - 2], ("since".to_string(), "Option<i64>".to_string()));
     let swagger = out.swagger();
     let op = &swagger["paths"]["/things/{thingId}"]["get"];
     let names: Vec<&str> = op["parameters"]
@@ -822,26 +747,15 @@ fn the_overlay_adds_a_response_and_appends_a_parameter() {
         "the overlay's parameter is appended: {names:?}"
     );
     assert_eq!(names.len(), 5, "the seed's parameters are kept: {names:?}");
-    assert_eq!(
-        op["responses"]["403"]["description"],
-        "Added by the overlay."
-    );
+    assert_eq!(op["responses"]["403"]["description"], "Added by the overlay.");
     assert!(op["responses"].get("200").is_some() && op["responses"].get("404").is_some());
 }
 
 #[test]
 fn overlay_merging_merges_objects_appends_arrays_and_allows_restating_a_scalar() {
     let mut base = json!({"a": {"x": 1, "list": [1]}, "s": "same"});
-    codegen::spec::merge_overlay(
-        &mut base,
-        json!({"a": {"y": 2, "list": [2]}, "s": "same"}),
-        "",
-    )
-    .unwrap();
-    assert_eq!(
-        base,
-        json!({"a": {"x": 1, "y": 2, "list": [1, 2]}, "s": "same"})
-    );
+    codegen::spec::merge_overlay(&mut base, json!({"a": {"y": 2, "list": [2]}, "s": "same"}), "").unwrap();
+    assert_eq!(base, json!({"a": {"x": 1, "y": 2, "list": [1, 2]}, "s": "same"}));
     let err = codegen::spec::merge_overlay(&mut base, json!({"a": {"x": 5}}), "").unwrap_err();
     assert_mentions(&err, &["/a/x", "overlay"]);
 }
@@ -854,10 +768,7 @@ fn the_merged_swagger_document_has_every_operation_under_one_base_path_with_loca
     let mut ops = BTreeSet::new();
     for (path, item) in swagger["paths"].as_object().unwrap() {
         for (method, op) in item.as_object().unwrap() {
-            ops.insert(format!(
-                "{method} {path} {}",
-                op["operationId"].as_str().unwrap()
-            ));
+            ops.insert(format!("{method} {path} {}", op["operationId"].as_str().unwrap()));
         }
     }
     let expected: BTreeSet<String> = [
@@ -882,8 +793,7 @@ fn the_merged_swagger_document_has_every_operation_under_one_base_path_with_loca
                         "{at}: $ref {r} does not resolve"
                     );
                 }
-                o.iter()
-                    .for_each(|(k, c)| check_refs(c, defs, &format!("{at}/{k}")));
+                o.iter().for_each(|(k, c)| check_refs(c, defs, &format!("{at}/{k}")));
             }
             Value::Array(a) => a
                 .iter()
@@ -909,9 +819,7 @@ fn the_merged_swagger_document_keeps_path_level_parameters() {
             .chain(shared.as_array())
             .flatten();
         assert!(
-            declared
-                .clone()
-                .any(|p| p["name"] == "thingId" && p["in"] == "path"),
+            declared.clone().any(|p| p["name"] == "thingId" && p["in"] == "path"),
             "{method} /things/{{thingId}} does not declare thingId in swagger.json"
         );
     }
@@ -946,16 +854,7 @@ fn the_generator_reports_every_file_it_read_so_the_build_reruns_when_one_changes
 fn every_generated_file_is_marked_as_generated_and_parses() {
     let out = fixture();
     let names: Vec<&String> = out.files.keys().collect();
-    assert_eq!(
-        names,
-        [
-            "api.rs",
-            "client.rs",
-            "models.rs",
-            "routes.rs",
-            "swagger.json"
-        ]
-    );
+    assert_eq!(names, ["api.rs", "client.rs", "models.rs", "routes.rs", "swagger.json"]);
     for name in ["api.rs", "client.rs", "models.rs", "routes.rs"] {
         assert!(out.files[name].starts_with("// @generated"), "{name}");
         out.rust(name);
@@ -983,10 +882,7 @@ fn the_client_has_one_method_per_operation() {
         "get_things_thing_id",
         "put_things_thing_id_poke",
     ] {
-        assert!(
-            methods.contains(op),
-            "Client has no method {op}: {methods:?}"
-        );
+        assert!(methods.contains(op), "Client has no method {op}: {methods:?}");
     }
 }
 
@@ -1027,32 +923,16 @@ fn the_generator_on_api_spec_makes_what_the_build_compiled() {
     // which only the build script enables; compare what does not depend on it.
     let out = generate(&Path::new(env!("CARGO_MANIFEST_DIR")).join("api-spec"));
     let built: [(&str, &str); 5] = [
-        (
-            "models.rs",
-            include_str!(concat!(env!("OUT_DIR"), "/models.rs")),
-        ),
+        ("models.rs", include_str!(concat!(env!("OUT_DIR"), "/models.rs"))),
         ("api.rs", include_str!(concat!(env!("OUT_DIR"), "/api.rs"))),
-        (
-            "routes.rs",
-            include_str!(concat!(env!("OUT_DIR"), "/routes.rs")),
-        ),
-        (
-            "client.rs",
-            include_str!(concat!(env!("OUT_DIR"), "/client.rs")),
-        ),
-        (
-            "swagger.json",
-            include_str!(concat!(env!("OUT_DIR"), "/swagger.json")),
-        ),
+        ("routes.rs", include_str!(concat!(env!("OUT_DIR"), "/routes.rs"))),
+        ("client.rs", include_str!(concat!(env!("OUT_DIR"), "/client.rs"))),
+        ("swagger.json", include_str!(concat!(env!("OUT_DIR"), "/swagger.json"))),
     ];
     for (name, text) in built {
         if name == "swagger.json" {
             let built: Value = serde_json::from_str(text).unwrap();
-            assert_eq!(
-                out.swagger(),
-                built,
-                "swagger.json differs from the build's"
-            );
+            assert_eq!(out.swagger(), built, "swagger.json differs from the build's");
         } else {
             let built = syn::parse_file(text).unwrap();
             assert_eq!(
@@ -1075,8 +955,7 @@ fn all_of_is_refused_with_a_message_naming_it() {
     });
     assert_mentions(&err, &["allOf", "not supported"]);
     let err = error_after_editing("things.yaml", |doc| {
-        doc["paths"]["/things"]["post"]["parameters"][0]["schema"]["allOf"] =
-            json!([{"type": "object"}]);
+        doc["paths"]["/things"]["post"]["parameters"][0]["schema"]["allOf"] = json!([{"type": "object"}]);
     });
     assert_mentions(&err, &["allOf", "not supported"]);
 }
@@ -1113,8 +992,7 @@ fn a_header_parameter_is_refused_with_a_message_naming_it() {
 #[test]
 fn response_headers_are_refused_with_a_message_naming_them() {
     let err = error_after_editing("things.yaml", |doc| {
-        doc["paths"]["/things"]["post"]["responses"]["201"]["headers"] =
-            json!({"X-Rate": {"type": "integer"}});
+        doc["paths"]["/things"]["post"]["responses"]["201"]["headers"] = json!({"X-Rate": {"type": "integer"}});
     });
     assert_mentions(&err, &["headers", "201", "not supported"]);
 }
@@ -1126,12 +1004,7 @@ fn an_overlay_that_changes_a_scalar_is_refused_with_a_message_naming_it() {
     });
     assert_mentions(
         &err,
-        &[
-            "things.overlay.yaml",
-            "summary",
-            "overlay changes",
-            "Something else.",
-        ],
+        &["things.overlay.yaml", "summary", "overlay changes", "Something else."],
     );
 }
 
@@ -1159,8 +1032,7 @@ fn a_path_segment_without_a_path_parameter_is_refused() {
 #[test]
 fn a_status_without_a_variant_name_is_refused() {
     let err = error_after_editing("things.yaml", |doc| {
-        doc["paths"]["/things"]["post"]["responses"]["418"] =
-            json!({"description": "I'm a teapot."});
+        doc["paths"]["/things"]["post"]["responses"]["418"] = json!({"description": "I'm a teapot."});
     });
     assert_mentions(&err, &["418"]);
 }

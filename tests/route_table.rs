@@ -29,10 +29,7 @@ struct SpecOperation {
 
 impl SpecOperation {
     fn label(&self) -> String {
-        format!(
-            "{}: {} {} + {:?}",
-            self.doc, self.method, self.base_path, self.key
-        )
+        format!("{}: {} {} + {:?}", self.doc, self.method, self.base_path, self.key)
     }
 
     fn path(&self) -> &str {
@@ -50,10 +47,7 @@ impl SpecOperation {
 fn spec_operations() -> Vec<SpecOperation> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("api-spec");
     let set = codegen::spec::load(&dir).unwrap_or_else(|e| panic!("cannot load api-spec/: {e}"));
-    assert!(
-        !set.documents.is_empty(),
-        "api-spec/ holds no Swagger document"
-    );
+    assert!(!set.documents.is_empty(), "api-spec/ holds no Swagger document");
     let mut ops = Vec::new();
     for doc in &set.documents {
         let base_path = doc.value["basePath"]
@@ -71,12 +65,7 @@ fn spec_operations() -> Vec<SpecOperation> {
                 }
                 let aliases = op["x-alias"]["aliases"]
                     .as_array()
-                    .map(|a| {
-                        a.iter()
-                            .filter_map(Value::as_str)
-                            .map(str::to_string)
-                            .collect()
-                    })
+                    .map(|a| a.iter().filter_map(Value::as_str).map(str::to_string).collect())
                     .unwrap_or_default();
                 ops.push(SpecOperation {
                     doc: doc.name.clone(),
@@ -179,11 +168,7 @@ fn no_two_route_rows_claim_the_same_method_and_path() {
 fn operation_all_has_exactly_one_entry_per_spec_operation() {
     let ops = spec_operations();
     let served: BTreeSet<Operation> = ops.iter().map(operation_of).collect();
-    assert_eq!(
-        served.len(),
-        ops.len(),
-        "two spec operations share one Operation"
-    );
+    assert_eq!(served.len(), ops.len(), "two spec operations share one Operation");
     let all: BTreeSet<Operation> = Operation::ALL.iter().copied().collect();
     assert_eq!(
         all.len(),
@@ -191,10 +176,7 @@ fn operation_all_has_exactly_one_entry_per_spec_operation() {
         "Operation::ALL lists an operation twice: {:?}",
         Operation::ALL
     );
-    assert_eq!(
-        all, served,
-        "Operation::ALL and the spec's operations differ"
-    );
+    assert_eq!(all, served, "Operation::ALL and the spec's operations differ");
     let routed: BTreeSet<Operation> = ROUTES.iter().map(|r| r.operation).collect();
     assert_eq!(routed, all, "some Operation has no route row");
 }
@@ -204,11 +186,7 @@ fn operation_names_are_unique_and_statuses_are_the_documented_responses() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("api-spec");
     let set = codegen::spec::load(&dir).unwrap();
     let names: BTreeSet<&str> = Operation::ALL.iter().map(|o| o.name()).collect();
-    assert_eq!(
-        names.len(),
-        Operation::ALL.len(),
-        "two operations share a name"
-    );
+    assert_eq!(names.len(), Operation::ALL.len(), "two operations share a name");
     for op in spec_operations() {
         let operation = operation_of(&op);
         let doc = set.documents.iter().find(|d| d.name == op.doc).unwrap();

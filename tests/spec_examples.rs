@@ -45,9 +45,8 @@ impl Checker {
         let instance = match example_value(defs, schema, example) {
             Ok(v) => v,
             Err(e) => {
-                self.failures.push(format!(
-                    "{what}: the example is not JSON: {e}\n  example: {example}"
-                ));
+                self.failures
+                    .push(format!("{what}: the example is not JSON: {e}\n  example: {example}"));
                 return;
             }
         };
@@ -63,12 +62,7 @@ impl Checker {
         };
         let errors: Vec<String> = validator
             .iter_errors(&instance)
-            .map(|e| {
-                format!(
-                    "{e} (at /{})",
-                    e.instance_path.to_string().trim_start_matches('/')
-                )
-            })
+            .map(|e| format!("{e} (at /{})", e.instance_path.to_string().trim_start_matches('/')))
             .collect();
         if !errors.is_empty() {
             self.failures.push(format!(
@@ -98,13 +92,7 @@ impl Checker {
             }
         }
         for key in ["allOf", "anyOf", "oneOf"] {
-            for (i, inner) in obj
-                .get(key)
-                .and_then(Value::as_array)
-                .into_iter()
-                .flatten()
-                .enumerate()
-            {
+            for (i, inner) in obj.get(key).and_then(Value::as_array).into_iter().flatten().enumerate() {
                 let p = ptr(&ptr(pointer, key), &i.to_string());
                 self.walk_schema(defs, inner, &p, &format!("{what}, {key}[{i}]"));
             }
@@ -142,13 +130,7 @@ impl Checker {
                     schema.insert(key.to_string(), v.clone());
                 }
             }
-            self.check(
-                defs,
-                &Value::Object(schema),
-                example,
-                &ptr(pointer, "x-example"),
-                &what,
-            );
+            self.check(defs, &Value::Object(schema), example, &ptr(pointer, "x-example"), &what);
         }
     }
 
@@ -157,11 +139,7 @@ impl Checker {
         let defs = doc.get("definitions").cloned().unwrap_or_else(|| json!({}));
         for (path, item) in doc["paths"].as_object().into_iter().flatten() {
             let item_ptr = ptr("/paths", path);
-            let shared = item
-                .get("parameters")
-                .and_then(Value::as_array)
-                .into_iter()
-                .flatten();
+            let shared = item.get("parameters").and_then(Value::as_array).into_iter().flatten();
             for (i, p) in shared.enumerate() {
                 let pp = ptr(&ptr(&item_ptr, "parameters"), &i.to_string());
                 self.walk_parameter(&defs, p, &pp, &format!("{source}: {path}"));
@@ -172,12 +150,7 @@ impl Checker {
                 }
                 let what = format!("{source}: {} {path}", method.to_uppercase());
                 let op_ptr = ptr(&item_ptr, method);
-                for (i, p) in op["parameters"]
-                    .as_array()
-                    .into_iter()
-                    .flatten()
-                    .enumerate()
-                {
+                for (i, p) in op["parameters"].as_array().into_iter().flatten().enumerate() {
                     let pp = ptr(&ptr(&op_ptr, "parameters"), &i.to_string());
                     self.walk_parameter(&defs, p, &pp, &what);
                 }
@@ -185,18 +158,14 @@ impl Checker {
                     let what = format!("{what} response {status}");
                     let resp_ptr = ptr(&ptr(&op_ptr, "responses"), status);
                     // No schema: the generated code reads an open JSON object.
-                    let schema = resp
-                        .get("schema")
-                        .cloned()
-                        .unwrap_or_else(|| json!({"type": "object"}));
+                    let schema = resp.get("schema").cloned().unwrap_or_else(|| json!({"type": "object"}));
                     self.walk_schema(&defs, &schema, &ptr(&resp_ptr, "schema"), &what);
                     for (media, example) in resp["examples"].as_object().into_iter().flatten() {
                         let p = ptr(&ptr(&resp_ptr, "examples"), media);
                         if media != "application/json" {
                             self.checked.insert(p);
-                            self.failures.push(format!(
-                                "{what}: an example for {media}, which is not served"
-                            ));
+                            self.failures
+                                .push(format!("{what}: an example for {media}, which is not served"));
                             continue;
                         }
                         self.check(&defs, &schema, example, &p, &format!("{what} example"));
@@ -217,10 +186,7 @@ fn example_value(defs: &Value, schema: &Value, example: &Value) -> Result<Value,
         return Ok(example.clone());
     };
     let mut target = schema;
-    if let Some(name) = schema["$ref"]
-        .as_str()
-        .and_then(|r| r.strip_prefix("#/definitions/"))
-    {
+    if let Some(name) = schema["$ref"].as_str().and_then(|r| r.strip_prefix("#/definitions/")) {
         target = &defs[name];
     }
     if target["type"] == "string" {
@@ -253,8 +219,7 @@ fn example_locations(v: &Value, pointer: &str, names_map: bool, out: &mut BTreeS
                 if !names_map && matches!(k.as_str(), "example" | "x-example") {
                     continue;
                 }
-                let child_is_names =
-                    !names_map && matches!(k.as_str(), "properties" | "definitions");
+                let child_is_names = !names_map && matches!(k.as_str(), "properties" | "definitions");
                 example_locations(child, &p, child_is_names, out);
             }
         }
@@ -334,11 +299,7 @@ fn document_alone(spec: &Path, name: &str) -> Value {
         std::fs::write(&path, serde_yaml_ng::to_string(&other).unwrap()).unwrap();
     }
     let generated = codegen::generate(dir.path()).unwrap_or_else(|e| panic!("{name} alone: {e}"));
-    let (_, swagger) = generated
-        .files
-        .iter()
-        .find(|(n, _)| n == "swagger.json")
-        .unwrap();
+    let (_, swagger) = generated.files.iter().find(|(n, _)| n == "swagger.json").unwrap();
     serde_json::from_str(swagger).unwrap()
 }
 
@@ -377,15 +338,11 @@ fn a_bad_example_is_reported_with_its_operation_and_status() {
     let all = checker.failures.join("\n");
     assert_eq!(checker.failures.len(), 4, "{all}");
     assert!(
-        all.contains(
-            "test: POST /rooms/{roomId}/join response 200 example: the example does not match"
-        ),
+        all.contains("test: POST /rooms/{roomId}/join response 200 example: the example does not match"),
         "{all}"
     );
     assert!(
-        all.contains(
-            "test: POST /rooms/{roomId}/join response 403 example: the example is not JSON"
-        ),
+        all.contains("test: POST /rooms/{roomId}/join response 403 example: the example is not JSON"),
         "{all}"
     );
     assert!(
@@ -407,9 +364,6 @@ fn an_example_in_a_place_the_walk_does_not_know_is_noticed() {
     let mut everywhere = BTreeSet::new();
     example_locations(&doc, "", false, &mut everywhere);
     // A definition or property *named* example is not an example.
-    assert_eq!(
-        everywhere.into_iter().collect::<Vec<_>>(),
-        ["/x-samples/example"]
-    );
+    assert_eq!(everywhere.into_iter().collect::<Vec<_>>(), ["/x-samples/example"]);
     assert!(checker.checked.is_empty());
 }

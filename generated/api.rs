@@ -546,16 +546,19 @@ impl RegisterResponse {
 pub enum GetLoginFlowsResponse {
     /// 200: The login types on offer.
     Ok(models::GetLoginFlowsOk),
+    /// 413: The request carried a body larger than the server accepts
+    PayloadTooLarge(models::Error),
     /// 429: This request was rate-limited.
     TooManyRequests(models::Error),
 }
 impl GetLoginFlowsResponse {
     /// Every status the spec documents for this operation.
-    pub const STATUSES: &'static [u16] = &[200, 429];
+    pub const STATUSES: &'static [u16] = &[200, 413, 429];
     /// The HTTP status of this response.
     pub fn status(&self) -> u16 {
         match self {
             Self::Ok(_) => 200,
+            Self::PayloadTooLarge(_) => 413,
             Self::TooManyRequests(_) => 429,
         }
     }
@@ -563,6 +566,7 @@ impl GetLoginFlowsResponse {
     pub fn to_json(&self) -> Result<serde_json::Value, serde_json::Error> {
         match self {
             Self::Ok(body) => serde_json::to_value(body),
+            Self::PayloadTooLarge(body) => serde_json::to_value(body),
             Self::TooManyRequests(body) => serde_json::to_value(body),
         }
     }
@@ -570,6 +574,7 @@ impl GetLoginFlowsResponse {
     pub fn from_error(status: u16, error: models::Error) -> Option<Self> {
         #[allow(clippy::match_single_binding)]
         match status {
+            413 => Some(Self::PayloadTooLarge(error)),
             429 => Some(Self::TooManyRequests(error)),
             _ => {
                 let _ = error;
@@ -589,6 +594,7 @@ impl GetLoginFlowsResponse {
         };
         match status {
             200 => serde_json::from_slice(body).map(Self::Ok).map_err(bad),
+            413 => serde_json::from_slice(body).map(Self::PayloadTooLarge).map_err(bad),
             429 => serde_json::from_slice(body).map(Self::TooManyRequests).map_err(bad),
             _ => {
                 Err(DecodeError::UndocumentedStatus {
@@ -684,31 +690,41 @@ impl LoginResponse {
 pub enum LogoutResponse {
     /// 200: The token no longer works.
     Ok(models::JsonObject),
+    /// 400: The request carried two different access tokens, one in the
+    BadRequest(models::Error),
     /// 401: No access token was given (``M_MISSING_TOKEN``) or it is not
     Unauthorized(models::Error),
+    /// 413: The request body is too large (``M_TOO_LARGE``).
+    PayloadTooLarge(models::Error),
 }
 impl LogoutResponse {
     /// Every status the spec documents for this operation.
-    pub const STATUSES: &'static [u16] = &[200, 401];
+    pub const STATUSES: &'static [u16] = &[200, 400, 401, 413];
     /// The HTTP status of this response.
     pub fn status(&self) -> u16 {
         match self {
             Self::Ok(_) => 200,
+            Self::BadRequest(_) => 400,
             Self::Unauthorized(_) => 401,
+            Self::PayloadTooLarge(_) => 413,
         }
     }
     /// The JSON body of this response.
     pub fn to_json(&self) -> Result<serde_json::Value, serde_json::Error> {
         match self {
             Self::Ok(body) => serde_json::to_value(body),
+            Self::BadRequest(body) => serde_json::to_value(body),
             Self::Unauthorized(body) => serde_json::to_value(body),
+            Self::PayloadTooLarge(body) => serde_json::to_value(body),
         }
     }
     /// The variant for `status` when the spec documents it with the Matrix error body.
     pub fn from_error(status: u16, error: models::Error) -> Option<Self> {
         #[allow(clippy::match_single_binding)]
         match status {
+            400 => Some(Self::BadRequest(error)),
             401 => Some(Self::Unauthorized(error)),
+            413 => Some(Self::PayloadTooLarge(error)),
             _ => {
                 let _ = error;
                 None
@@ -727,7 +743,9 @@ impl LogoutResponse {
         };
         match status {
             200 => serde_json::from_slice(body).map(Self::Ok).map_err(bad),
+            400 => serde_json::from_slice(body).map(Self::BadRequest).map_err(bad),
             401 => serde_json::from_slice(body).map(Self::Unauthorized).map_err(bad),
+            413 => serde_json::from_slice(body).map(Self::PayloadTooLarge).map_err(bad),
             _ => {
                 Err(DecodeError::UndocumentedStatus {
                     operation,
@@ -744,31 +762,41 @@ impl LogoutResponse {
 pub enum WhoamiResponse {
     /// 200: The owner of the token.
     Ok(models::WhoamiOk),
+    /// 400: The request carried two different access tokens, one in the
+    BadRequest(models::Error),
     /// 401: No access token was given (``M_MISSING_TOKEN``) or it is not
     Unauthorized(models::Error),
+    /// 413: The request carried a body larger than the server accepts
+    PayloadTooLarge(models::Error),
 }
 impl WhoamiResponse {
     /// Every status the spec documents for this operation.
-    pub const STATUSES: &'static [u16] = &[200, 401];
+    pub const STATUSES: &'static [u16] = &[200, 400, 401, 413];
     /// The HTTP status of this response.
     pub fn status(&self) -> u16 {
         match self {
             Self::Ok(_) => 200,
+            Self::BadRequest(_) => 400,
             Self::Unauthorized(_) => 401,
+            Self::PayloadTooLarge(_) => 413,
         }
     }
     /// The JSON body of this response.
     pub fn to_json(&self) -> Result<serde_json::Value, serde_json::Error> {
         match self {
             Self::Ok(body) => serde_json::to_value(body),
+            Self::BadRequest(body) => serde_json::to_value(body),
             Self::Unauthorized(body) => serde_json::to_value(body),
+            Self::PayloadTooLarge(body) => serde_json::to_value(body),
         }
     }
     /// The variant for `status` when the spec documents it with the Matrix error body.
     pub fn from_error(status: u16, error: models::Error) -> Option<Self> {
         #[allow(clippy::match_single_binding)]
         match status {
+            400 => Some(Self::BadRequest(error)),
             401 => Some(Self::Unauthorized(error)),
+            413 => Some(Self::PayloadTooLarge(error)),
             _ => {
                 let _ = error;
                 None
@@ -787,7 +815,9 @@ impl WhoamiResponse {
         };
         match status {
             200 => serde_json::from_slice(body).map(Self::Ok).map_err(bad),
+            400 => serde_json::from_slice(body).map(Self::BadRequest).map_err(bad),
             401 => serde_json::from_slice(body).map(Self::Unauthorized).map_err(bad),
+            413 => serde_json::from_slice(body).map(Self::PayloadTooLarge).map_err(bad),
             _ => {
                 Err(DecodeError::UndocumentedStatus {
                     operation,
@@ -808,16 +838,19 @@ pub enum GetRoomAliasResponse {
     BadRequest(models::Error),
     /// 404: No room has this alias (``M_NOT_FOUND``).
     NotFound(models::Error),
+    /// 413: The request carried a body larger than the server accepts
+    PayloadTooLarge(models::Error),
 }
 impl GetRoomAliasResponse {
     /// Every status the spec documents for this operation.
-    pub const STATUSES: &'static [u16] = &[200, 400, 404];
+    pub const STATUSES: &'static [u16] = &[200, 400, 404, 413];
     /// The HTTP status of this response.
     pub fn status(&self) -> u16 {
         match self {
             Self::Ok(_) => 200,
             Self::BadRequest(_) => 400,
             Self::NotFound(_) => 404,
+            Self::PayloadTooLarge(_) => 413,
         }
     }
     /// The JSON body of this response.
@@ -826,6 +859,7 @@ impl GetRoomAliasResponse {
             Self::Ok(body) => serde_json::to_value(body),
             Self::BadRequest(body) => serde_json::to_value(body),
             Self::NotFound(body) => serde_json::to_value(body),
+            Self::PayloadTooLarge(body) => serde_json::to_value(body),
         }
     }
     /// The variant for `status` when the spec documents it with the Matrix error body.
@@ -834,6 +868,7 @@ impl GetRoomAliasResponse {
         match status {
             400 => Some(Self::BadRequest(error)),
             404 => Some(Self::NotFound(error)),
+            413 => Some(Self::PayloadTooLarge(error)),
             _ => {
                 let _ = error;
                 None
@@ -854,6 +889,7 @@ impl GetRoomAliasResponse {
             200 => serde_json::from_slice(body).map(Self::Ok).map_err(bad),
             400 => serde_json::from_slice(body).map(Self::BadRequest).map_err(bad),
             404 => serde_json::from_slice(body).map(Self::NotFound).map_err(bad),
+            413 => serde_json::from_slice(body).map(Self::PayloadTooLarge).map_err(bad),
             _ => {
                 Err(DecodeError::UndocumentedStatus {
                     operation,
@@ -968,10 +1004,12 @@ pub enum DeleteRoomAliasResponse {
     Forbidden(models::Error),
     /// 404: No room has this alias (``M_NOT_FOUND``).
     NotFound(models::Error),
+    /// 413: The request body is too large (``M_TOO_LARGE``).
+    PayloadTooLarge(models::Error),
 }
 impl DeleteRoomAliasResponse {
     /// Every status the spec documents for this operation.
-    pub const STATUSES: &'static [u16] = &[200, 400, 401, 403, 404];
+    pub const STATUSES: &'static [u16] = &[200, 400, 401, 403, 404, 413];
     /// The HTTP status of this response.
     pub fn status(&self) -> u16 {
         match self {
@@ -980,6 +1018,7 @@ impl DeleteRoomAliasResponse {
             Self::Unauthorized(_) => 401,
             Self::Forbidden(_) => 403,
             Self::NotFound(_) => 404,
+            Self::PayloadTooLarge(_) => 413,
         }
     }
     /// The JSON body of this response.
@@ -990,6 +1029,7 @@ impl DeleteRoomAliasResponse {
             Self::Unauthorized(body) => serde_json::to_value(body),
             Self::Forbidden(body) => serde_json::to_value(body),
             Self::NotFound(body) => serde_json::to_value(body),
+            Self::PayloadTooLarge(body) => serde_json::to_value(body),
         }
     }
     /// The variant for `status` when the spec documents it with the Matrix error body.
@@ -1000,6 +1040,7 @@ impl DeleteRoomAliasResponse {
             401 => Some(Self::Unauthorized(error)),
             403 => Some(Self::Forbidden(error)),
             404 => Some(Self::NotFound(error)),
+            413 => Some(Self::PayloadTooLarge(error)),
             _ => {
                 let _ = error;
                 None
@@ -1022,6 +1063,7 @@ impl DeleteRoomAliasResponse {
             401 => serde_json::from_slice(body).map(Self::Unauthorized).map_err(bad),
             403 => serde_json::from_slice(body).map(Self::Forbidden).map_err(bad),
             404 => serde_json::from_slice(body).map(Self::NotFound).map_err(bad),
+            413 => serde_json::from_slice(body).map(Self::PayloadTooLarge).map_err(bad),
             _ => {
                 Err(DecodeError::UndocumentedStatus {
                     operation,
@@ -1038,26 +1080,31 @@ impl DeleteRoomAliasResponse {
 pub enum GetVersionsResponse {
     /// 200: What the server supports.
     Ok(models::GetVersionsOk),
+    /// 413: The request carried a body larger than the server accepts
+    PayloadTooLarge(models::Error),
 }
 impl GetVersionsResponse {
     /// Every status the spec documents for this operation.
-    pub const STATUSES: &'static [u16] = &[200];
+    pub const STATUSES: &'static [u16] = &[200, 413];
     /// The HTTP status of this response.
     pub fn status(&self) -> u16 {
         match self {
             Self::Ok(_) => 200,
+            Self::PayloadTooLarge(_) => 413,
         }
     }
     /// The JSON body of this response.
     pub fn to_json(&self) -> Result<serde_json::Value, serde_json::Error> {
         match self {
             Self::Ok(body) => serde_json::to_value(body),
+            Self::PayloadTooLarge(body) => serde_json::to_value(body),
         }
     }
     /// The variant for `status` when the spec documents it with the Matrix error body.
     pub fn from_error(status: u16, error: models::Error) -> Option<Self> {
         #[allow(clippy::match_single_binding)]
         match status {
+            413 => Some(Self::PayloadTooLarge(error)),
             _ => {
                 let _ = error;
                 None
@@ -1076,6 +1123,7 @@ impl GetVersionsResponse {
         };
         match status {
             200 => serde_json::from_slice(body).map(Self::Ok).map_err(bad),
+            413 => serde_json::from_slice(body).map(Self::PayloadTooLarge).map_err(bad),
             _ => {
                 Err(DecodeError::UndocumentedStatus {
                     operation,
@@ -1640,10 +1688,12 @@ pub enum GetRoomStateResponse {
     Forbidden(models::Error),
     /// 404: The room is unknown to this server (``M_NOT_FOUND``).
     NotFound(models::Error),
+    /// 413: The request carried a body larger than the server accepts
+    PayloadTooLarge(models::Error),
 }
 impl GetRoomStateResponse {
     /// Every status the spec documents for this operation.
-    pub const STATUSES: &'static [u16] = &[200, 400, 401, 403, 404];
+    pub const STATUSES: &'static [u16] = &[200, 400, 401, 403, 404, 413];
     /// The HTTP status of this response.
     pub fn status(&self) -> u16 {
         match self {
@@ -1652,6 +1702,7 @@ impl GetRoomStateResponse {
             Self::Unauthorized(_) => 401,
             Self::Forbidden(_) => 403,
             Self::NotFound(_) => 404,
+            Self::PayloadTooLarge(_) => 413,
         }
     }
     /// The JSON body of this response.
@@ -1662,6 +1713,7 @@ impl GetRoomStateResponse {
             Self::Unauthorized(body) => serde_json::to_value(body),
             Self::Forbidden(body) => serde_json::to_value(body),
             Self::NotFound(body) => serde_json::to_value(body),
+            Self::PayloadTooLarge(body) => serde_json::to_value(body),
         }
     }
     /// The variant for `status` when the spec documents it with the Matrix error body.
@@ -1672,6 +1724,7 @@ impl GetRoomStateResponse {
             401 => Some(Self::Unauthorized(error)),
             403 => Some(Self::Forbidden(error)),
             404 => Some(Self::NotFound(error)),
+            413 => Some(Self::PayloadTooLarge(error)),
             _ => {
                 let _ = error;
                 None
@@ -1694,6 +1747,7 @@ impl GetRoomStateResponse {
             401 => serde_json::from_slice(body).map(Self::Unauthorized).map_err(bad),
             403 => serde_json::from_slice(body).map(Self::Forbidden).map_err(bad),
             404 => serde_json::from_slice(body).map(Self::NotFound).map_err(bad),
+            413 => serde_json::from_slice(body).map(Self::PayloadTooLarge).map_err(bad),
             _ => {
                 Err(DecodeError::UndocumentedStatus {
                     operation,
@@ -1718,10 +1772,12 @@ pub enum GetRoomStateEventResponse {
     Forbidden(models::Error),
     /// 404: The room is unknown, or it has no state event of this type and
     NotFound(models::Error),
+    /// 413: The request carried a body larger than the server accepts
+    PayloadTooLarge(models::Error),
 }
 impl GetRoomStateEventResponse {
     /// Every status the spec documents for this operation.
-    pub const STATUSES: &'static [u16] = &[200, 400, 401, 403, 404];
+    pub const STATUSES: &'static [u16] = &[200, 400, 401, 403, 404, 413];
     /// The HTTP status of this response.
     pub fn status(&self) -> u16 {
         match self {
@@ -1730,6 +1786,7 @@ impl GetRoomStateEventResponse {
             Self::Unauthorized(_) => 401,
             Self::Forbidden(_) => 403,
             Self::NotFound(_) => 404,
+            Self::PayloadTooLarge(_) => 413,
         }
     }
     /// The JSON body of this response.
@@ -1740,6 +1797,7 @@ impl GetRoomStateEventResponse {
             Self::Unauthorized(body) => serde_json::to_value(body),
             Self::Forbidden(body) => serde_json::to_value(body),
             Self::NotFound(body) => serde_json::to_value(body),
+            Self::PayloadTooLarge(body) => serde_json::to_value(body),
         }
     }
     /// The variant for `status` when the spec documents it with the Matrix error body.
@@ -1750,6 +1808,7 @@ impl GetRoomStateEventResponse {
             401 => Some(Self::Unauthorized(error)),
             403 => Some(Self::Forbidden(error)),
             404 => Some(Self::NotFound(error)),
+            413 => Some(Self::PayloadTooLarge(error)),
             _ => {
                 let _ = error;
                 None
@@ -1772,6 +1831,7 @@ impl GetRoomStateEventResponse {
             401 => serde_json::from_slice(body).map(Self::Unauthorized).map_err(bad),
             403 => serde_json::from_slice(body).map(Self::Forbidden).map_err(bad),
             404 => serde_json::from_slice(body).map(Self::NotFound).map_err(bad),
+            413 => serde_json::from_slice(body).map(Self::PayloadTooLarge).map_err(bad),
             _ => {
                 Err(DecodeError::UndocumentedStatus {
                     operation,
@@ -1880,10 +1940,12 @@ pub enum GetRoomStateEventEmptyKeyResponse {
     Forbidden(models::Error),
     /// 404: The room is unknown, or it has no state event of this type and
     NotFound(models::Error),
+    /// 413: The request carried a body larger than the server accepts
+    PayloadTooLarge(models::Error),
 }
 impl GetRoomStateEventEmptyKeyResponse {
     /// Every status the spec documents for this operation.
-    pub const STATUSES: &'static [u16] = &[200, 400, 401, 403, 404];
+    pub const STATUSES: &'static [u16] = &[200, 400, 401, 403, 404, 413];
     /// The HTTP status of this response.
     pub fn status(&self) -> u16 {
         match self {
@@ -1892,6 +1954,7 @@ impl GetRoomStateEventEmptyKeyResponse {
             Self::Unauthorized(_) => 401,
             Self::Forbidden(_) => 403,
             Self::NotFound(_) => 404,
+            Self::PayloadTooLarge(_) => 413,
         }
     }
     /// The JSON body of this response.
@@ -1902,6 +1965,7 @@ impl GetRoomStateEventEmptyKeyResponse {
             Self::Unauthorized(body) => serde_json::to_value(body),
             Self::Forbidden(body) => serde_json::to_value(body),
             Self::NotFound(body) => serde_json::to_value(body),
+            Self::PayloadTooLarge(body) => serde_json::to_value(body),
         }
     }
     /// The variant for `status` when the spec documents it with the Matrix error body.
@@ -1912,6 +1976,7 @@ impl GetRoomStateEventEmptyKeyResponse {
             401 => Some(Self::Unauthorized(error)),
             403 => Some(Self::Forbidden(error)),
             404 => Some(Self::NotFound(error)),
+            413 => Some(Self::PayloadTooLarge(error)),
             _ => {
                 let _ = error;
                 None
@@ -1934,6 +1999,7 @@ impl GetRoomStateEventEmptyKeyResponse {
             401 => serde_json::from_slice(body).map(Self::Unauthorized).map_err(bad),
             403 => serde_json::from_slice(body).map(Self::Forbidden).map_err(bad),
             404 => serde_json::from_slice(body).map(Self::NotFound).map_err(bad),
+            413 => serde_json::from_slice(body).map(Self::PayloadTooLarge).map_err(bad),
             _ => {
                 Err(DecodeError::UndocumentedStatus {
                     operation,
@@ -2042,10 +2108,12 @@ pub enum GetMembersResponse {
     Forbidden(models::Error),
     /// 404: The room is unknown to this server (``M_NOT_FOUND``).
     NotFound(models::Error),
+    /// 413: The request carried a body larger than the server accepts
+    PayloadTooLarge(models::Error),
 }
 impl GetMembersResponse {
     /// Every status the spec documents for this operation.
-    pub const STATUSES: &'static [u16] = &[200, 400, 401, 403, 404];
+    pub const STATUSES: &'static [u16] = &[200, 400, 401, 403, 404, 413];
     /// The HTTP status of this response.
     pub fn status(&self) -> u16 {
         match self {
@@ -2054,6 +2122,7 @@ impl GetMembersResponse {
             Self::Unauthorized(_) => 401,
             Self::Forbidden(_) => 403,
             Self::NotFound(_) => 404,
+            Self::PayloadTooLarge(_) => 413,
         }
     }
     /// The JSON body of this response.
@@ -2064,6 +2133,7 @@ impl GetMembersResponse {
             Self::Unauthorized(body) => serde_json::to_value(body),
             Self::Forbidden(body) => serde_json::to_value(body),
             Self::NotFound(body) => serde_json::to_value(body),
+            Self::PayloadTooLarge(body) => serde_json::to_value(body),
         }
     }
     /// The variant for `status` when the spec documents it with the Matrix error body.
@@ -2074,6 +2144,7 @@ impl GetMembersResponse {
             401 => Some(Self::Unauthorized(error)),
             403 => Some(Self::Forbidden(error)),
             404 => Some(Self::NotFound(error)),
+            413 => Some(Self::PayloadTooLarge(error)),
             _ => {
                 let _ = error;
                 None
@@ -2096,6 +2167,7 @@ impl GetMembersResponse {
             401 => serde_json::from_slice(body).map(Self::Unauthorized).map_err(bad),
             403 => serde_json::from_slice(body).map(Self::Forbidden).map_err(bad),
             404 => serde_json::from_slice(body).map(Self::NotFound).map_err(bad),
+            413 => serde_json::from_slice(body).map(Self::PayloadTooLarge).map_err(bad),
             _ => {
                 Err(DecodeError::UndocumentedStatus {
                     operation,
@@ -2120,10 +2192,12 @@ pub enum GetJoinedMembersResponse {
     Forbidden(models::Error),
     /// 404: The room is unknown to this server (``M_NOT_FOUND``).
     NotFound(models::Error),
+    /// 413: The request carried a body larger than the server accepts
+    PayloadTooLarge(models::Error),
 }
 impl GetJoinedMembersResponse {
     /// Every status the spec documents for this operation.
-    pub const STATUSES: &'static [u16] = &[200, 400, 401, 403, 404];
+    pub const STATUSES: &'static [u16] = &[200, 400, 401, 403, 404, 413];
     /// The HTTP status of this response.
     pub fn status(&self) -> u16 {
         match self {
@@ -2132,6 +2206,7 @@ impl GetJoinedMembersResponse {
             Self::Unauthorized(_) => 401,
             Self::Forbidden(_) => 403,
             Self::NotFound(_) => 404,
+            Self::PayloadTooLarge(_) => 413,
         }
     }
     /// The JSON body of this response.
@@ -2142,6 +2217,7 @@ impl GetJoinedMembersResponse {
             Self::Unauthorized(body) => serde_json::to_value(body),
             Self::Forbidden(body) => serde_json::to_value(body),
             Self::NotFound(body) => serde_json::to_value(body),
+            Self::PayloadTooLarge(body) => serde_json::to_value(body),
         }
     }
     /// The variant for `status` when the spec documents it with the Matrix error body.
@@ -2152,6 +2228,7 @@ impl GetJoinedMembersResponse {
             401 => Some(Self::Unauthorized(error)),
             403 => Some(Self::Forbidden(error)),
             404 => Some(Self::NotFound(error)),
+            413 => Some(Self::PayloadTooLarge(error)),
             _ => {
                 let _ = error;
                 None
@@ -2174,6 +2251,7 @@ impl GetJoinedMembersResponse {
             401 => serde_json::from_slice(body).map(Self::Unauthorized).map_err(bad),
             403 => serde_json::from_slice(body).map(Self::Forbidden).map_err(bad),
             404 => serde_json::from_slice(body).map(Self::NotFound).map_err(bad),
+            413 => serde_json::from_slice(body).map(Self::PayloadTooLarge).map_err(bad),
             _ => {
                 Err(DecodeError::UndocumentedStatus {
                     operation,
@@ -2190,31 +2268,41 @@ impl GetJoinedMembersResponse {
 pub enum GetJoinedRoomsResponse {
     /// 200: The rooms the user is in.
     Ok(models::GetJoinedRoomsOk),
+    /// 400: The request carried two different access tokens, one in the
+    BadRequest(models::Error),
     /// 401: No access token was given (``M_MISSING_TOKEN``) or it is not
     Unauthorized(models::Error),
+    /// 413: The request carried a body larger than the server accepts
+    PayloadTooLarge(models::Error),
 }
 impl GetJoinedRoomsResponse {
     /// Every status the spec documents for this operation.
-    pub const STATUSES: &'static [u16] = &[200, 401];
+    pub const STATUSES: &'static [u16] = &[200, 400, 401, 413];
     /// The HTTP status of this response.
     pub fn status(&self) -> u16 {
         match self {
             Self::Ok(_) => 200,
+            Self::BadRequest(_) => 400,
             Self::Unauthorized(_) => 401,
+            Self::PayloadTooLarge(_) => 413,
         }
     }
     /// The JSON body of this response.
     pub fn to_json(&self) -> Result<serde_json::Value, serde_json::Error> {
         match self {
             Self::Ok(body) => serde_json::to_value(body),
+            Self::BadRequest(body) => serde_json::to_value(body),
             Self::Unauthorized(body) => serde_json::to_value(body),
+            Self::PayloadTooLarge(body) => serde_json::to_value(body),
         }
     }
     /// The variant for `status` when the spec documents it with the Matrix error body.
     pub fn from_error(status: u16, error: models::Error) -> Option<Self> {
         #[allow(clippy::match_single_binding)]
         match status {
+            400 => Some(Self::BadRequest(error)),
             401 => Some(Self::Unauthorized(error)),
+            413 => Some(Self::PayloadTooLarge(error)),
             _ => {
                 let _ = error;
                 None
@@ -2233,7 +2321,9 @@ impl GetJoinedRoomsResponse {
         };
         match status {
             200 => serde_json::from_slice(body).map(Self::Ok).map_err(bad),
+            400 => serde_json::from_slice(body).map(Self::BadRequest).map_err(bad),
             401 => serde_json::from_slice(body).map(Self::Unauthorized).map_err(bad),
+            413 => serde_json::from_slice(body).map(Self::PayloadTooLarge).map_err(bad),
             _ => {
                 Err(DecodeError::UndocumentedStatus {
                     operation,

@@ -99,3 +99,44 @@ async fn options_preflight_is_answered_with_cors_headers() {
         "errors carry CORS too"
     );
 }
+
+#[tokio::test]
+async fn an_oversized_body_is_413_too_large_even_where_no_body_is_expected() {
+    let s = common::start().await;
+    let big = vec![b'x'; 70 * 1024];
+    s.raw("GET", "/_matrix/client/versions", &[], &big)
+        .await
+        .assert_error(413, "M_TOO_LARGE");
+    s.raw(
+        "POST",
+        &format!("{V1}/rooms/%21x%3Alocalhost/join"),
+        &[("authorization", "Bearer nope")],
+        &big,
+    )
+    .await
+    .assert_error(401, "M_UNKNOWN_TOKEN");
+}
+
+#[tokio::test]
+async fn two_different_tokens_are_400_missing_token_on_an_operation_that_takes_one() {
+    let s = common::start().await;
+    s.raw(
+        "GET",
+        &format!("{V1}/account/whoami?access_token=one"),
+        &[("authorization", "Bearer two")],
+        b"",
+    )
+    .await
+    .assert_error(400, "M_MISSING_TOKEN");
+}
+
+#[tokio::test]
+async fn open_operations_ignore_a_stray_or_malformed_credential() {
+    let s = common::start().await;
+    for headers in [[("authorization", "Basic eDp5")], [("authorization", "Bearer a")]] {
+        let r = s
+            .raw("GET", "/_matrix/client/versions?access_token=b", &headers, b"")
+            .await;
+        assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.bytes));
+    }
+}

@@ -1,6 +1,14 @@
 //! Test harness: an in-process server on a free port with its own data folder,
 //! and the generated client pointed at it.
+//!
+//! Every response a test sees, through [`TestServer::client`] or
+//! [`TestServer::raw`], is checked against the spec (see `contract.rs`): an
+//! undocumented status or a body that does not match its schema panics, naming
+//! the operation. Violations are also remembered, so one that happens in a
+//! spawned task still fails the test when the server is dropped.
 #![allow(dead_code)]
+
+pub mod contract;
 
 use bytes::Bytes;
 use clap::Parser;
@@ -8,10 +16,11 @@ use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::Client as HyperClient;
 use hyper_util::rt::TokioExecutor;
 use matrix_membership::config::Config;
-use matrix_membership::generated::client::Client;
+use matrix_membership::generated::client::{Client, Exchange};
+use matrix_membership::http::router::{RouteMatch, Router};
 use matrix_membership::http::server::{serve, Edge, EdgeConfig};
 use matrix_membership::service::Service;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
@@ -22,6 +31,8 @@ pub struct TestServer {
     pub service: Arc<Service>,
     pub data_dir: tempfile::TempDir,
     stop: Option<oneshot::Sender<()>>,
+    /// Every contract violation seen so far.
+    violations: Arc<Mutex<Vec<String>>>,
 }
 
 impl Drop for TestServer {
@@ -29,7 +40,19 @@ impl Drop for TestServer {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
+        let violations = self.violations.lock().map(|v| v.clone()).unwrap_or_default();
+        if !violations.is_empty() && !std::thread::panicking() {
+            panic!("{} contract violation(s):\n{}", violations.len(), violations.join("\n"));
+        }
     }
+}
+
+/// Records and panics on a violation.
+fn report(violations: &Mutex<Vec<String>>, message: String) -> ! {
+    if let Ok(mut v) = violations.lock() {
+        v.push(message.clone());
+    }
+    panic!("{message}");
 }
 
 /// Starts a server with rate limits off and extra flags.
@@ -67,6 +90,7 @@ pub async fn start_with(extra: &[&str]) -> TestServer {
         service,
         data_dir,
         stop: Some(stop),
+        violations: Arc::new(Mutex::new(Vec::new())),
     }
 }
 
@@ -76,9 +100,43 @@ pub async fn start() -> TestServer {
 }
 
 impl TestServer {
-    /// The generated client, without a token.
+    /// The generated client, without a token, checking every response against the spec.
     pub fn client(&self) -> Client {
-        Client::new(self.base_url.clone())
+        let violations = self.violations.clone();
+        let contract = contract::Contract::get();
+        Client::new(self.base_url.clone()).with_observer(Arc::new(move |ex: &Exchange<'_>| {
+            if let Err(what) = contract.check(ex.operation, ex.status, ex.content_type, ex.body) {
+                report(
+                    &violations,
+                    contract::violation(ex.operation, ex.method, ex.path, ex.status, &what, ex.body),
+                );
+            }
+        }))
+    }
+
+    /// Checks a raw response against the operation its method and path route
+    /// to; answers that reach no operation must be Matrix errors. CORS
+    /// preflights (`OPTIONS`) belong to no operation and are not checked.
+    fn check_raw(&self, method: &str, path: &str, status: u16, headers: &http::HeaderMap, body: &[u8]) {
+        if method.eq_ignore_ascii_case("OPTIONS") {
+            return;
+        }
+        let contract = contract::Contract::get();
+        let content_type = headers.get("content-type").and_then(|v| v.to_str().ok());
+        let route_path = path.split('?').next().unwrap_or(path);
+        let (name, result) = match Router::default().route(method, route_path) {
+            RouteMatch::Found { operation, .. } => (
+                operation.name(),
+                contract.check(operation.name(), status, content_type, body),
+            ),
+            _ => ("(no operation)", contract.check_unrouted(status, content_type, body)),
+        };
+        if let Err(what) = result {
+            report(
+                &self.violations,
+                contract::violation(name, method, path, status, &what, body),
+            );
+        }
     }
 
     /// A raw request, for what the typed client cannot send (malformed input).
@@ -97,6 +155,7 @@ impl TestServer {
         let status = resp.status().as_u16();
         let headers = resp.headers().clone();
         let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+        self.check_raw(method, path, status, &headers, &bytes);
         let json = serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null);
         RawResponse {
             status,

@@ -134,7 +134,10 @@ impl Contract {
         if let Some(validator) = &documented.validator {
             let errors: Vec<String> = validator
                 .iter_errors(&instance)
-                .map(|e| format!("{e} at {}", e.instance_path))
+                .map(|e| match e.instance_path.to_string() {
+                    at if at.is_empty() => e.to_string(),
+                    at => format!("{e} (at {at})"),
+                })
                 .collect();
             if !errors.is_empty() {
                 return Err(format!(

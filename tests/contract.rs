@@ -110,3 +110,23 @@ fn every_operation_documents_the_statuses_the_edge_can_send_for_it() {
     }
     assert!(missing.is_empty(), "undocumented edge statuses: {missing:?}");
 }
+
+/// Clients made outside the harness would skip the checks: every test file
+/// gets its clients from `tests/common` (`TestServer::client`, `checked_client`).
+#[test]
+fn no_test_file_builds_an_unchecked_client() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests");
+    let mut offenders = Vec::new();
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "rs") {
+            let text = std::fs::read_to_string(&path).unwrap();
+            for needle in ["Client::new(", "HyperClient", "build_http"] {
+                if text.contains(needle) {
+                    offenders.push(format!("{} uses {needle}", path.display()));
+                }
+            }
+        }
+    }
+    assert!(offenders.is_empty(), "{offenders:?}");
+}

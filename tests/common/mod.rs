@@ -55,6 +55,21 @@ fn report(violations: &Mutex<Vec<String>>, message: String) -> ! {
     panic!("{message}");
 }
 
+/// The generated client for the server at `base_url`, checking every response
+/// against the spec: a violation is pushed to `violations` and panics.
+/// For servers the harness does not start itself (tests/process.rs).
+pub fn checked_client(base_url: &str, violations: Arc<Mutex<Vec<String>>>) -> Client {
+    let contract = contract::Contract::get();
+    Client::new(base_url).with_observer(Arc::new(move |ex: &Exchange<'_>| {
+        if let Err(what) = contract.check(ex.operation, ex.status, ex.content_type, ex.body) {
+            report(
+                &violations,
+                contract::violation(ex.operation, ex.method, ex.path, ex.status, &what, ex.body),
+            );
+        }
+    }))
+}
+
 /// Starts a server with rate limits off and extra flags.
 pub async fn start_with(extra: &[&str]) -> TestServer {
     let data_dir = tempfile::tempdir().expect("temp dir");
@@ -102,16 +117,7 @@ pub async fn start() -> TestServer {
 impl TestServer {
     /// The generated client, without a token, checking every response against the spec.
     pub fn client(&self) -> Client {
-        let violations = self.violations.clone();
-        let contract = contract::Contract::get();
-        Client::new(self.base_url.clone()).with_observer(Arc::new(move |ex: &Exchange<'_>| {
-            if let Err(what) = contract.check(ex.operation, ex.status, ex.content_type, ex.body) {
-                report(
-                    &violations,
-                    contract::violation(ex.operation, ex.method, ex.path, ex.status, &what, ex.body),
-                );
-            }
-        }))
+        checked_client(&self.base_url, self.violations.clone())
     }
 
     /// Checks a raw response against the operation its method and path route

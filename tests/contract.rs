@@ -119,7 +119,8 @@ fn no_test_file_builds_an_unchecked_client() {
     let mut offenders = Vec::new();
     for entry in std::fs::read_dir(&dir).unwrap() {
         let path = entry.unwrap().path();
-        if path.extension().is_some_and(|e| e == "rs") {
+        // This file names the needles; it builds no client.
+        if path.extension().is_some_and(|e| e == "rs") && !path.ends_with("contract.rs") {
             let text = std::fs::read_to_string(&path).unwrap();
             for needle in ["Client::new(", "HyperClient", "build_http"] {
                 if text.contains(needle) {

@@ -3,9 +3,10 @@
 //! Data flows one way: `generated` (from `api-spec/` by `build.rs`) → `http`
 //! → `service` (the `Api` implementation) → `membership` rules and `store`.
 
+pub mod config;
 pub mod generated;
+pub mod http;
 pub mod ids;
 pub mod membership;
-pub mod http;
-pub mod config;
 pub mod service;
+pub mod store;

@@ -132,7 +132,9 @@ impl UserId {
     pub fn parse(s: &str) -> Result<Self, IdError> {
         let (local, _) = split_id(s, '@', "user id")?;
         if !local.chars().all(|c| c.is_ascii_graphic() && c != ':') {
-            return Err(IdError(format!("user id {s:?}: the localpart may only hold printable ASCII")));
+            return Err(IdError(format!(
+                "user id {s:?}: the localpart may only hold printable ASCII"
+            )));
         }
         Ok(UserId(s.to_string()))
     }
@@ -199,7 +201,9 @@ impl EventId {
             Some(rest) if !rest.is_empty() && s.len() <= MAX_ID_BYTES && rest.chars().all(|c| c.is_ascii_graphic()) => {
                 Ok(EventId(s.to_string()))
             }
-            _ => Err(IdError(format!("event id {s:?} must be '$' followed by printable ASCII"))),
+            _ => Err(IdError(format!(
+                "event id {s:?} must be '$' followed by printable ASCII"
+            ))),
         }
     }
 }
@@ -217,7 +221,9 @@ impl RoomOrAlias {
         match s.chars().next() {
             Some('!') => RoomId::parse(s).map(Self::Room),
             Some('#') => RoomAliasId::parse(s).map(Self::Alias),
-            _ => Err(IdError(format!("{s:?} is neither a room id (!...) nor a room alias (#...)"))),
+            _ => Err(IdError(format!(
+                "{s:?} is neither a room id (!...) nor a room alias (#...)"
+            ))),
         }
     }
 }
@@ -232,16 +238,29 @@ mod tests {
         assert_eq!(u.localpart(), "alice");
         assert_eq!(u.server_name(), "example.org:8448");
         assert_eq!(RoomId::parse("!abc:localhost").unwrap().server_name(), "localhost");
-        assert_eq!(RoomAliasId::parse("#monkeys:matrix.org").unwrap().server_name(), "matrix.org");
+        assert_eq!(
+            RoomAliasId::parse("#monkeys:matrix.org").unwrap().server_name(),
+            "matrix.org"
+        );
         assert!(UserId::parse("@bob:[::1]:8008").is_ok());
         assert!(EventId::parse("$abc123").is_ok());
     }
 
     #[test]
     fn malformed_identifiers_are_rejected_with_a_reason() {
-        for bad in ["alice:localhost", "@alice", "@:localhost", "@al ice:localhost", "@a:bad host", "@a:host:"] {
+        for bad in [
+            "alice:localhost",
+            "@alice",
+            "@:localhost",
+            "@al ice:localhost",
+            "@a:bad host",
+            "@a:host:",
+        ] {
             let err = UserId::parse(bad).unwrap_err();
-            assert!(err.0.contains("user id") || err.0.contains("server name"), "{bad}: {err}");
+            assert!(
+                err.0.contains("user id") || err.0.contains("server name"),
+                "{bad}: {err}"
+            );
         }
         assert!(RoomId::parse("#a:b").is_err());
         assert!(RoomAliasId::parse("!a:b").is_err());

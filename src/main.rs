@@ -42,7 +42,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         config.server_name,
         config.data_dir.display()
     );
-    let edge = Arc::new(Edge::new(service.clone(), EdgeConfig { body_limit: config.body_limit }));
+    let edge = Arc::new(Edge::new(
+        service.clone(),
+        EdgeConfig {
+            body_limit: config.body_limit,
+        },
+    ));
     serve(listener, edge, shutdown_signal(), Duration::from_secs(10)).await;
     service.flush()?;
     tracing::info!("stopped; database flushed");

@@ -6,11 +6,16 @@ use matrix_membership::generated::api::*;
 use matrix_membership::generated::models::{self, CreateRoomRequestPreset as Preset};
 
 fn change(user: &str) -> models::MembershipChange {
-    models::MembershipChange { user_id: user.to_string(), reason: None }
+    models::MembershipChange {
+        user_id: user.to_string(),
+        reason: None,
+    }
 }
 
 fn invite_body(user: &str) -> models::PostRoomsRoomIdInviteBody {
-    models::PostRoomsRoomIdInviteBody { user_id: user.to_string() }
+    models::PostRoomsRoomIdInviteBody {
+        user_id: user.to_string(),
+    }
 }
 
 fn errcode(e: &models::Error) -> &str {
@@ -55,10 +60,17 @@ async fn joining_an_invite_only_room_needs_an_invite() {
         other => panic!("{other:?}"),
     }
     assert!(matches!(
-        alice.client.post_rooms_room_id_invite(&room, &invite_body(&bob.id)).await.unwrap(),
+        alice
+            .client
+            .post_rooms_room_id_invite(&room, &invite_body(&bob.id))
+            .await
+            .unwrap(),
         PostRoomsRoomIdInviteResponse::Ok(_)
     ));
-    assert!(matches!(bob.client.post_rooms_room_id_join(&room, None).await.unwrap(), PostRoomsRoomIdJoinResponse::Ok(_)));
+    assert!(matches!(
+        bob.client.post_rooms_room_id_join(&room, None).await.unwrap(),
+        PostRoomsRoomIdJoinResponse::Ok(_)
+    ));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -67,7 +79,10 @@ async fn a_banned_user_cannot_join_even_a_public_room() {
     let alice = s.register("alice").await;
     let bob = s.register("bob").await;
     let room = alice.create_room(Preset::PublicChat).await;
-    assert!(matches!(alice.client.ban(&room, &change(&bob.id)).await.unwrap(), BanResponse::Ok(_)));
+    assert!(matches!(
+        alice.client.ban(&room, &change(&bob.id)).await.unwrap(),
+        BanResponse::Ok(_)
+    ));
     match bob.client.post_rooms_room_id_join(&room, None).await.unwrap() {
         PostRoomsRoomIdJoinResponse::Forbidden(e) => {
             assert_eq!(errcode(&e), "M_FORBIDDEN");
@@ -81,7 +96,12 @@ async fn a_banned_user_cannot_join_even_a_public_room() {
 async fn joining_an_unknown_room_is_404() {
     let s = common::start().await;
     let bob = s.register("bob").await;
-    match bob.client.post_rooms_room_id_join("!nope:localhost", None).await.unwrap() {
+    match bob
+        .client
+        .post_rooms_room_id_join("!nope:localhost", None)
+        .await
+        .unwrap()
+    {
         PostRoomsRoomIdJoinResponse::NotFound(e) => assert_eq!(errcode(&e), "M_NOT_FOUND"),
         other => panic!("{other:?}"),
     }
@@ -94,7 +114,10 @@ async fn joining_again_is_200_and_writes_no_event() {
     let room = alice.create_room(Preset::PublicChat).await;
     let before = s.service_pos();
     for _ in 0..3 {
-        assert!(matches!(alice.client.post_rooms_room_id_join(&room, None).await.unwrap(), PostRoomsRoomIdJoinResponse::Ok(_)));
+        assert!(matches!(
+            alice.client.post_rooms_room_id_join(&room, None).await.unwrap(),
+            PostRoomsRoomIdJoinResponse::Ok(_)
+        ));
     }
     assert_eq!(s.service_pos(), before, "an unchanged re-join must not append an event");
 }
@@ -114,15 +137,30 @@ async fn joining_by_alias_resolves_through_the_directory() {
         }
         other => panic!("{other:?}"),
     };
-    match bob.client.post_rooms_room_id_join("#monkeys:localhost", None).await.unwrap() {
+    match bob
+        .client
+        .post_rooms_room_id_join("#monkeys:localhost", None)
+        .await
+        .unwrap()
+    {
         PostRoomsRoomIdJoinResponse::Ok(ok) => assert_eq!(ok.room_id, room),
         other => panic!("{other:?}"),
     }
-    match bob.client.post_rooms_room_id_join("#nothing:localhost", None).await.unwrap() {
+    match bob
+        .client
+        .post_rooms_room_id_join("#nothing:localhost", None)
+        .await
+        .unwrap()
+    {
         PostRoomsRoomIdJoinResponse::NotFound(e) => assert_eq!(errcode(&e), "M_NOT_FOUND"),
         other => panic!("{other:?}"),
     }
-    match bob.client.post_rooms_room_id_join("#monkeys:matrix.org", None).await.unwrap() {
+    match bob
+        .client
+        .post_rooms_room_id_join("#monkeys:matrix.org", None)
+        .await
+        .unwrap()
+    {
         PostRoomsRoomIdJoinResponse::NotFound(e) => assert!(e.error.unwrap().contains("federation"), "clear message"),
         other => panic!("{other:?}"),
     }
@@ -139,23 +177,40 @@ async fn invite_rules_hold_for_every_case() {
         let client = who.client.clone();
         let room = room.clone();
         let target = target.to_string();
-        async move { client.post_rooms_room_id_invite(&room, &invite_body(&target)).await.unwrap() }
+        async move {
+            client
+                .post_rooms_room_id_invite(&room, &invite_body(&target))
+                .await
+                .unwrap()
+        }
     };
     // An outsider cannot invite.
-    assert!(matches!(invite(&carol, &bob.id).await, PostRoomsRoomIdInviteResponse::Forbidden(_)));
-    assert!(matches!(invite(&alice, &bob.id).await, PostRoomsRoomIdInviteResponse::Ok(_)));
+    assert!(matches!(
+        invite(&carol, &bob.id).await,
+        PostRoomsRoomIdInviteResponse::Forbidden(_)
+    ));
+    assert!(matches!(
+        invite(&alice, &bob.id).await,
+        PostRoomsRoomIdInviteResponse::Ok(_)
+    ));
     // Re-inviting an invited user is fine.
-    assert!(matches!(invite(&alice, &bob.id).await, PostRoomsRoomIdInviteResponse::Ok(_)));
+    assert!(matches!(
+        invite(&alice, &bob.id).await,
+        PostRoomsRoomIdInviteResponse::Ok(_)
+    ));
     // Inviting yourself is not.
-    assert!(matches!(invite(&alice, &alice.id).await, PostRoomsRoomIdInviteResponse::Forbidden(_)));
+    assert!(matches!(
+        invite(&alice, &alice.id).await,
+        PostRoomsRoomIdInviteResponse::Forbidden(_)
+    ));
     // A joined member cannot be invited.
-    bob.client.post_rooms_room_id_join(&room, None).await.unwrap();
+    assert_eq!(bob.client.post_rooms_room_id_join(&room, None).await.unwrap().status(), 200);
     match invite(&alice, &bob.id).await {
         PostRoomsRoomIdInviteResponse::Forbidden(e) => assert!(e.error.unwrap().contains("already")),
         other => panic!("{other:?}"),
     }
     // A banned user cannot be invited.
-    alice.client.ban(&room, &change(&carol.id)).await.unwrap();
+    assert_eq!(alice.client.ban(&room, &change(&carol.id)).await.unwrap().status(), 200);
     match invite(&alice, &carol.id).await {
         PostRoomsRoomIdInviteResponse::Forbidden(e) => assert!(e.error.unwrap().contains("banned")),
         other => panic!("{other:?}"),
@@ -178,10 +233,18 @@ async fn inviting_needs_the_invite_power_level() {
     let bob = s.register("bob").await;
     let carol = s.register("carol").await;
     let room = alice.create_room(Preset::PublicChat).await;
-    bob.client.post_rooms_room_id_join(&room, None).await.unwrap();
-    match bob.client.post_rooms_room_id_invite(&room, &invite_body(&carol.id)).await.unwrap() {
+    assert_eq!(bob.client.post_rooms_room_id_join(&room, None).await.unwrap().status(), 200);
+    match bob
+        .client
+        .post_rooms_room_id_invite(&room, &invite_body(&carol.id))
+        .await
+        .unwrap()
+    {
         PostRoomsRoomIdInviteResponse::Forbidden(e) => {
-            assert!(e.error.unwrap().contains("power level 0 is below the 50 needed to invite"))
+            assert!(e
+                .error
+                .unwrap()
+                .contains("power level 0 is below the 50 needed to invite"))
         }
         other => panic!("{other:?}"),
     }
@@ -193,11 +256,33 @@ async fn leave_works_from_invite_or_join_only() {
     let alice = s.register("alice").await;
     let bob = s.register("bob").await;
     let room = alice.create_room(Preset::PrivateChat).await;
-    assert!(matches!(bob.client.leave_room(&room, None).await.unwrap(), LeaveRoomResponse::Forbidden(_)));
-    alice.client.post_rooms_room_id_invite(&room, &invite_body(&bob.id)).await.unwrap();
-    assert!(matches!(bob.client.leave_room(&room, None).await.unwrap(), LeaveRoomResponse::Ok(_)), "rejecting an invite");
-    assert!(matches!(bob.client.leave_room(&room, None).await.unwrap(), LeaveRoomResponse::Forbidden(_)), "already left");
-    assert!(matches!(alice.client.leave_room(&room, None).await.unwrap(), LeaveRoomResponse::Ok(_)));
+    assert!(matches!(
+        bob.client.leave_room(&room, None).await.unwrap(),
+        LeaveRoomResponse::Forbidden(_)
+    ));
+    assert_eq!(alice
+        .client
+        .post_rooms_room_id_invite(&room, &invite_body(&bob.id))
+        .await
+        .unwrap().status(), 200);
+    assert!(
+        matches!(
+            bob.client.leave_room(&room, None).await.unwrap(),
+            LeaveRoomResponse::Ok(_)
+        ),
+        "rejecting an invite"
+    );
+    assert!(
+        matches!(
+            bob.client.leave_room(&room, None).await.unwrap(),
+            LeaveRoomResponse::Forbidden(_)
+        ),
+        "already left"
+    );
+    assert!(matches!(
+        alice.client.leave_room(&room, None).await.unwrap(),
+        LeaveRoomResponse::Ok(_)
+    ));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -207,12 +292,33 @@ async fn kick_needs_power_and_a_present_target() {
     let bob = s.register("bob").await;
     let carol = s.register("carol").await;
     let room = alice.create_room(Preset::PublicChat).await;
-    bob.client.post_rooms_room_id_join(&room, None).await.unwrap();
-    carol.client.post_rooms_room_id_join(&room, None).await.unwrap();
-    assert!(matches!(bob.client.kick(&room, &change(&carol.id)).await.unwrap(), KickResponse::Forbidden(_)), "bob has 0 < 50");
-    assert!(matches!(alice.client.kick(&room, &change(&carol.id)).await.unwrap(), KickResponse::Ok(_)));
-    assert!(matches!(alice.client.kick(&room, &change(&carol.id)).await.unwrap(), KickResponse::Forbidden(_)), "already left");
-    assert!(matches!(bob.client.kick(&room, &change(&alice.id)).await.unwrap(), KickResponse::Forbidden(_)), "not above target");
+    assert_eq!(bob.client.post_rooms_room_id_join(&room, None).await.unwrap().status(), 200);
+    assert_eq!(carol.client.post_rooms_room_id_join(&room, None).await.unwrap().status(), 200);
+    assert!(
+        matches!(
+            bob.client.kick(&room, &change(&carol.id)).await.unwrap(),
+            KickResponse::Forbidden(_)
+        ),
+        "bob has 0 < 50"
+    );
+    assert!(matches!(
+        alice.client.kick(&room, &change(&carol.id)).await.unwrap(),
+        KickResponse::Ok(_)
+    ));
+    assert!(
+        matches!(
+            alice.client.kick(&room, &change(&carol.id)).await.unwrap(),
+            KickResponse::Forbidden(_)
+        ),
+        "already left"
+    );
+    assert!(
+        matches!(
+            bob.client.kick(&room, &change(&alice.id)).await.unwrap(),
+            KickResponse::Forbidden(_)
+        ),
+        "not above target"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -222,12 +328,33 @@ async fn ban_and_unban_round_trip() {
     let bob = s.register("bob").await;
     let room = alice.create_room(Preset::PublicChat).await;
     // The target may be in any state, even never joined.
-    assert!(matches!(alice.client.ban(&room, &change(&bob.id)).await.unwrap(), BanResponse::Ok(_)));
-    assert!(matches!(bob.client.unban(&room, &change(&alice.id)).await.unwrap(), UnbanResponse::Forbidden(_)));
-    assert!(matches!(alice.client.unban(&room, &change(&bob.id)).await.unwrap(), UnbanResponse::Ok(_)));
-    assert!(matches!(alice.client.unban(&room, &change(&bob.id)).await.unwrap(), UnbanResponse::Forbidden(_)), "not banned");
-    assert!(matches!(bob.client.post_rooms_room_id_join(&room, None).await.unwrap(), PostRoomsRoomIdJoinResponse::Ok(_)));
-    assert!(matches!(bob.client.ban(&room, &change(&alice.id)).await.unwrap(), BanResponse::Forbidden(_)));
+    assert!(matches!(
+        alice.client.ban(&room, &change(&bob.id)).await.unwrap(),
+        BanResponse::Ok(_)
+    ));
+    assert!(matches!(
+        bob.client.unban(&room, &change(&alice.id)).await.unwrap(),
+        UnbanResponse::Forbidden(_)
+    ));
+    assert!(matches!(
+        alice.client.unban(&room, &change(&bob.id)).await.unwrap(),
+        UnbanResponse::Ok(_)
+    ));
+    assert!(
+        matches!(
+            alice.client.unban(&room, &change(&bob.id)).await.unwrap(),
+            UnbanResponse::Forbidden(_)
+        ),
+        "not banned"
+    );
+    assert!(matches!(
+        bob.client.post_rooms_room_id_join(&room, None).await.unwrap(),
+        PostRoomsRoomIdJoinResponse::Ok(_)
+    ));
+    assert!(matches!(
+        bob.client.ban(&room, &change(&alice.id)).await.unwrap(),
+        BanResponse::Forbidden(_)
+    ));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -237,24 +364,47 @@ async fn state_is_readable_by_members_and_former_members_only() {
     let bob = s.register("bob").await;
     let carol = s.register("carol").await;
     let room = alice.create_room(Preset::PublicChat).await;
-    bob.client.post_rooms_room_id_join(&room, None).await.unwrap();
+    assert_eq!(bob.client.post_rooms_room_id_join(&room, None).await.unwrap().status(), 200);
     let while_member = state_len(&bob, &room).await;
-    bob.client.leave_room(&room, None).await.unwrap();
-    let name = serde_json::json!({"name": "after bob left"}).as_object().unwrap().clone();
+    assert_eq!(bob.client.leave_room(&room, None).await.unwrap().status(), 200);
+    let name = serde_json::json!({"name": "after bob left"})
+        .as_object()
+        .unwrap()
+        .clone();
     assert!(matches!(
-        alice.client.set_room_state_event_empty_key(&room, "m.room.name", &name).await.unwrap(),
+        alice
+            .client
+            .set_room_state_event_empty_key(&room, "m.room.name", &name)
+            .await
+            .unwrap(),
         SetRoomStateEventEmptyKeyResponse::Ok(_)
     ));
     // Bob sees the state as of his leave: no m.room.name yet.
-    match bob.client.get_room_state_event_empty_key(&room, "m.room.name").await.unwrap() {
+    match bob
+        .client
+        .get_room_state_event_empty_key(&room, "m.room.name")
+        .await
+        .unwrap()
+    {
         GetRoomStateEventEmptyKeyResponse::NotFound(_) => {}
         other => panic!("bob must not see the later name: {other:?}"),
     }
     assert_eq!(state_len(&bob, &room).await, while_member);
-    match alice.client.get_room_state_event_empty_key(&room, "m.room.name").await.unwrap() {
+    match alice
+        .client
+        .get_room_state_event_empty_key(&room, "m.room.name")
+        .await
+        .unwrap()
+    {
         GetRoomStateEventEmptyKeyResponse::Ok(c) => assert_eq!(c["name"], "after bob left"),
         other => panic!("{other:?}"),
     }
-    assert!(matches!(carol.client.get_room_state(&room).await.unwrap(), GetRoomStateResponse::Forbidden(_)));
-    assert!(matches!(carol.client.get_members(&room, None, None).await.unwrap(), GetMembersResponse::Forbidden(_)));
+    assert!(matches!(
+        carol.client.get_room_state(&room).await.unwrap(),
+        GetRoomStateResponse::Forbidden(_)
+    ));
+    assert!(matches!(
+        carol.client.get_members(&room, None, None).await.unwrap(),
+        GetMembersResponse::Forbidden(_)
+    ));
 }

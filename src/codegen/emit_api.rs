@@ -7,7 +7,20 @@ use std::fmt::Write;
 /// The Rust type of a model reference inside `api.rs` / `client.rs`:
 /// every model name gets the `models::` path, std and serde types do not.
 pub fn model_type(ty: &str) -> String {
-    const NOT_MODELS: &[&str] = &["String", "i64", "f64", "bool", "Vec", "Box", "Option", "std", "collections", "BTreeMap", "serde_json", "Value"];
+    const NOT_MODELS: &[&str] = &[
+        "String",
+        "i64",
+        "f64",
+        "bool",
+        "Vec",
+        "Box",
+        "Option",
+        "std",
+        "collections",
+        "BTreeMap",
+        "serde_json",
+        "Value",
+    ];
     let mut out = String::new();
     let mut ident = String::new();
     let flush = |ident: &mut String, out: &mut String| {
@@ -36,16 +49,29 @@ pub fn model_type(ty: &str) -> String {
 pub fn arguments(op: &Operation, borrowed: bool) -> Vec<(String, String)> {
     let mut args = Vec::new();
     for p in op.params.iter().filter(|p| p.location == Location::Path) {
-        args.push((p.rust_name.clone(), if borrowed { "&str".into() } else { "String".into() }));
+        args.push((
+            p.rust_name.clone(),
+            if borrowed { "&str".into() } else { "String".into() },
+        ));
     }
     for p in op.params.iter().filter(|p| p.location == Location::Query) {
-        let ty = if borrowed && p.ty == "String" { "&str".to_string() } else { p.ty.clone() };
-        args.push((p.rust_name.clone(), if p.required { ty } else { format!("Option<{ty}>") }));
+        let ty = if borrowed && p.ty == "String" {
+            "&str".to_string()
+        } else {
+            p.ty.clone()
+        };
+        args.push((
+            p.rust_name.clone(),
+            if p.required { ty } else { format!("Option<{ty}>") },
+        ));
     }
     if let Some(b) = &op.body {
         let ty = model_type(&b.ty);
         let ty = if borrowed { format!("&{ty}") } else { ty };
-        args.push((b.rust_name.clone(), if b.required { ty } else { format!("Option<{ty}>") }));
+        args.push((
+            b.rust_name.clone(),
+            if b.required { ty } else { format!("Option<{ty}>") },
+        ));
     }
     args
 }
@@ -68,7 +94,12 @@ fn operation_doc(out: &mut String, op: &Operation) {
     if !documented.is_empty() {
         out.push_str("///\n/// Parameters:\n");
         for p in documented {
-            let _ = writeln!(out, "/// - `{}`: {}", p.rust_name, p.doc.as_deref().unwrap_or("").replace('\n', " "));
+            let _ = writeln!(
+                out,
+                "/// - `{}`: {}",
+                p.rust_name,
+                p.doc.as_deref().unwrap_or("").replace('\n', " ")
+            );
         }
     }
 }
@@ -121,13 +152,20 @@ fn emit_response_enum(out: &mut String, op: &Operation) {
     out.push_str("#[derive(Debug, Clone, PartialEq)]\n#[must_use]\n");
     let _ = writeln!(out, "pub enum {name} {{");
     for r in &op.responses {
-        doc_lines(out, Some(&format!("{}: {}", r.status, r.description.lines().next().unwrap_or(""))));
+        doc_lines(
+            out,
+            Some(&format!("{}: {}", r.status, r.description.lines().next().unwrap_or(""))),
+        );
         let _ = writeln!(out, "{}({}),", r.variant, model_type(&r.ty));
     }
     out.push_str("}\n\n");
     let statuses: Vec<String> = op.responses.iter().map(|r| r.status.to_string()).collect();
     let _ = writeln!(out, "impl {name} {{");
-    let _ = writeln!(out, "/// Every status the spec documents for this operation.\npub const STATUSES: &'static [u16] = &[{}];\n", statuses.join(", "));
+    let _ = writeln!(
+        out,
+        "/// Every status the spec documents for this operation.\npub const STATUSES: &'static [u16] = &[{}];\n",
+        statuses.join(", ")
+    );
     out.push_str("/// The HTTP status of this response.\npub fn status(&self) -> u16 {\nmatch self {\n");
     for r in &op.responses {
         let _ = writeln!(out, "Self::{}(_) => {},", r.variant, r.status);
@@ -146,7 +184,11 @@ fn emit_response_enum(out: &mut String, op: &Operation) {
     let _ = writeln!(out, "let operation = {:?};", op.name);
     out.push_str("let text = || String::from_utf8_lossy(body).into_owned();\nlet bad = |e: serde_json::Error| DecodeError::Body { operation, status, error: e.to_string(), body: text() };\nmatch status {\n");
     for r in &op.responses {
-        let _ = writeln!(out, "{} => serde_json::from_slice(body).map(Self::{}).map_err(bad),", r.status, r.variant);
+        let _ = writeln!(
+            out,
+            "{} => serde_json::from_slice(body).map(Self::{}).map_err(bad),",
+            r.status, r.variant
+        );
     }
     out.push_str("_ => Err(DecodeError::UndocumentedStatus { operation, status, body: text() }),\n}\n}\n}\n\n");
 }

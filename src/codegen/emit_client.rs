@@ -158,7 +158,11 @@ pub fn emit(api: &Api) -> String {
         if !query.is_empty() {
             out.push_str("let mut query: Vec<String> = Vec::new();\n");
             for p in query {
-                let value = if p.required { format!("Some({})", p.rust_name) } else { p.rust_name.clone() };
+                let value = if p.required {
+                    format!("Some({})", p.rust_name)
+                } else {
+                    p.rust_name.clone()
+                };
                 let _ = writeln!(
                     out,
                     "if let Some(v) = {value} {{ query.push(format!(\"{}={{}}\", encode(&v.to_string()))); }}",

@@ -21,7 +21,11 @@ pub fn emit(models: &Models) -> String {
     );
     for (name, model) in &models.items {
         match model {
-            Model::Struct { doc, fields, deny_unknown } => {
+            Model::Struct {
+                doc,
+                fields,
+                deny_unknown,
+            } => {
                 doc_lines(&mut out, doc.as_deref());
                 out.push_str("#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Validate)]\n");
                 if *deny_unknown {
@@ -40,7 +44,11 @@ pub fn emit(models: &Models) -> String {
                     for v in &f.validations {
                         let _ = writeln!(out, "#[validate({v})]");
                     }
-                    let ty = if f.required { f.ty.clone() } else { format!("Option<{}>", f.ty) };
+                    let ty = if f.required {
+                        f.ty.clone()
+                    } else {
+                        format!("Option<{}>", f.ty)
+                    };
                     let _ = writeln!(out, "pub {}: {ty},", f.rust_name);
                 }
                 out.push_str("}\n\n");

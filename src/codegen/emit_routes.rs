@@ -1,7 +1,7 @@
 //! Emits `routes.rs`: the route table (path → operation) and the dispatcher
 //! that turns a matched request into a typed `Api` call.
 
-use super::emit_api::{response_enum, model_type};
+use super::emit_api::{model_type, response_enum};
 use super::ir::{Api, Location, Operation};
 use std::fmt::Write;
 
@@ -132,12 +132,39 @@ fn emit_operation_impl(out: &mut String, api: &Api) {
         }
         out.push_str("}\n}\n\n");
     };
-    table(out, "The `Api` method name, which is also the spec's operationId.", "name(self) -> &'static str", &|o| format!("{:?}", o.name));
-    table(out, "The HTTP method.", "method(self) -> &'static str", &|o| format!("{:?}", o.method));
-    table(out, "The document's basePath.", "base_path(self) -> &'static str", &|o| format!("{:?}", o.base_path));
-    table(out, "The canonical path template, relative to the basePath.", "path(self) -> &'static str", &|o| format!("{:?}", o.path));
-    table(out, "Whether the spec asks for an access token.", "requires_auth(self) -> bool", &|o| o.requires_auth.to_string());
-    table(out, "Every documented status.", "statuses(self) -> &'static [u16]", &|o| format!("super::api::{}::STATUSES", response_enum(o)));
+    table(
+        out,
+        "The `Api` method name, which is also the spec's operationId.",
+        "name(self) -> &'static str",
+        &|o| format!("{:?}", o.name),
+    );
+    table(out, "The HTTP method.", "method(self) -> &'static str", &|o| {
+        format!("{:?}", o.method)
+    });
+    table(
+        out,
+        "The document's basePath.",
+        "base_path(self) -> &'static str",
+        &|o| format!("{:?}", o.base_path),
+    );
+    table(
+        out,
+        "The canonical path template, relative to the basePath.",
+        "path(self) -> &'static str",
+        &|o| format!("{:?}", o.path),
+    );
+    table(
+        out,
+        "Whether the spec asks for an access token.",
+        "requires_auth(self) -> bool",
+        &|o| o.requires_auth.to_string(),
+    );
+    table(
+        out,
+        "Every documented status.",
+        "statuses(self) -> &'static [u16]",
+        &|o| format!("super::api::{}::STATUSES", response_enum(o)),
+    );
     out.push_str("}\n\n");
 }
 
@@ -189,7 +216,11 @@ fn emit_dispatch(out: &mut String, api: &Api) {
         if let Some(b) = &op.body {
             let parser = if b.validate { "json_body" } else { "json_value_body" };
             let parse = format!("{parser}::<{}>(request.body)?", model_type(&b.ty));
-            let getter = if b.required { format!("required({parse}, \"a JSON request body\")?") } else { parse };
+            let getter = if b.required {
+                format!("required({parse}, \"a JSON request body\")?")
+            } else {
+                parse
+            };
             let _ = writeln!(out, "let body = {getter};");
             call_args.push("body".into());
         }

@@ -10,7 +10,12 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 /// Rewrites every `$ref` under `v` into `#/definitions/Name`, collecting the definitions.
-fn inline_refs(v: &mut Value, file: &Path, defs: &mut BTreeMap<String, Value>, inputs: &mut Vec<PathBuf>) -> Result<(), String> {
+fn inline_refs(
+    v: &mut Value,
+    file: &Path,
+    defs: &mut BTreeMap<String, Value>,
+    inputs: &mut Vec<PathBuf>,
+) -> Result<(), String> {
     match v {
         Value::Object(obj) => {
             if let Some(r) = obj.get("$ref").and_then(Value::as_str).map(str::to_string) {
@@ -58,7 +63,10 @@ pub fn emit(api: &Api, docs: &[(PathBuf, Value)]) -> Result<String, String> {
     let mut paths: Map<String, Value> = Map::new();
     let mut omitted = Vec::new();
     let doc_file = |name: &str| -> &Path {
-        docs.iter().find(|(p, _)| p.ends_with(name)).map(|(p, _)| p.as_path()).unwrap_or(Path::new("."))
+        docs.iter()
+            .find(|(p, _)| p.ends_with(name))
+            .map(|(p, _)| p.as_path())
+            .unwrap_or(Path::new("."))
     };
     let mut security_definitions = Map::new();
     for (path, doc) in docs {
@@ -85,13 +93,21 @@ pub fn emit(api: &Api, docs: &[(PathBuf, Value)]) -> Result<String, String> {
             }
         }
         if op.requires_auth && raw.get("security").is_none() {
-            if let Some(global) = docs.iter().find(|(p, _)| p.as_path() == file).and_then(|(_, d)| d.get("security")) {
+            if let Some(global) = docs
+                .iter()
+                .find(|(p, _)| p.as_path() == file)
+                .and_then(|(_, d)| d.get("security"))
+            {
                 raw["security"] = global.clone();
             }
         }
         inline_refs(&mut raw, file, &mut defs, &mut inputs)?;
         let mut templates = vec![(op.path.clone(), op.name.clone())];
-        templates.extend(op.aliases.iter().map(|a| (a.clone(), operation_name(None, &op.method, a))));
+        templates.extend(
+            op.aliases
+                .iter()
+                .map(|a| (a.clone(), operation_name(None, &op.method, a))),
+        );
         for (template, id) in templates {
             let mut entry = raw.clone();
             entry["operationId"] = Value::String(id);
@@ -99,9 +115,8 @@ pub fn emit(api: &Api, docs: &[(PathBuf, Value)]) -> Result<String, String> {
             item[op.method.to_lowercase()] = entry;
         }
     }
-    let mut description = String::from(
-        "All of api-spec/ merged into one document by build.rs. Generated: do not edit.",
-    );
+    let mut description =
+        String::from("All of api-spec/ merged into one document by build.rs. Generated: do not edit.");
     if !omitted.is_empty() {
         description.push_str(&format!(
             " Operations outside the basePath {base_path} are served but cannot be written here: {}.",
@@ -124,5 +139,7 @@ pub fn emit(api: &Api, docs: &[(PathBuf, Value)]) -> Result<String, String> {
         "paths": paths,
         "definitions": defs,
     });
-    serde_json::to_string_pretty(&doc).map(|s| s + "\n").map_err(|e| e.to_string())
+    serde_json::to_string_pretty(&doc)
+        .map(|s| s + "\n")
+        .map_err(|e| e.to_string())
 }

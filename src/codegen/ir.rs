@@ -72,7 +72,15 @@ pub struct Api {
 
 const METHODS: &[&str] = &["get", "put", "post", "delete", "patch", "head", "options"];
 const OPERATION_KEYS: &[&str] = &[
-    "summary", "description", "security", "parameters", "responses", "operationId", "tags", "consumes", "produces",
+    "summary",
+    "description",
+    "security",
+    "parameters",
+    "responses",
+    "operationId",
+    "tags",
+    "consumes",
+    "produces",
 ];
 
 fn str_of<'a>(v: &'a Value, key: &str) -> Option<&'a str> {
@@ -81,14 +89,21 @@ fn str_of<'a>(v: &'a Value, key: &str) -> Option<&'a str> {
 
 /// Builds the operation list of every document, failing on what the generator cannot express.
 pub fn build(set: SpecSet) -> Result<Api, String> {
-    let mut api = Api { operations: Vec::new(), models: Models::default(), inputs: set.inputs };
+    let mut api = Api {
+        operations: Vec::new(),
+        models: Models::default(),
+        inputs: set.inputs,
+    };
     for doc in &set.documents {
         build_document(doc, &mut api).map_err(|e| format!("{}: {e}", doc.name))?;
     }
     let mut names: Vec<&str> = api.operations.iter().map(|o| o.name.as_str()).collect();
     names.sort();
     if let Some(w) = names.windows(2).find(|w| w[0] == w[1]) {
-        return Err(format!("two operations are both named {}; give one an operationId", w[0]));
+        return Err(format!(
+            "two operations are both named {}; give one an operationId",
+            w[0]
+        ));
     }
     Ok(api)
 }
@@ -110,7 +125,9 @@ fn build_document(doc: &Document, api: &mut Api) -> Result<(), String> {
     let global_security = v.get("security");
     let paths = v.get("paths").and_then(Value::as_object).ok_or("no paths")?;
     for (key, item) in paths {
-        let item = item.as_object().ok_or_else(|| format!("path {key:?} is not an object"))?;
+        let item = item
+            .as_object()
+            .ok_or_else(|| format!("path {key:?} is not an object"))?;
         for (method, op) in item {
             if method == "parameters" || method.starts_with("x-") {
                 continue;
@@ -172,7 +189,12 @@ fn build_operation(
                 let schema = p.get("schema").ok_or("body parameter without schema")?;
                 let hint = format!("{pascal_name}Body");
                 let t = api.models.type_of(schema, &doc.path, &hint, &mut api.inputs)?;
-                body = Some(Body { rust_name: "body".into(), ty: t.ty, required, validate: t.is_struct });
+                body = Some(Body {
+                    rust_name: "body".into(),
+                    ty: t.ty,
+                    required,
+                    validate: t.is_struct,
+                });
             }
             Some(loc @ ("path" | "query")) => {
                 let location = if loc == "path" { Location::Path } else { Location::Query };
@@ -201,10 +223,16 @@ fn build_operation(
     check_path_params(&path, &params)?;
 
     let mut responses = Vec::new();
-    let resp_obj = op.get("responses").and_then(Value::as_object).ok_or("operation without responses")?;
+    let resp_obj = op
+        .get("responses")
+        .and_then(Value::as_object)
+        .ok_or("operation without responses")?;
     for (code, resp) in resp_obj {
-        let status: u16 = code.parse().map_err(|_| format!("response {code:?}: only numeric status codes are supported"))?;
-        let variant = status_variant(status).ok_or_else(|| format!("status {status} has no variant name in the generator"))?;
+        let status: u16 = code
+            .parse()
+            .map_err(|_| format!("response {code:?}: only numeric status codes are supported"))?;
+        let variant =
+            status_variant(status).ok_or_else(|| format!("status {status} has no variant name in the generator"))?;
         if resp.get("headers").is_some() {
             return Err(format!("response {status}: headers are not supported by the generator"));
         }
@@ -212,7 +240,14 @@ fn build_operation(
         let ty = match resp.get("schema") {
             Some(schema) => api.models.type_of(schema, &doc.path, &hint, &mut api.inputs)?.ty,
             None if status >= 400 => {
-                api.models.type_of(&serde_json::json!({"$ref": "definitions/error.yaml"}), &doc.path, &hint, &mut api.inputs)?.ty
+                api.models
+                    .type_of(
+                        &serde_json::json!({"$ref": "definitions/error.yaml"}),
+                        &doc.path,
+                        &hint,
+                        &mut api.inputs,
+                    )?
+                    .ty
             }
             None => "JsonObject".into(),
         };
@@ -229,7 +264,12 @@ fn build_operation(
         .get("x-alias")
         .and_then(|a| a.get("aliases"))
         .and_then(Value::as_array)
-        .map(|list| list.iter().filter_map(Value::as_str).map(|s| s.trim().to_string()).collect())
+        .map(|list| {
+            list.iter()
+                .filter_map(Value::as_str)
+                .map(|s| s.trim().to_string())
+                .collect()
+        })
         .unwrap_or_default();
     for alias in &aliases {
         check_path_params(alias, &params).map_err(|e| format!("x-alias {alias:?}: {e}"))?;

@@ -35,18 +35,33 @@ fn format_rust(name: &str, code: &str) -> Result<String, String> {
 /// Runs the whole generator over the spec folder.
 pub fn generate(spec_dir: &Path) -> Result<Generated, String> {
     let set = spec::load(spec_dir)?;
-    let docs: Vec<(PathBuf, serde_json::Value)> =
-        set.documents.iter().map(|d| (d.path.clone(), d.value.clone())).collect();
+    let docs: Vec<(PathBuf, serde_json::Value)> = set
+        .documents
+        .iter()
+        .map(|d| (d.path.clone(), d.value.clone()))
+        .collect();
     let mut api = ir::build(set)?;
     let swagger = emit_swagger::emit(&api, &docs)?;
     let files = vec![
-        ("models.rs".to_string(), format_rust("models.rs", &emit_models::emit(&api.models))?),
+        (
+            "models.rs".to_string(),
+            format_rust("models.rs", &emit_models::emit(&api.models))?,
+        ),
         ("api.rs".to_string(), format_rust("api.rs", &emit_api::emit(&api))?),
-        ("routes.rs".to_string(), format_rust("routes.rs", &emit_routes::emit(&api))?),
-        ("client.rs".to_string(), format_rust("client.rs", &emit_client::emit(&api))?),
+        (
+            "routes.rs".to_string(),
+            format_rust("routes.rs", &emit_routes::emit(&api))?,
+        ),
+        (
+            "client.rs".to_string(),
+            format_rust("client.rs", &emit_client::emit(&api))?,
+        ),
         ("swagger.json".to_string(), swagger),
     ];
     api.inputs.sort();
     api.inputs.dedup();
-    Ok(Generated { files, inputs: api.inputs })
+    Ok(Generated {
+        files,
+        inputs: api.inputs,
+    })
 }

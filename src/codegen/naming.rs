@@ -6,11 +6,10 @@
 //! `POST /rooms/{roomId}/join` becomes `post_rooms_room_id_join`.
 
 const RUST_KEYWORDS: &[&str] = &[
-    "as", "async", "await", "break", "const", "continue", "crate", "dyn", "else", "enum", "extern",
-    "false", "fn", "for", "if", "impl", "in", "let", "loop", "match", "mod", "move", "mut", "pub",
-    "ref", "return", "self", "static", "struct", "super", "trait", "true", "type", "unsafe", "use",
-    "where", "while", "abstract", "become", "box", "do", "final", "macro", "override", "priv",
-    "typeof", "unsized", "virtual", "yield", "try",
+    "as", "async", "await", "break", "const", "continue", "crate", "dyn", "else", "enum", "extern", "false", "fn",
+    "for", "if", "impl", "in", "let", "loop", "match", "mod", "move", "mut", "pub", "ref", "return", "self", "static",
+    "struct", "super", "trait", "true", "type", "unsafe", "use", "where", "while", "abstract", "become", "box", "do",
+    "final", "macro", "override", "priv", "typeof", "unsized", "virtual", "yield", "try",
 ];
 
 /// Splits an identifier into lowercase words at case changes and non-alphanumerics.
@@ -120,7 +119,10 @@ mod tests {
         assert_eq!(snake("roomId"), "room_id");
         assert_eq!(snake("type"), "r#type");
         assert_eq!(pascal("m.login.dummy"), "MLoginDummy");
-        assert_eq!(operation_name(None, "post", "/rooms/{roomId}/invite "), "post_rooms_room_id_invite");
+        assert_eq!(
+            operation_name(None, "post", "/rooms/{roomId}/invite "),
+            "post_rooms_room_id_invite"
+        );
         assert_eq!(operation_name(Some("createRoom"), "post", "/createRoom"), "create_room");
     }
 }

@@ -18,9 +18,25 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 const KNOWN_KEYS: &[&str] = &[
-    "type", "items", "properties", "required", "additionalProperties", "enum", "$ref", "description",
-    "title", "example", "x-example", "format", "minLength", "maxLength", "minItems", "maxItems",
-    "minimum", "maximum", "default",
+    "type",
+    "items",
+    "properties",
+    "required",
+    "additionalProperties",
+    "enum",
+    "$ref",
+    "description",
+    "title",
+    "example",
+    "x-example",
+    "format",
+    "minLength",
+    "maxLength",
+    "minItems",
+    "maxItems",
+    "minimum",
+    "maximum",
+    "default",
 ];
 
 /// A field of a generated struct.
@@ -35,8 +51,15 @@ pub struct Field {
 
 /// One generated model.
 pub enum Model {
-    Struct { doc: Option<String>, fields: Vec<Field>, deny_unknown: bool },
-    StringEnum { doc: Option<String>, values: Vec<String> },
+    Struct {
+        doc: Option<String>,
+        fields: Vec<Field>,
+        deny_unknown: bool,
+    },
+    StringEnum {
+        doc: Option<String>,
+        values: Vec<String>,
+    },
 }
 
 /// Every model found while resolving schemas, by name, plus its origin to catch clashes.
@@ -55,21 +78,39 @@ pub struct RustType {
 
 impl RustType {
     fn plain(ty: &str) -> Self {
-        RustType { ty: ty.to_string(), is_struct: false }
+        RustType {
+            ty: ty.to_string(),
+            is_struct: false,
+        }
     }
 }
 
 fn doc_of(schema: &Value) -> Option<String> {
-    schema.get("description").or(schema.get("title")).and_then(Value::as_str).map(str::to_string)
+    schema
+        .get("description")
+        .or(schema.get("title"))
+        .and_then(Value::as_str)
+        .map(str::to_string)
 }
 
 impl Models {
     /// The Rust type for `schema`; inline objects and enums become models named `hint`.
-    pub fn type_of(&mut self, schema: &Value, file: &Path, hint: &str, inputs: &mut Vec<PathBuf>) -> Result<RustType, String> {
-        let obj = schema.as_object().ok_or_else(|| format!("{hint}: a schema must be an object, found {schema}"))?;
+    pub fn type_of(
+        &mut self,
+        schema: &Value,
+        file: &Path,
+        hint: &str,
+        inputs: &mut Vec<PathBuf>,
+    ) -> Result<RustType, String> {
+        let obj = schema
+            .as_object()
+            .ok_or_else(|| format!("{hint}: a schema must be an object, found {schema}"))?;
         for key in obj.keys() {
             if !KNOWN_KEYS.contains(&key.as_str()) && !key.starts_with("x-") {
-                return Err(format!("{hint}: schema keyword {key:?} is not supported by the generator ({})", file.display()));
+                return Err(format!(
+                    "{hint}: schema keyword {key:?} is not supported by the generator ({})",
+                    file.display()
+                ));
             }
         }
         if let Some(r) = obj.get("$ref").and_then(Value::as_str) {
@@ -88,13 +129,19 @@ impl Models {
             Some("array") => {
                 let items = obj.get("items").ok_or_else(|| format!("{hint}: array without items"))?;
                 let inner = self.type_of(items, file, &format!("{hint}Item"), inputs)?;
-                Ok(RustType { ty: format!("Vec<{}>", inner.ty), is_struct: false })
+                Ok(RustType {
+                    ty: format!("Vec<{}>", inner.ty),
+                    is_struct: false,
+                })
             }
             Some("object") if obj.contains_key("properties") => self.named(hint, &origin, schema, file, inputs),
             Some("object") => match obj.get("additionalProperties") {
                 Some(extra @ Value::Object(_)) => {
                     let inner = self.type_of(extra, file, &format!("{hint}Value"), inputs)?;
-                    Ok(RustType::plain(&format!("std::collections::BTreeMap<String, {}>", inner.ty)))
+                    Ok(RustType::plain(&format!(
+                        "std::collections::BTreeMap<String, {}>",
+                        inner.ty
+                    )))
                 }
                 _ => Ok(RustType::plain("JsonObject")),
             },
@@ -102,32 +149,57 @@ impl Models {
         }
     }
 
-    fn named(&mut self, name: &str, origin: &str, schema: &Value, file: &Path, inputs: &mut Vec<PathBuf>) -> Result<RustType, String> {
+    fn named(
+        &mut self,
+        name: &str,
+        origin: &str,
+        schema: &Value,
+        file: &Path,
+        inputs: &mut Vec<PathBuf>,
+    ) -> Result<RustType, String> {
         let is_struct = schema.get("type").and_then(Value::as_str) != Some("string");
         if self.in_progress.iter().any(|n| n == name) {
-            return Ok(RustType { ty: format!("Box<{name}>"), is_struct });
+            return Ok(RustType {
+                ty: format!("Box<{name}>"),
+                is_struct,
+            });
         }
         if let Some(prev) = self.origins.get(name) {
             if prev != origin {
-                return Err(format!("two different schemas want the model name {name}: {prev} and {origin}"));
+                return Err(format!(
+                    "two different schemas want the model name {name}: {prev} and {origin}"
+                ));
             }
-            return Ok(RustType { ty: name.to_string(), is_struct });
+            return Ok(RustType {
+                ty: name.to_string(),
+                is_struct,
+            });
         }
         self.origins.insert(name.to_string(), origin.to_string());
         self.in_progress.push(name.to_string());
         let model = self.build(name, schema, file, inputs)?;
         self.in_progress.pop();
         self.items.insert(name.to_string(), model);
-        Ok(RustType { ty: name.to_string(), is_struct })
+        Ok(RustType {
+            ty: name.to_string(),
+            is_struct,
+        })
     }
 
     fn build(&mut self, name: &str, schema: &Value, file: &Path, inputs: &mut Vec<PathBuf>) -> Result<Model, String> {
         if let Some(values) = schema.get("enum") {
             let values = values
                 .as_array()
-                .and_then(|v| v.iter().map(|x| x.as_str().map(str::to_string)).collect::<Option<Vec<_>>>())
+                .and_then(|v| {
+                    v.iter()
+                        .map(|x| x.as_str().map(str::to_string))
+                        .collect::<Option<Vec<_>>>()
+                })
                 .ok_or_else(|| format!("{name}: only enums of strings are supported"))?;
-            return Ok(Model::StringEnum { doc: doc_of(schema), values });
+            return Ok(Model::StringEnum {
+                doc: doc_of(schema),
+                values,
+            });
         }
         let props = schema
             .get("properties")
@@ -146,7 +218,11 @@ impl Models {
         let deny_unknown = match schema.get("additionalProperties") {
             None | Some(Value::Bool(true)) => false,
             Some(Value::Bool(false)) => true,
-            Some(_) => return Err(format!("{name}: additionalProperties with a schema beside properties is not supported")),
+            Some(_) => {
+                return Err(format!(
+                    "{name}: additionalProperties with a schema beside properties is not supported"
+                ))
+            }
         };
         let mut fields = Vec::new();
         for (json_name, prop) in props {
@@ -165,7 +241,11 @@ impl Models {
                 validations,
             });
         }
-        Ok(Model::Struct { doc: doc_of(schema), fields, deny_unknown })
+        Ok(Model::Struct {
+            doc: doc_of(schema),
+            fields,
+            deny_unknown,
+        })
     }
 }
 
@@ -193,7 +273,11 @@ fn constraints(prop: &Value, what: &str) -> Result<Vec<String>, String> {
     let is_int = prop.get("type").and_then(Value::as_str) == Some("integer");
     for (k, key) in [("min", "minimum"), ("max", "maximum")] {
         if let Some(v) = num(key) {
-            range.push(if is_int { format!("{k} = {}", v as i64) } else { format!("{k} = {v:?}") });
+            range.push(if is_int {
+                format!("{k} = {}", v as i64)
+            } else {
+                format!("{k} = {v:?}")
+            });
         }
     }
     if !range.is_empty() {

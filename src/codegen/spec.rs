@@ -111,13 +111,25 @@ pub fn load(dir: &Path) -> Result<SpecSet, String> {
             inputs.push(opath);
         }
         if value.get("swagger").and_then(Value::as_str) != Some("2.0") {
-            return Err(format!("{name}: only Swagger 2.0 documents are supported (swagger: '2.0')"));
+            return Err(format!(
+                "{name}: only Swagger 2.0 documents are supported (swagger: '2.0')"
+            ));
         }
-        documents.push(Document { name: name.clone(), path, value });
+        documents.push(Document {
+            name: name.clone(),
+            path,
+            value,
+        });
     }
     for overlay in names.iter().filter(|n| is_overlay(n)) {
-        if !documents.iter().any(|d| d.name.trim_end_matches(".yaml") == overlay_target(overlay)) {
-            return Err(format!("{overlay}: overlay has no document {}.yaml to merge into", overlay_target(overlay)));
+        if !documents
+            .iter()
+            .any(|d| d.name.trim_end_matches(".yaml") == overlay_target(overlay))
+        {
+            return Err(format!(
+                "{overlay}: overlay has no document {}.yaml to merge into",
+                overlay_target(overlay)
+            ));
         }
     }
     Ok(SpecSet { documents, inputs })
@@ -156,18 +168,33 @@ pub fn resolve_ref(reference: &str, from_file: &Path, inputs: &mut Vec<PathBuf>)
     }
     match fragment {
         None => {
-            let stem = file.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
-            Ok(Resolved { name: super::naming::pascal(&stem), schema: doc, file })
+            let stem = file
+                .file_stem()
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            Ok(Resolved {
+                name: super::naming::pascal(&stem),
+                schema: doc,
+                file,
+            })
         }
         Some(frag) => {
             let mut cur = &doc;
             for part in frag.trim_start_matches('/').split('/') {
                 cur = cur.get(part).ok_or_else(|| {
-                    format!("$ref {reference:?} from {}: no {part:?} in {}", from_file.display(), file.display())
+                    format!(
+                        "$ref {reference:?} from {}: no {part:?} in {}",
+                        from_file.display(),
+                        file.display()
+                    )
                 })?;
             }
             let last = frag.rsplit('/').next().unwrap_or(frag);
-            Ok(Resolved { name: super::naming::pascal(last), schema: cur.clone(), file })
+            Ok(Resolved {
+                name: super::naming::pascal(last),
+                schema: cur.clone(),
+                file,
+            })
         }
     }
 }

@@ -52,9 +52,10 @@ pub fn token_of(auth: &AuthData) -> Option<&str> {
 
 /// Resolves the credential for an operation that requires one: 401s for a missing or unknown token.
 pub fn authenticate(resolver: &dyn TokenResolver, auth: Option<&AuthData>) -> Result<String, MatrixError> {
-    let token = auth.and_then(token_of).filter(|t| !t.is_empty()).ok_or_else(|| {
-        MatrixError::new(StatusCode::UNAUTHORIZED, "M_MISSING_TOKEN", "Missing access token")
-    })?;
+    let token = auth
+        .and_then(token_of)
+        .filter(|t| !t.is_empty())
+        .ok_or_else(|| MatrixError::new(StatusCode::UNAUTHORIZED, "M_MISSING_TOKEN", "Missing access token"))?;
     match resolver.resolve_token(token) {
         Ok(Some(user)) => Ok(user),
         Ok(None) => Err(MatrixError::new(

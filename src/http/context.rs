@@ -18,7 +18,11 @@ pub struct RequestContext {
 impl RequestContext {
     /// A context for an anonymous request.
     pub fn new(span_id: XSpanIdString) -> Self {
-        RequestContext { span_id, auth_data: None, authorization: None }
+        RequestContext {
+            span_id,
+            auth_data: None,
+            authorization: None,
+        }
     }
 }
 

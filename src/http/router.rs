@@ -15,11 +15,18 @@ pub const CLIENT_API_PREFIXES: &[&str] = &["/_matrix/client/api/v1", "/_matrix/c
 #[derive(Debug, PartialEq, Eq)]
 pub enum RouteMatch {
     /// An operation, with its percent-decoded path parameters.
-    Found { operation: Operation, params: Vec<(String, String)> },
+    Found {
+        operation: Operation,
+        params: Vec<(String, String)>,
+    },
     /// The path exists, not for this method; the methods it has.
-    MethodNotAllowed { allow: Vec<&'static str> },
+    MethodNotAllowed {
+        allow: Vec<&'static str>,
+    },
     /// A path parameter was empty (`/rooms//join`).
-    EmptyParam { name: String },
+    EmptyParam {
+        name: String,
+    },
     /// A path segment is not valid percent-encoded UTF-8.
     BadEncoding,
     NotFound,
@@ -84,13 +91,22 @@ impl Router {
                     continue;
                 }
                 // One trailing slash is tolerated: `/state/m.room.name/` is the empty state key.
-                let rest = if rest.len() > 1 { rest.strip_suffix('/').unwrap_or(rest) } else { rest };
-                let Some(segments) = decode_segments(rest) else { return RouteMatch::BadEncoding };
+                let rest = if rest.len() > 1 {
+                    rest.strip_suffix('/').unwrap_or(rest)
+                } else {
+                    rest
+                };
+                let Some(segments) = decode_segments(rest) else {
+                    return RouteMatch::BadEncoding;
+                };
                 match fit(route.template, &segments) {
                     Fit::No => {}
                     Fit::Empty(name) => empty = Some(name),
                     Fit::Yes(params) if route.method == method => {
-                        return RouteMatch::Found { operation: route.operation, params }
+                        return RouteMatch::Found {
+                            operation: route.operation,
+                            params,
+                        }
                     }
                     Fit::Yes(_) => {
                         if !allow.contains(&route.method) {
@@ -150,8 +166,15 @@ mod tests {
     #[test]
     fn invite_is_reachable_with_and_without_the_seed_trailing_space() {
         let r = Router::default();
-        for path in ["/_matrix/client/api/v1/rooms/!x:l/invite", "/_matrix/client/api/v1/rooms/!x:l/invite%20"] {
-            assert_eq!(found(r.route("POST", path)).0, Operation::PostRoomsRoomIdInvite, "{path}");
+        for path in [
+            "/_matrix/client/api/v1/rooms/!x:l/invite",
+            "/_matrix/client/api/v1/rooms/!x:l/invite%20",
+        ] {
+            assert_eq!(
+                found(r.route("POST", path)).0,
+                Operation::PostRoomsRoomIdInvite,
+                "{path}"
+            );
         }
     }
 
@@ -160,16 +183,27 @@ mod tests {
         let r = Router::default();
         assert_eq!(
             r.route("GET", "/_matrix/client/api/v1/rooms/!x:l/join"),
-            RouteMatch::MethodNotAllowed { allow: vec!["POST", "OPTIONS"] }
+            RouteMatch::MethodNotAllowed {
+                allow: vec!["POST", "OPTIONS"]
+            }
         );
     }
 
     #[test]
     fn empty_parameters_and_unknown_paths_do_not_match() {
         let r = Router::default();
-        assert_eq!(r.route("POST", "/_matrix/client/api/v1/rooms//join"), RouteMatch::EmptyParam { name: "roomId".into() });
+        assert_eq!(
+            r.route("POST", "/_matrix/client/api/v1/rooms//join"),
+            RouteMatch::EmptyParam { name: "roomId".into() }
+        );
         assert_eq!(r.route("POST", "/_matrix/client/api/v1/nope"), RouteMatch::NotFound);
-        assert_eq!(r.route("POST", "/_matrix/client/api/v1x/rooms/!x:l/join"), RouteMatch::NotFound);
-        assert_eq!(r.route("POST", "/_matrix/client/api/v1/rooms/%FF/join"), RouteMatch::BadEncoding);
+        assert_eq!(
+            r.route("POST", "/_matrix/client/api/v1x/rooms/!x:l/join"),
+            RouteMatch::NotFound
+        );
+        assert_eq!(
+            r.route("POST", "/_matrix/client/api/v1/rooms/%FF/join"),
+            RouteMatch::BadEncoding
+        );
     }
 }

@@ -47,7 +47,8 @@ fn json_response(status: StatusCode, body: &serde_json::Value) -> Response<Full<
     let bytes = serde_json::to_vec(body).unwrap_or_else(|_| b"{}".to_vec());
     let mut resp = Response::new(Full::new(Bytes::from(bytes)));
     *resp.status_mut() = status;
-    resp.headers_mut().insert(http::header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    resp.headers_mut()
+        .insert(http::header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
     resp
 }
 
@@ -57,7 +58,11 @@ fn error_response(err: &MatrixError) -> Response<Full<Bytes>> {
 
 /// Splits and percent-decodes a query string (`+` is a space, as in forms).
 pub fn parse_query(query: Option<&str>) -> Vec<(String, String)> {
-    let decode = |s: &str| percent_decode_str(&s.replace('+', " ")).decode_utf8_lossy().into_owned();
+    let decode = |s: &str| {
+        percent_decode_str(&s.replace('+', " "))
+            .decode_utf8_lossy()
+            .into_owned()
+    };
     query
         .unwrap_or("")
         .split('&')
@@ -85,7 +90,11 @@ where
 {
     /// An edge for `api`.
     pub fn new(api: Arc<A>, config: EdgeConfig) -> Self {
-        Edge { api, router: Router::default(), config }
+        Edge {
+            api,
+            router: Router::default(),
+            config,
+        }
     }
 
     /// Answers one request; never fails, never panics on client input.
@@ -120,7 +129,11 @@ where
                 let err = MatrixError::new(
                     StatusCode::METHOD_NOT_ALLOWED,
                     "M_UNRECOGNIZED",
-                    format!("{} is not allowed on {path}; allowed: {}", req.method(), allow.join(", ")),
+                    format!(
+                        "{} is not allowed on {path}; allowed: {}",
+                        req.method(),
+                        allow.join(", ")
+                    ),
                 );
                 let mut resp = error_response(&err);
                 if let Ok(v) = HeaderValue::from_str(&allow.join(", ")) {
@@ -149,10 +162,18 @@ where
         context.auth_data = credential(req.headers(), &query)?;
         if operation.requires_auth() {
             let user = authenticate(self.api.as_ref(), context.auth_data.as_ref())?;
-            context.authorization = Some(Authorization { subject: user, scopes: Scopes::All, issuer: None });
+            context.authorization = Some(Authorization {
+                subject: user,
+                scopes: Scopes::All,
+                issuer: None,
+            });
         }
         let body = self.read_body(req).await?;
-        let raw = RawRequest { path_params: &path_params, query: &query, body: &body };
+        let raw = RawRequest {
+            path_params: &path_params,
+            query: &query,
+            body: &body,
+        };
         match dispatch(self.api.as_ref(), operation, raw, &context).await {
             Ok(r) => {
                 let status = StatusCode::from_u16(r.status).map_err(MatrixError::internal)?;
@@ -176,7 +197,10 @@ where
             MatrixError::new(
                 StatusCode::PAYLOAD_TOO_LARGE,
                 "M_TOO_LARGE",
-                format!("the request body is larger than the limit of {} bytes", self.config.body_limit),
+                format!(
+                    "the request body is larger than the limit of {} bytes",
+                    self.config.body_limit
+                ),
             )
         };
         let declared = req

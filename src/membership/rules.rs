@@ -194,8 +194,8 @@ fn check_invite(
     match target_membership {
         Some(Membership::Ban) => {
             return Err(format!(
-            "{target} is banned from the room, so they cannot be invited until they are unbanned."
-        ))
+                "{target} is banned from the room, so they cannot be invited until they are unbanned."
+            ))
         }
         Some(Membership::Join) => return Err(format!("{target} is already in the room.")),
         None | Some(Membership::Invite | Membership::Leave | Membership::Knock) => {}
@@ -247,9 +247,7 @@ fn check_kick(
     target_membership: Option<Membership>,
 ) -> Check {
     if sender == target {
-        return Err(format!(
-            "You cannot kick yourself ({sender}); leave the room instead."
-        ));
+        return Err(format!("You cannot kick yourself ({sender}); leave the room instead."));
     }
     require_joined(sender_membership, "kick anyone")?;
     match target_membership {
@@ -260,9 +258,7 @@ fn check_kick(
             ))
         }
         Some(Membership::Leave) => {
-            return Err(format!(
-                "{target} has already left the room, so they cannot be kicked."
-            ))
+            return Err(format!("{target} has already left the room, so they cannot be kicked."))
         }
         Some(Membership::Ban) => {
             return Err(format!(
@@ -294,12 +290,7 @@ pub fn may_ban(
     check_ban(room, sender, sender_membership, target).into()
 }
 
-fn check_ban(
-    room: RoomView<'_>,
-    sender: &UserId,
-    sender_membership: Option<Membership>,
-    target: &UserId,
-) -> Check {
+fn check_ban(room: RoomView<'_>, sender: &UserId, sender_membership: Option<Membership>, target: &UserId) -> Check {
     if sender == target {
         return Err(format!("You cannot ban yourself ({sender})."));
     }
@@ -371,15 +362,7 @@ pub fn may_send_state(
     state_key: &str,
     new_power_levels: Option<&PowerLevels>,
 ) -> Decision {
-    check_send_state(
-        room,
-        sender,
-        sender_membership,
-        event_type,
-        state_key,
-        new_power_levels,
-    )
-    .into()
+    check_send_state(room, sender, sender_membership, event_type, state_key, new_power_levels).into()
 }
 
 fn check_send_state(
@@ -462,10 +445,7 @@ fn check_power_levels_change(old: &PowerLevels, new: &PowerLevels, sender: &User
 
     let event_types: BTreeSet<&String> = old.events.keys().chain(new.events.keys()).collect();
     for event_type in event_types {
-        let (o, n) = (
-            old.events.get(event_type).copied(),
-            new.events.get(event_type).copied(),
-        );
+        let (o, n) = (old.events.get(event_type).copied(), new.events.get(event_type).copied());
         check_level_change(&format!("the level for {event_type} events"), o, n, mine)?;
     }
 
@@ -513,14 +493,7 @@ mod tests {
     const ALICE: &str = "@alice:example.org";
     const BOB: &str = "@bob:example.org";
 
-    const MEMBERSHIPS: [Option<Membership>; 6] = [
-        None,
-        Some(Join),
-        Some(Invite),
-        Some(Leave),
-        Some(Ban),
-        Some(Knock),
-    ];
+    const MEMBERSHIPS: [Option<Membership>; 6] = [None, Some(Join), Some(Invite), Some(Leave), Some(Ban), Some(Knock)];
     const RULES: [JoinRule; 6] = [
         JoinRule::Public,
         JoinRule::Invite,
@@ -646,10 +619,7 @@ mod tests {
         match (actual, expected) {
             (Decision::Allowed, Ok(())) => {}
             (Decision::Denied(why), Err(phrase)) => {
-                assert!(
-                    why.contains(phrase),
-                    "{case}: denial {why:?} should contain {phrase:?}"
-                )
+                assert!(why.contains(phrase), "{case}: denial {why:?} should contain {phrase:?}")
             }
             (actual, expected) => panic!("{case}: expected {expected:?}, got {actual:?}"),
         }
@@ -714,13 +684,7 @@ mod tests {
     /// and power-level setup, comparing with `expected`.
     fn run_table(
         action: &str,
-        rule: fn(
-            RoomView<'_>,
-            &UserId,
-            Option<Membership>,
-            &UserId,
-            Option<Membership>,
-        ) -> Decision,
+        rule: fn(RoomView<'_>, &UserId, Option<Membership>, &UserId, Option<Membership>) -> Decision,
         expected: fn(Option<Membership>, Option<Membership>, Levels) -> Result<(), String>,
     ) -> usize {
         let mut cases = 0;
@@ -732,11 +696,7 @@ mod tests {
                         let actual = rule(room(join_rule, &pl), &alice(), sender, &bob(), target);
                         let want = expected(sender, target, setup);
                         let case = format!("{action}: sender {sender:?}, target {target:?}, {join_rule:?}, {setup:?}");
-                        assert_decision(
-                            &actual,
-                            want.as_ref().map(|_| ()).map_err(String::as_str),
-                            &case,
-                        );
+                        assert_decision(&actual, want.as_ref().map(|_| ()).map_err(String::as_str), &case);
                         cases += 1;
                     }
                 }
@@ -747,13 +707,8 @@ mod tests {
 
     #[test]
     fn invite_table_covers_every_combination() {
-        fn expected(
-            sender: Option<Membership>,
-            target: Option<Membership>,
-            l: Levels,
-        ) -> Result<(), String> {
-            const INVITABLE: [Option<Membership>; 4] =
-                [None, Some(Invite), Some(Leave), Some(Knock)];
+        fn expected(sender: Option<Membership>, target: Option<Membership>, l: Levels) -> Result<(), String> {
+            const INVITABLE: [Option<Membership>; 4] = [None, Some(Invite), Some(Leave), Some(Knock)];
             if sender_not_joined(sender) {
                 Err("You are not in the room".into())
             } else if target == Some(Ban) {
@@ -775,11 +730,7 @@ mod tests {
 
     #[test]
     fn kick_table_covers_every_combination() {
-        fn expected(
-            sender: Option<Membership>,
-            target: Option<Membership>,
-            l: Levels,
-        ) -> Result<(), String> {
+        fn expected(sender: Option<Membership>, target: Option<Membership>, l: Levels) -> Result<(), String> {
             const KICKABLE: [Option<Membership>; 3] = [Some(Join), Some(Invite), Some(Knock)];
             if sender_not_joined(sender) {
                 Err("You are not in the room".into())
@@ -796,10 +747,7 @@ mod tests {
                     l.sender, l.kick
                 ))
             } else if l.sender <= l.target {
-                Err(format!(
-                    "power level {} is not above {BOB}'s {}",
-                    l.sender, l.target
-                ))
+                Err(format!("power level {} is not above {BOB}'s {}", l.sender, l.target))
             } else {
                 Ok(())
             }
@@ -809,23 +757,13 @@ mod tests {
 
     #[test]
     fn ban_table_covers_every_combination() {
-        fn expected(
-            sender: Option<Membership>,
-            _target: Option<Membership>,
-            l: Levels,
-        ) -> Result<(), String> {
+        fn expected(sender: Option<Membership>, _target: Option<Membership>, l: Levels) -> Result<(), String> {
             if sender_not_joined(sender) {
                 Err("You are not in the room".into())
             } else if l.sender < l.ban {
-                Err(format!(
-                    "power level {} is below the {} needed to ban",
-                    l.sender, l.ban
-                ))
+                Err(format!("power level {} is below the {} needed to ban", l.sender, l.ban))
             } else if l.sender <= l.target {
-                Err(format!(
-                    "power level {} is not above {BOB}'s {}",
-                    l.sender, l.target
-                ))
+                Err(format!("power level {} is not above {BOB}'s {}", l.sender, l.target))
             } else {
                 Ok(())
             }
@@ -835,11 +773,7 @@ mod tests {
 
     #[test]
     fn unban_table_covers_every_combination() {
-        fn expected(
-            sender: Option<Membership>,
-            target: Option<Membership>,
-            l: Levels,
-        ) -> Result<(), String> {
+        fn expected(sender: Option<Membership>, target: Option<Membership>, l: Levels) -> Result<(), String> {
             if sender_not_joined(sender) {
                 Err("You are not in the room".into())
             } else if target != Some(Ban) {
@@ -855,10 +789,7 @@ mod tests {
                     l.sender, l.kick
                 ))
             } else if l.sender <= l.target {
-                Err(format!(
-                    "power level {} is not above {BOB}'s {}",
-                    l.sender, l.target
-                ))
+                Err(format!("power level {} is not above {BOB}'s {}", l.sender, l.target))
             } else {
                 Ok(())
             }
@@ -877,11 +808,7 @@ mod tests {
             (Some(Knock), Ok(())),
         ];
         for (current, expected) in table {
-            assert_decision(
-                &may_leave(current),
-                expected,
-                &format!("leave from {current:?}"),
-            );
+            assert_decision(&may_leave(current), expected, &format!("leave from {current:?}"));
         }
     }
 
@@ -896,11 +823,7 @@ mod tests {
             (Some(Knock), ReadAccess::Denied),
         ];
         for (membership, expected) in table {
-            assert_eq!(
-                may_read_state(membership),
-                expected,
-                "read with {membership:?}"
-            );
+            assert_eq!(may_read_state(membership), expected, "read with {membership:?}");
         }
     }
 
@@ -926,29 +849,22 @@ mod tests {
                         for state_key in state_keys {
                             let unchanged = pl.clone();
                             let new = (event_type == POWER_LEVELS).then_some(&unchanged);
-                            let actual = may_send_state(
-                                room(join_rule, &pl),
-                                &alice(),
-                                sender,
-                                event_type,
-                                state_key,
-                                new,
-                            );
+                            let actual =
+                                may_send_state(room(join_rule, &pl), &alice(), sender, event_type, state_key, new);
                             let expected = if sender_not_joined(sender) {
                                 Err("You are not in the room".to_string())
                             } else if state_key == BOB {
                                 Err(format!("only that user may send it, and you are {ALICE}"))
                             } else if sender_level < needed {
-                                Err(format!("power level {sender_level} is below the {needed} needed to send {event_type}"))
+                                Err(format!(
+                                    "power level {sender_level} is below the {needed} needed to send {event_type}"
+                                ))
                             } else {
                                 Ok(())
                             };
-                            let case = format!("{event_type}/{state_key:?} by {sender:?} at {sender_level} in {join_rule:?}");
-                            assert_decision(
-                                &actual,
-                                expected.as_ref().map(|_| ()).map_err(String::as_str),
-                                &case,
-                            );
+                            let case =
+                                format!("{event_type}/{state_key:?} by {sender:?} at {sender_level} in {join_rule:?}");
+                            assert_decision(&actual, expected.as_ref().map(|_| ()).map_err(String::as_str), &case);
                             cases += 1;
                         }
                     }
@@ -1007,19 +923,13 @@ mod tests {
                                 "the current value {old_value} is above your power level {mine}"
                             ))
                         } else if new_value > mine {
-                            Err(format!(
-                                "the new value {new_value} is above your power level {mine}"
-                            ))
+                            Err(format!("the new value {new_value} is above your power level {mine}"))
                         } else {
                             Ok(())
                         };
                         let case = format!("{name}: {old_value} -> {new_value} at {mine}");
                         let actual = send_pl(&old, &new);
-                        assert_decision(
-                            &actual,
-                            expected.as_ref().map(|_| ()).map_err(String::as_str),
-                            &case,
-                        );
+                        assert_decision(&actual, expected.as_ref().map(|_| ()).map_err(String::as_str), &case);
                         if let Decision::Denied(why) = &actual {
                             assert!(why.contains(&format!("'{name}'")), "{case}: {why}");
                         }
@@ -1046,14 +956,12 @@ mod tests {
                         new.events.insert("m.room.name".into(), v);
                     }
                     let too_high = |v: Option<i64>| v.is_some_and(|v| v > mine);
-                    let expected =
-                        if old_value != new_value && (too_high(old_value) || too_high(new_value)) {
-                            Err("the level for m.room.name events")
-                        } else {
-                            Ok(())
-                        };
-                    let case =
-                        format!("events m.room.name: {old_value:?} -> {new_value:?} at {mine}");
+                    let expected = if old_value != new_value && (too_high(old_value) || too_high(new_value)) {
+                        Err("the level for m.room.name events")
+                    } else {
+                        Ok(())
+                    };
+                    let case = format!("events m.room.name: {old_value:?} -> {new_value:?} at {mine}");
                     assert_decision(&send_pl(&old, &new), expected, &case);
                     cases += 1;
                 }
@@ -1096,11 +1004,7 @@ mod tests {
                     };
                     let case = format!("users {BOB}: {old_value:?} -> {new_value:?} at {mine}");
                     let actual = send_pl(&old, &new);
-                    assert_decision(
-                        &actual,
-                        expected.as_ref().map(|_| ()).map_err(String::as_str),
-                        &case,
-                    );
+                    assert_decision(&actual, expected.as_ref().map(|_| ()).map_err(String::as_str), &case);
                     if let Decision::Denied(why) = &actual {
                         assert!(why.contains(BOB), "{case}: {why}");
                     }
@@ -1182,16 +1086,10 @@ mod tests {
     #[test]
     fn restricted_room_needs_an_invite_and_says_restricted_joins_are_unsupported() {
         let pl = PowerLevels::default();
-        let why = denied(may_join(
-            room(JoinRule::Restricted, &pl),
-            &alice(),
-            Some(Leave),
-        ));
+        let why = denied(may_join(room(JoinRule::Restricted, &pl), &alice(), Some(Leave)));
         assert!(why.contains("join rule is restricted"), "{why}");
         assert!(why.contains("not supported"), "{why}");
-        assert!(
-            may_join(room(JoinRule::KnockRestricted, &pl), &alice(), Some(Invite)).is_allowed()
-        );
+        assert!(may_join(room(JoinRule::KnockRestricted, &pl), &alice(), Some(Invite)).is_allowed());
     }
 
     // -- named rows: invite ----------------------------------------------------
@@ -1199,27 +1097,13 @@ mod tests {
     #[test]
     fn reinviting_an_invited_user_is_allowed() {
         let pl = PowerLevels::default();
-        assert!(may_invite(
-            room(JoinRule::Invite, &pl),
-            &alice(),
-            Some(Join),
-            &bob(),
-            Some(Invite)
-        )
-        .is_allowed());
+        assert!(may_invite(room(JoinRule::Invite, &pl), &alice(), Some(Join), &bob(), Some(Invite)).is_allowed());
     }
 
     #[test]
     fn inviting_a_knocking_user_is_allowed() {
         let pl = PowerLevels::default();
-        assert!(may_invite(
-            room(JoinRule::Knock, &pl),
-            &alice(),
-            Some(Join),
-            &bob(),
-            Some(Knock)
-        )
-        .is_allowed());
+        assert!(may_invite(room(JoinRule::Knock, &pl), &alice(), Some(Join), &bob(), Some(Knock)).is_allowed());
     }
 
     #[test]
@@ -1245,10 +1129,7 @@ mod tests {
             &bob(),
             Some(Ban),
         ));
-        assert!(
-            why.starts_with("@bob:example.org is banned from the room"),
-            "{why}"
-        );
+        assert!(why.starts_with("@bob:example.org is banned from the room"), "{why}");
     }
 
     #[test]
@@ -1293,10 +1174,7 @@ mod tests {
             &bob(),
             None,
         ));
-        assert_eq!(
-            why,
-            "Your power level 0 is below the 50 needed to invite users."
-        );
+        assert_eq!(why, "Your power level 0 is below the 50 needed to invite users.");
     }
 
     // -- named rows: leave -----------------------------------------------------
@@ -1313,10 +1191,7 @@ mod tests {
 
     #[test]
     fn user_who_left_cannot_leave_again() {
-        assert_eq!(
-            denied(may_leave(Some(Leave))),
-            "You have already left the room."
-        );
+        assert_eq!(denied(may_leave(Some(Leave))), "You have already left the room.");
     }
 
     #[test]
@@ -1363,10 +1238,7 @@ mod tests {
             &bob(),
             Some(Join),
         ));
-        assert_eq!(
-            why,
-            "Your power level 0 is below the 50 needed to kick users."
-        );
+        assert_eq!(why, "Your power level 0 is below the 50 needed to kick users.");
     }
 
     #[test]
@@ -1378,14 +1250,7 @@ mod tests {
             kick: 50,
             ban: 50,
         });
-        assert!(may_kick(
-            room(JoinRule::Public, &pl),
-            &alice(),
-            Some(Join),
-            &bob(),
-            Some(Join)
-        )
-        .is_allowed());
+        assert!(may_kick(room(JoinRule::Public, &pl), &alice(), Some(Join), &bob(), Some(Join)).is_allowed());
     }
 
     #[test]
@@ -1397,14 +1262,7 @@ mod tests {
             kick: 50,
             ban: 50,
         });
-        assert!(may_kick(
-            room(JoinRule::Invite, &pl),
-            &alice(),
-            Some(Join),
-            &bob(),
-            Some(Invite)
-        )
-        .is_allowed());
+        assert!(may_kick(room(JoinRule::Invite, &pl), &alice(), Some(Join), &bob(), Some(Invite)).is_allowed());
     }
 
     #[test]
@@ -1501,14 +1359,7 @@ mod tests {
             kick: 50,
             ban: 50,
         });
-        assert!(may_ban(
-            room(JoinRule::Public, &pl),
-            &alice(),
-            Some(Join),
-            &bob(),
-            None
-        )
-        .is_allowed());
+        assert!(may_ban(room(JoinRule::Public, &pl), &alice(), Some(Join), &bob(), None).is_allowed());
     }
 
     #[test]
@@ -1520,14 +1371,7 @@ mod tests {
             kick: 50,
             ban: 50,
         });
-        assert!(may_ban(
-            room(JoinRule::Public, &pl),
-            &alice(),
-            Some(Join),
-            &bob(),
-            Some(Ban)
-        )
-        .is_allowed());
+        assert!(may_ban(room(JoinRule::Public, &pl), &alice(), Some(Join), &bob(), Some(Ban)).is_allowed());
     }
 
     #[test]
@@ -1559,10 +1403,7 @@ mod tests {
             &bob(),
             Some(Join),
         ));
-        assert_eq!(
-            why,
-            "Your power level 0 is below the 50 needed to ban users."
-        );
+        assert_eq!(why, "Your power level 0 is below the 50 needed to ban users.");
     }
 
     #[test]
@@ -1598,14 +1439,7 @@ mod tests {
             kick: 50,
             ban: 50,
         });
-        assert!(may_unban(
-            room(JoinRule::Public, &pl),
-            &alice(),
-            Some(Join),
-            &bob(),
-            Some(Ban)
-        )
-        .is_allowed());
+        assert!(may_unban(room(JoinRule::Public, &pl), &alice(), Some(Join), &bob(), Some(Ban)).is_allowed());
     }
 
     #[test]
@@ -1646,7 +1480,10 @@ mod tests {
             &bob(),
             Some(Ban),
         ));
-        assert_eq!(why, "Your power level 50 is below the 100 needed to kick users, which unbanning also requires.");
+        assert_eq!(
+            why,
+            "Your power level 50 is below the 100 needed to kick users, which unbanning also requires."
+        );
     }
 
     #[test]
@@ -1665,10 +1502,7 @@ mod tests {
             &bob(),
             Some(Ban),
         ));
-        assert_eq!(
-            why,
-            "Your power level 50 is below the 100 needed to unban users."
-        );
+        assert_eq!(why, "Your power level 50 is below the 100 needed to unban users.");
     }
 
     #[test]
@@ -1709,10 +1543,7 @@ mod tests {
             BOB,
             None,
         ));
-        assert!(
-            why.contains("\"@bob:example.org\" starts with '@'"),
-            "{why}"
-        );
+        assert!(why.contains("\"@bob:example.org\" starts with '@'"), "{why}");
     }
 
     #[test]
@@ -1823,10 +1654,7 @@ mod tests {
         let mut new = old.clone();
         new.users.insert(ALICE.into(), 100);
         let why = denied(send_pl(&old, &new));
-        assert!(
-            why.contains("@alice:example.org's power level from 50 to 100"),
-            "{why}"
-        );
+        assert!(why.contains("@alice:example.org's power level from 50 to 100"), "{why}");
     }
 
     #[test]
@@ -1872,10 +1700,7 @@ mod tests {
             why.contains("the level for m.room.tombstone events from 100 to 0"),
             "{why}"
         );
-        assert!(
-            why.contains("current value 100 is above your power level 50"),
-            "{why}"
-        );
+        assert!(why.contains("current value 100 is above your power level 50"), "{why}");
     }
 
     #[test]

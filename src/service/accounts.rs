@@ -5,6 +5,7 @@ use super::error::{ServiceError, ServiceResult};
 use super::{random_string, Service};
 use crate::http::auth::TokenResolver;
 use crate::ids::{is_valid_localpart, UserId};
+use crate::store::Store as _;
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::Argon2;
 use sha2::{Digest, Sha256};
@@ -34,8 +35,13 @@ pub struct Registration {
 /// The result of one `/register` call.
 pub enum RegisterOutcome {
     /// More auth is needed: the 401 body's session.
-    NeedsAuth { session: String },
-    Registered { user_id: UserId, session: Option<Session> },
+    NeedsAuth {
+        session: String,
+    },
+    Registered {
+        user_id: UserId,
+        session: Option<Session>,
+    },
 }
 
 /// Tokens are stored only as their SHA-256, so a copied database yields no sessions.
@@ -69,7 +75,9 @@ impl Service {
 
     fn take_uia_session(&self, session: &str) -> bool {
         let mut sessions = self.uia_sessions.lock().unwrap_or_else(|p| p.into_inner());
-        sessions.remove(session).is_some_and(|started| started.elapsed() < UIA_SESSION_TTL)
+        sessions
+            .remove(session)
+            .is_some_and(|started| started.elapsed() < UIA_SESSION_TTL)
     }
 
     /// Registers an account; the first call without `auth` only opens a UIA session.
@@ -88,10 +96,18 @@ impl Service {
         let user_id = UserId::new(&localpart, &self.server_name)
             .map_err(|e| ServiceError::new(400, "M_INVALID_USERNAME", e.0))?;
         if self.store.user_exists(&user_id)? {
-            return Err(ServiceError::new(400, "M_USER_IN_USE", format!("{user_id} is already taken")));
+            return Err(ServiceError::new(
+                400,
+                "M_USER_IN_USE",
+                format!("{user_id} is already taken"),
+            ));
         }
         match &reg.auth {
-            None => return Ok(RegisterOutcome::NeedsAuth { session: self.new_uia_session() }),
+            None => {
+                return Ok(RegisterOutcome::NeedsAuth {
+                    session: self.new_uia_session(),
+                })
+            }
             Some((stage, _)) if stage != DUMMY_STAGE => {
                 return Err(ServiceError::new(
                     400,
@@ -101,16 +117,26 @@ impl Service {
             }
             Some((_, session)) => {
                 if !session.as_deref().is_some_and(|s| self.take_uia_session(s)) {
-                    return Ok(RegisterOutcome::NeedsAuth { session: self.new_uia_session() });
+                    return Ok(RegisterOutcome::NeedsAuth {
+                        session: self.new_uia_session(),
+                    });
                 }
             }
         }
-        let password = reg.password.clone().unwrap_or_default();
-        let hash = tokio::task::spawn_blocking(move || hash_password(&password))
-            .await
-            .map_err(ServiceError::internal)??;
+        // An account without a password (Matrix allows it) skips the deliberately
+        // slow hash; it simply cannot log in with m.login.password.
+        let hash = match reg.password.clone().filter(|p| !p.is_empty()) {
+            None => String::new(),
+            Some(password) => tokio::task::spawn_blocking(move || hash_password(&password))
+                .await
+                .map_err(ServiceError::internal)??,
+        };
         if !self.store.create_user(&user_id, &hash)? {
-            return Err(ServiceError::new(400, "M_USER_IN_USE", format!("{user_id} is already taken")));
+            return Err(ServiceError::new(
+                400,
+                "M_USER_IN_USE",
+                format!("{user_id} is already taken"),
+            ));
         }
         let session = if reg.inhibit_login {
             None
@@ -130,7 +156,11 @@ impl Service {
         let device_id = device_id.unwrap_or_else(|| random_string(10).to_uppercase());
         let seq = self.store.add_token(&token_hash(&access_token), user, &device_id)?;
         self.durable(seq).await?;
-        Ok(Session { user_id: user.clone(), access_token, device_id })
+        Ok(Session {
+            user_id: user.clone(),
+            access_token,
+            device_id,
+        })
     }
 
     /// Password login; `user` is a full user id or a localpart.

@@ -1,7 +1,7 @@
 //! The generated `Api` trait, implemented thinly: parse identifiers at the
 //! edge, call one domain function, map its result onto the response enum.
 
-use super::accounts::{Registration, RegisterOutcome, DUMMY_STAGE};
+use super::accounts::{RegisterOutcome, Registration, DUMMY_STAGE};
 use super::error::{respond, ServiceError, ServiceResult};
 use super::membership::Action;
 use super::rooms::{Preset, RoomSpec};
@@ -84,9 +84,17 @@ impl Service {
         self.change_membership(&room, &sender, &target, action, reason).await
     }
 
-    async fn register_op(&self, kind: Option<String>, body: Option<models::RegisterRequest>) -> ServiceResult<RegisterResponse> {
+    async fn register_op(
+        &self,
+        kind: Option<String>,
+        body: Option<models::RegisterRequest>,
+    ) -> ServiceResult<RegisterResponse> {
         if kind.as_deref().is_some_and(|k| k != "user") {
-            return Err(ServiceError::new(403, "M_GUEST_ACCESS_FORBIDDEN", "Guest registration is not offered"));
+            return Err(ServiceError::new(
+                403,
+                "M_GUEST_ACCESS_FORBIDDEN",
+                "Guest registration is not offered",
+            ));
         }
         let body = body.unwrap_or(models::RegisterRequest {
             username: None,
@@ -105,7 +113,9 @@ impl Service {
         };
         Ok(match self.register(reg).await? {
             RegisterOutcome::NeedsAuth { session } => RegisterResponse::Unauthorized(models::UserInteractiveAuth {
-                flows: vec![models::AuthFlow { stages: vec![DUMMY_STAGE.to_string()] }],
+                flows: vec![models::AuthFlow {
+                    stages: vec![DUMMY_STAGE.to_string()],
+                }],
                 params: Some(models::JsonObject::new()),
                 session: Some(session),
                 completed: None,
@@ -121,7 +131,11 @@ impl Service {
         })
     }
 
-    async fn create_room_op(&self, sender: ServiceResult<UserId>, body: models::CreateRoomRequest) -> ServiceResult<models::CreateRoomOk> {
+    async fn create_room_op(
+        &self,
+        sender: ServiceResult<UserId>,
+        body: models::CreateRoomRequest,
+    ) -> ServiceResult<models::CreateRoomOk> {
         let sender = sender?;
         let invite = body
             .invite
@@ -145,13 +159,23 @@ impl Service {
                 .initial_state
                 .unwrap_or_default()
                 .into_iter()
-                .map(|s| (s.r#type, s.state_key.unwrap_or_default(), serde_json::Value::Object(s.content)))
+                .map(|s| {
+                    (
+                        s.r#type,
+                        s.state_key.unwrap_or_default(),
+                        serde_json::Value::Object(s.content),
+                    )
+                })
                 .collect(),
             creation_content: body.creation_content,
             is_direct: body.is_direct.unwrap_or(false),
         };
         if body.room_version.as_deref().is_some_and(|v| v != "10") {
-            return Err(ServiceError::new(400, "M_UNSUPPORTED_ROOM_VERSION", "Only room version 10 is supported"));
+            return Err(ServiceError::new(
+                400,
+                "M_UNSUPPORTED_ROOM_VERSION",
+                "Only room version 10 is supported",
+            ));
         }
         let created = self.create_room(&sender, spec).await?;
         Ok(models::CreateRoomOk {
@@ -170,13 +194,26 @@ impl Service {
     ) -> ServiceResult<models::EventIdResponse> {
         let sender = sender?;
         let room = room_id(room)?;
-        let event_id = self.set_state(&room, &sender, event_type, state_key, serde_json::Value::Object(body)).await?;
+        let event_id = self
+            .set_state(&room, &sender, event_type, state_key, serde_json::Value::Object(body))
+            .await?;
         Ok(models::EventIdResponse { event_id })
     }
 
-    fn get_state_op(&self, sender: ServiceResult<UserId>, room: &str, event_type: &str, state_key: &str) -> ServiceResult<models::JsonObject> {
+    fn get_state_op(
+        &self,
+        sender: ServiceResult<UserId>,
+        room: &str,
+        event_type: &str,
+        state_key: &str,
+    ) -> ServiceResult<models::JsonObject> {
         let sender = sender?;
-        Ok(object(self.state_content(&room_id(room)?, &sender, event_type, state_key)?))
+        Ok(object(self.state_content(
+            &room_id(room)?,
+            &sender,
+            event_type,
+            state_key,
+        )?))
     }
 }
 
@@ -185,27 +222,44 @@ impl<C> Api<C> for Service
 where
     C: Has<Option<Authorization>> + Has<Option<AuthData>> + Send + Sync,
 {
-    async fn register(&self, kind: Option<String>, body: Option<models::RegisterRequest>, _context: &C) -> Result<RegisterResponse, ApiError> {
-        respond("register", self.register_op(kind, body).await, RegisterResponse::from_error)
+    async fn register(
+        &self,
+        kind: Option<String>,
+        body: Option<models::RegisterRequest>,
+        _context: &C,
+    ) -> Result<RegisterResponse, ApiError> {
+        respond(
+            "register",
+            self.register_op(kind, body).await,
+            RegisterResponse::from_error,
+        )
     }
 
     async fn get_login_flows(&self, _context: &C) -> Result<GetLoginFlowsResponse, ApiError> {
         Ok(GetLoginFlowsResponse::Ok(models::GetLoginFlowsOk {
-            flows: vec![models::LoginFlow { r#type: "m.login.password".into() }],
+            flows: vec![models::LoginFlow {
+                r#type: "m.login.password".into(),
+            }],
         }))
     }
 
     async fn login(&self, body: models::LoginRequest, _context: &C) -> Result<LoginResponse, ApiError> {
         let result = async {
             if body.r#type != "m.login.password" {
-                return Err(ServiceError::new(400, "M_UNKNOWN", format!("Login type {:?} is not supported", body.r#type)));
+                return Err(ServiceError::new(
+                    400,
+                    "M_UNKNOWN",
+                    format!("Login type {:?} is not supported", body.r#type),
+                ));
             }
             let user = body
                 .identifier
                 .and_then(|i| i.user)
                 .or(body.user)
                 .ok_or_else(|| ServiceError::new(400, "M_MISSING_PARAM", "identifier.user is required"))?;
-            let session = self.login(&user, body.password.as_deref().unwrap_or(""), body.device_id).await?;
+            let session = self
+                .login(&user, body.password.as_deref().unwrap_or(""), body.device_id)
+                .await?;
             Ok(models::LoginResponse {
                 user_id: session.user_id.to_string(),
                 access_token: session.access_token,
@@ -219,13 +273,23 @@ where
 
     async fn logout(&self, context: &C) -> Result<LogoutResponse, ApiError> {
         let result = async { self.logout(&access_token(context)?).await }.await;
-        respond("logout", result.map(|_| LogoutResponse::Ok(object(json!({})))), LogoutResponse::from_error)
+        respond(
+            "logout",
+            result.map(|_| LogoutResponse::Ok(object(json!({})))),
+            LogoutResponse::from_error,
+        )
     }
 
     async fn whoami(&self, context: &C) -> Result<WhoamiResponse, ApiError> {
-        let result = access_token(context).and_then(|t| self.whoami(&t)).map(|(user, device)| {
-            WhoamiResponse::Ok(models::WhoamiOk { user_id: user.to_string(), device_id: Some(device), is_guest: Some(false) })
-        });
+        let result = access_token(context)
+            .and_then(|t| self.whoami(&t))
+            .map(|(user, device)| {
+                WhoamiResponse::Ok(models::WhoamiOk {
+                    user_id: user.to_string(),
+                    device_id: Some(device),
+                    is_guest: Some(false),
+                })
+            });
         respond("whoami", result, WhoamiResponse::from_error)
     }
 
@@ -242,7 +306,12 @@ where
         respond("get_room_alias", result, GetRoomAliasResponse::from_error)
     }
 
-    async fn set_room_alias(&self, room_alias: String, body: models::SetRoomAliasBody, context: &C) -> Result<SetRoomAliasResponse, ApiError> {
+    async fn set_room_alias(
+        &self,
+        room_alias: String,
+        body: models::SetRoomAliasBody,
+        context: &C,
+    ) -> Result<SetRoomAliasResponse, ApiError> {
         let result = async {
             let user = sender(context)?;
             let alias = RoomAliasId::parse(&room_alias).map_err(invalid("roomAlias"))?;
@@ -250,7 +319,11 @@ where
             self.set_alias(&user, &alias, &room).await
         }
         .await;
-        respond("set_room_alias", result.map(|_| SetRoomAliasResponse::Ok(object(json!({})))), SetRoomAliasResponse::from_error)
+        respond(
+            "set_room_alias",
+            result.map(|_| SetRoomAliasResponse::Ok(object(json!({})))),
+            SetRoomAliasResponse::from_error,
+        )
     }
 
     async fn delete_room_alias(&self, room_alias: String, context: &C) -> Result<DeleteRoomAliasResponse, ApiError> {
@@ -285,10 +358,16 @@ where
             let target = RoomOrAlias::parse(&room_id_or_alias).map_err(invalid("roomId"))?;
             let room = self.resolve_room(&target)?;
             self.join(&room, &user, body.and_then(|b| b.reason)).await?;
-            Ok(PostRoomsRoomIdJoinResponse::Ok(models::PostRoomsRoomIdJoinOk { room_id: room.to_string() }))
+            Ok(PostRoomsRoomIdJoinResponse::Ok(models::PostRoomsRoomIdJoinOk {
+                room_id: room.to_string(),
+            }))
         }
         .await;
-        respond("post_rooms_room_id_join", result, PostRoomsRoomIdJoinResponse::from_error)
+        respond(
+            "post_rooms_room_id_join",
+            result,
+            PostRoomsRoomIdJoinResponse::from_error,
+        )
     }
 
     async fn post_rooms_room_id_invite(
@@ -297,7 +376,9 @@ where
         body: models::PostRoomsRoomIdInviteBody,
         context: &C,
     ) -> Result<PostRoomsRoomIdInviteResponse, ApiError> {
-        let result = self.membership_op(sender(context), &room_id, Some(&body.user_id), Action::Invite, None).await;
+        let result = self
+            .membership_op(sender(context), &room_id, Some(&body.user_id), Action::Invite, None)
+            .await;
         respond(
             "post_rooms_room_id_invite",
             result.map(|_| PostRoomsRoomIdInviteResponse::Ok(object(json!({})))),
@@ -305,25 +386,76 @@ where
         )
     }
 
-    async fn leave_room(&self, room_id: String, body: Option<models::LeaveRoomBody>, context: &C) -> Result<LeaveRoomResponse, ApiError> {
+    async fn leave_room(
+        &self,
+        room_id: String,
+        body: Option<models::LeaveRoomBody>,
+        context: &C,
+    ) -> Result<LeaveRoomResponse, ApiError> {
         let reason = body.and_then(|b| b.reason);
-        let result = self.membership_op(sender(context), &room_id, None, Action::Leave, reason).await;
-        respond("leave_room", result.map(|_| LeaveRoomResponse::Ok(object(json!({})))), LeaveRoomResponse::from_error)
+        let result = self
+            .membership_op(sender(context), &room_id, None, Action::Leave, reason)
+            .await;
+        respond(
+            "leave_room",
+            result.map(|_| LeaveRoomResponse::Ok(object(json!({})))),
+            LeaveRoomResponse::from_error,
+        )
     }
 
-    async fn kick(&self, room_id: String, body: models::MembershipChange, context: &C) -> Result<KickResponse, ApiError> {
-        let result = self.membership_op(sender(context), &room_id, Some(&body.user_id), Action::Kick, body.reason).await;
-        respond("kick", result.map(|_| KickResponse::Ok(object(json!({})))), KickResponse::from_error)
+    async fn kick(
+        &self,
+        room_id: String,
+        body: models::MembershipChange,
+        context: &C,
+    ) -> Result<KickResponse, ApiError> {
+        let result = self
+            .membership_op(
+                sender(context),
+                &room_id,
+                Some(&body.user_id),
+                Action::Kick,
+                body.reason,
+            )
+            .await;
+        respond(
+            "kick",
+            result.map(|_| KickResponse::Ok(object(json!({})))),
+            KickResponse::from_error,
+        )
     }
 
     async fn ban(&self, room_id: String, body: models::MembershipChange, context: &C) -> Result<BanResponse, ApiError> {
-        let result = self.membership_op(sender(context), &room_id, Some(&body.user_id), Action::Ban, body.reason).await;
-        respond("ban", result.map(|_| BanResponse::Ok(object(json!({})))), BanResponse::from_error)
+        let result = self
+            .membership_op(sender(context), &room_id, Some(&body.user_id), Action::Ban, body.reason)
+            .await;
+        respond(
+            "ban",
+            result.map(|_| BanResponse::Ok(object(json!({})))),
+            BanResponse::from_error,
+        )
     }
 
-    async fn unban(&self, room_id: String, body: models::MembershipChange, context: &C) -> Result<UnbanResponse, ApiError> {
-        let result = self.membership_op(sender(context), &room_id, Some(&body.user_id), Action::Unban, body.reason).await;
-        respond("unban", result.map(|_| UnbanResponse::Ok(object(json!({})))), UnbanResponse::from_error)
+    async fn unban(
+        &self,
+        room_id: String,
+        body: models::MembershipChange,
+        context: &C,
+    ) -> Result<UnbanResponse, ApiError> {
+        let result = self
+            .membership_op(
+                sender(context),
+                &room_id,
+                Some(&body.user_id),
+                Action::Unban,
+                body.reason,
+            )
+            .await;
+        respond(
+            "unban",
+            result.map(|_| UnbanResponse::Ok(object(json!({})))),
+            UnbanResponse::from_error,
+        )
     }
 
     async fn get_room_state(&self, room_id: String, context: &C) -> Result<GetRoomStateResponse, ApiError> {
@@ -334,9 +466,19 @@ where
         respond("get_room_state", result, GetRoomStateResponse::from_error)
     }
 
-    async fn get_room_state_event(&self, room_id: String, event_type: String, state_key: String, context: &C) -> Result<GetRoomStateEventResponse, ApiError> {
+    async fn get_room_state_event(
+        &self,
+        room_id: String,
+        event_type: String,
+        state_key: String,
+        context: &C,
+    ) -> Result<GetRoomStateEventResponse, ApiError> {
         let result = self.get_state_op(sender(context), &room_id, &event_type, &state_key);
-        respond("get_room_state_event", result.map(GetRoomStateEventResponse::Ok), GetRoomStateEventResponse::from_error)
+        respond(
+            "get_room_state_event",
+            result.map(GetRoomStateEventResponse::Ok),
+            GetRoomStateEventResponse::from_error,
+        )
     }
 
     async fn set_room_state_event(
@@ -347,11 +489,22 @@ where
         body: models::JsonObject,
         context: &C,
     ) -> Result<SetRoomStateEventResponse, ApiError> {
-        let result = self.set_state_op(sender(context), &room_id, &event_type, &state_key, body).await;
-        respond("set_room_state_event", result.map(SetRoomStateEventResponse::Ok), SetRoomStateEventResponse::from_error)
+        let result = self
+            .set_state_op(sender(context), &room_id, &event_type, &state_key, body)
+            .await;
+        respond(
+            "set_room_state_event",
+            result.map(SetRoomStateEventResponse::Ok),
+            SetRoomStateEventResponse::from_error,
+        )
     }
 
-    async fn get_room_state_event_empty_key(&self, room_id: String, event_type: String, context: &C) -> Result<GetRoomStateEventEmptyKeyResponse, ApiError> {
+    async fn get_room_state_event_empty_key(
+        &self,
+        room_id: String,
+        event_type: String,
+        context: &C,
+    ) -> Result<GetRoomStateEventEmptyKeyResponse, ApiError> {
         let result = self.get_state_op(sender(context), &room_id, &event_type, "");
         respond(
             "get_room_state_event_empty_key",
@@ -367,7 +520,9 @@ where
         body: models::JsonObject,
         context: &C,
     ) -> Result<SetRoomStateEventEmptyKeyResponse, ApiError> {
-        let result = self.set_state_op(sender(context), &room_id, &event_type, "", body).await;
+        let result = self
+            .set_state_op(sender(context), &room_id, &event_type, "", body)
+            .await;
         respond(
             "set_room_state_event_empty_key",
             result.map(SetRoomStateEventEmptyKeyResponse::Ok),
@@ -383,8 +538,15 @@ where
         context: &C,
     ) -> Result<GetMembersResponse, ApiError> {
         let result = sender(context).and_then(|user| {
-            let events = self.member_events(&self::room_id(&room_id)?, &user, membership.as_deref(), not_membership.as_deref())?;
-            Ok(GetMembersResponse::Ok(models::GetMembersOk { chunk: events.into_iter().map(client_event).collect() }))
+            let events = self.member_events(
+                &self::room_id(&room_id)?,
+                &user,
+                membership.as_deref(),
+                not_membership.as_deref(),
+            )?;
+            Ok(GetMembersResponse::Ok(models::GetMembersOk {
+                chunk: events.into_iter().map(client_event).collect(),
+            }))
         });
         respond("get_members", result, GetMembersResponse::from_error)
     }
@@ -395,9 +557,19 @@ where
             let joined = events
                 .into_iter()
                 .filter_map(|e| {
-                    let name = e.content.get("displayname").and_then(|d| d.as_str()).map(str::to_string);
+                    let name = e
+                        .content
+                        .get("displayname")
+                        .and_then(|d| d.as_str())
+                        .map(str::to_string);
                     let avatar = e.content.get("avatar_url").and_then(|d| d.as_str()).map(str::to_string);
-                    Some((e.state_key?, models::RoomMember { display_name: name, avatar_url: avatar }))
+                    Some((
+                        e.state_key?,
+                        models::RoomMember {
+                            display_name: name,
+                            avatar_url: avatar,
+                        },
+                    ))
                 })
                 .collect();
             Ok(GetJoinedMembersResponse::Ok(models::GetJoinedMembersOk { joined }))
@@ -417,6 +589,10 @@ where
 
     async fn create_room(&self, body: models::CreateRoomRequest, context: &C) -> Result<CreateRoomResponse, ApiError> {
         let result = self.create_room_op(sender(context), body).await;
-        respond("create_room", result.map(CreateRoomResponse::Ok), CreateRoomResponse::from_error)
+        respond(
+            "create_room",
+            result.map(CreateRoomResponse::Ok),
+            CreateRoomResponse::from_error,
+        )
     }
 }

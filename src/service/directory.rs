@@ -4,6 +4,7 @@ use super::error::{ServiceError, ServiceResult};
 use super::Service;
 use crate::ids::{RoomAliasId, RoomId, UserId};
 use crate::membership::state::Membership;
+use crate::store::Store as _;
 
 impl Service {
     /// The room an alias names.
@@ -21,7 +22,9 @@ impl Service {
         }
         self.require_room(room)?;
         if self.store.membership(room, sender)? != Some(Membership::Join) {
-            return Err(ServiceError::forbidden(format!("You must be joined to {room} to give it an alias")));
+            return Err(ServiceError::forbidden(format!(
+                "You must be joined to {room} to give it an alias"
+            )));
         }
         let seq = self
             .store

@@ -18,7 +18,12 @@ pub type ServiceResult<T> = Result<T, ServiceError>;
 impl ServiceError {
     /// An error with the given status and errcode.
     pub fn new(status: u16, errcode: &'static str, message: impl Into<String>) -> Self {
-        ServiceError { status, errcode, message: message.into(), retry_after_ms: None }
+        ServiceError {
+            status,
+            errcode,
+            message: message.into(),
+            retry_after_ms: None,
+        }
     }
 
     /// 403 `M_FORBIDDEN`.
@@ -75,8 +80,7 @@ pub fn respond<R>(
 ) -> Result<R, swagger::ApiError> {
     match result {
         Ok(r) => Ok(r),
-        Err(e) => from_error(e.status, e.to_model()).ok_or_else(|| {
-            swagger::ApiError(format!("{operation}: {} {} ({})", e.status, e.errcode, e.message))
-        }),
+        Err(e) => from_error(e.status, e.to_model())
+            .ok_or_else(|| swagger::ApiError(format!("{operation}: {} {} ({})", e.status, e.errcode, e.message))),
     }
 }

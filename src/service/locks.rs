@@ -14,13 +14,17 @@ pub struct RoomLocks {
 impl RoomLocks {
     /// `n` stripes.
     pub fn new(n: usize) -> Self {
-        RoomLocks { stripes: (0..n.max(1)).map(|_| Mutex::new(())).collect() }
+        RoomLocks {
+            stripes: (0..n.max(1)).map(|_| Mutex::new(())).collect(),
+        }
     }
 
     /// Holds the lock for `room` until the guard drops.
     pub async fn lock(&self, room: &RoomId) -> MutexGuard<'_, ()> {
         let mut h = DefaultHasher::new();
         room.hash(&mut h);
-        self.stripes[(h.finish() % self.stripes.len() as u64) as usize].lock().await
+        self.stripes[(h.finish() % self.stripes.len() as u64) as usize]
+            .lock()
+            .await
     }
 }

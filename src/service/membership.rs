@@ -7,6 +7,7 @@ use crate::ids::{RoomAliasId, RoomId, RoomOrAlias, UserId};
 use crate::membership::rules::{self, Decision, RoomView};
 use crate::membership::state::{JoinRule, Membership, PowerLevels};
 use crate::store::NewEvent;
+use crate::store::Store as _;
 use serde_json::{json, Value};
 
 /// A membership change one user asks for.
@@ -41,7 +42,10 @@ pub struct RoomRules {
 impl RoomRules {
     /// Borrowed view for the pure rules.
     pub fn view(&self) -> RoomView<'_> {
-        RoomView { join_rule: self.join_rule, power_levels: &self.power_levels }
+        RoomView {
+            join_rule: self.join_rule,
+            power_levels: &self.power_levels,
+        }
     }
 }
 
@@ -72,7 +76,10 @@ impl Service {
             .state_event(room, "m.room.power_levels", "")?
             .and_then(|e| serde_json::from_value(e.content).ok())
             .unwrap_or_default();
-        Ok(RoomRules { join_rule, power_levels })
+        Ok(RoomRules {
+            join_rule,
+            power_levels,
+        })
     }
 
     /// Resolves `/join/{roomIdOrAlias}`'s parameter to a room id.
@@ -114,14 +121,20 @@ impl Service {
         if action != Action::Join && action != Action::Leave && sender != target {
             self.require_local(target, "User")?;
             if !self.store.user_exists(target)? {
-                return Err(ServiceError::not_found(format!("User {target} does not exist on this server")));
+                return Err(ServiceError::not_found(format!(
+                    "User {target} does not exist on this server"
+                )));
             }
         }
         let seq = {
             let _guard = self.room_locks.lock(room).await;
             let rules = self.room_rules(room)?;
             let sender_m = self.store.membership(room, sender)?;
-            let target_m = if sender == target { sender_m } else { self.store.membership(room, target)? };
+            let target_m = if sender == target {
+                sender_m
+            } else {
+                self.store.membership(room, target)?
+            };
             let decision = match action {
                 Action::Join => rules::may_join(rules.view(), sender, sender_m),
                 Action::Invite => rules::may_invite(rules.view(), sender, sender_m, target, target_m),
@@ -140,7 +153,11 @@ impl Service {
                 // Idempotent: re-joining, re-inviting or re-banning writes no event and is not charged.
                 return Ok(());
             }
-            let limit = if action == Action::Join { &self.limits.join } else { &self.limits.invite };
+            let limit = if action == Action::Join {
+                &self.limits.join
+            } else {
+                &self.limits.invite
+            };
             if action != Action::Leave {
                 limit.check(sender.as_str())?;
             }

@@ -17,8 +17,8 @@ impl Limit {
             return Limit(None);
         }
         let period = Duration::from_secs_f64(1.0 / per_second);
-        let quota = Quota::with_period(period)
-            .map(|q| q.allow_burst(NonZeroU32::new(burst.max(1)).unwrap_or(NonZeroU32::MIN)));
+        let quota =
+            Quota::with_period(period).map(|q| q.allow_burst(NonZeroU32::new(burst.max(1)).unwrap_or(NonZeroU32::MIN)));
         Limit(quota.map(RateLimiter::keyed))
     }
 

@@ -4,6 +4,7 @@ use super::error::{ServiceError, ServiceResult};
 use super::{random_string, Service};
 use crate::ids::{RoomAliasId, RoomId, UserId};
 use crate::store::NewEvent;
+use crate::store::Store as _;
 use serde_json::{json, Map, Value};
 
 /// `preset` of `/createRoom`.
@@ -87,16 +88,26 @@ fn power_levels(creator: &UserId, preset: Preset, spec: &RoomSpec) -> Value {
 impl Service {
     /// Creates a room owned by `creator`.
     pub async fn create_room(&self, creator: &UserId, spec: RoomSpec) -> ServiceResult<CreatedRoom> {
-        let preset = spec.preset.unwrap_or(if spec.public { Preset::PublicChat } else { Preset::PrivateChat });
+        let preset = spec.preset.unwrap_or(if spec.public {
+            Preset::PublicChat
+        } else {
+            Preset::PrivateChat
+        });
         for invitee in &spec.invite {
             self.require_local(invitee, "Invitee")?;
             if !self.store.user_exists(invitee)? {
-                return Err(ServiceError::not_found(format!("User {invitee} does not exist on this server")));
+                return Err(ServiceError::not_found(format!(
+                    "User {invitee} does not exist on this server"
+                )));
             }
         }
         if let Some(over) = &spec.power_level_override {
             if serde_json::from_value::<crate::membership::state::PowerLevels>(Value::Object(over.clone())).is_err() {
-                return Err(ServiceError::new(400, "M_BAD_JSON", "power_level_content_override is not valid power levels content"));
+                return Err(ServiceError::new(
+                    400,
+                    "M_BAD_JSON",
+                    "power_level_content_override is not valid power levels content",
+                ));
             }
         }
         self.limits.invite.check(creator.as_str())?;
@@ -113,67 +124,100 @@ impl Service {
                         "room_alias_name {local:?} may not contain ':' or whitespace"
                     )));
                 }
-                match self.store.set_alias(&alias, &room_id)? {
-                    Some(_) => Some(alias),
-                    None => return Err(ServiceError::new(400, "M_ROOM_IN_USE", format!("Room alias {alias} is already taken"))),
+                if self.store.resolve_alias(&alias)?.is_some() {
+                    return Err(ServiceError::new(
+                        400,
+                        "M_ROOM_IN_USE",
+                        format!("Room alias {alias} is already taken"),
+                    ));
                 }
+                Some(alias)
             }
         };
         let events = initial_events(creator, preset, alias.as_ref(), &spec);
-        let seq = match self.store.create_room(&room_id, creator, &events) {
-            Ok((_, seq)) => seq,
-            Err(e) => {
-                if let Some(alias) = &alias {
-                    let _ = self.store.delete_alias(alias);
+        let mut seq = self.store.create_room(&room_id, creator, &events)?.1;
+        if let Some(alias) = &alias {
+            // The store needs the room to exist before an alias can point at it.
+            // A creation racing for the same alias loses here; its room stays
+            // unnamed and unreachable by alias, and the client is told.
+            match self.store.set_alias(alias, &room_id)? {
+                Some(alias_seq) => seq = seq.max(alias_seq),
+                None => {
+                    return Err(ServiceError::new(
+                        400,
+                        "M_ROOM_IN_USE",
+                        format!("Room alias {alias} is already taken"),
+                    ))
                 }
-                return Err(e.into());
             }
-        };
+        }
         self.durable(seq).await?;
         Ok(CreatedRoom { room_id, alias })
     }
-
 }
 
 /// create, creator join, power_levels, canonical_alias, join_rules,
 /// history_visibility, guest_access, initial_state, name, topic, invites.
 fn initial_events(creator: &UserId, preset: Preset, alias: Option<&RoomAliasId>, spec: &RoomSpec) -> Vec<NewEvent> {
-        let mut create = spec.creation_content.clone().unwrap_or_default();
-        create.insert("creator".into(), json!(creator.as_str()));
-        create.insert("room_version".into(), json!("10"));
-        let mut events = vec![
-            state(creator, "m.room.create", "", Value::Object(create)),
-            state(
-                creator,
-                "m.room.member",
-                creator.as_str(),
-                json!({"membership": "join", "displayname": creator.localpart()}),
-            ),
-            state(creator, "m.room.power_levels", "", power_levels(creator, preset, spec)),
-        ];
-        if let Some(alias) = alias {
-            events.push(state(creator, "m.room.canonical_alias", "", json!({"alias": alias.as_str()})));
+    let mut create = spec.creation_content.clone().unwrap_or_default();
+    create.insert("creator".into(), json!(creator.as_str()));
+    create.insert("room_version".into(), json!("10"));
+    let mut events = vec![
+        state(creator, "m.room.create", "", Value::Object(create)),
+        state(
+            creator,
+            "m.room.member",
+            creator.as_str(),
+            json!({"membership": "join", "displayname": creator.localpart()}),
+        ),
+        state(creator, "m.room.power_levels", "", power_levels(creator, preset, spec)),
+    ];
+    if let Some(alias) = alias {
+        events.push(state(
+            creator,
+            "m.room.canonical_alias",
+            "",
+            json!({"alias": alias.as_str()}),
+        ));
+    }
+    let join_rule = if preset == Preset::PublicChat {
+        "public"
+    } else {
+        "invite"
+    };
+    events.push(state(creator, "m.room.join_rules", "", json!({"join_rule": join_rule})));
+    events.push(state(
+        creator,
+        "m.room.history_visibility",
+        "",
+        json!({"history_visibility": "shared"}),
+    ));
+    let guest = if preset == Preset::PublicChat {
+        "forbidden"
+    } else {
+        "can_join"
+    };
+    events.push(state(
+        creator,
+        "m.room.guest_access",
+        "",
+        json!({"guest_access": guest}),
+    ));
+    for (event_type, key, content) in &spec.initial_state {
+        events.push(state(creator, event_type, key, content.clone()));
+    }
+    if let Some(name) = &spec.name {
+        events.push(state(creator, "m.room.name", "", json!({"name": name})));
+    }
+    if let Some(topic) = &spec.topic {
+        events.push(state(creator, "m.room.topic", "", json!({"topic": topic})));
+    }
+    for invitee in &spec.invite {
+        let mut content = json!({"membership": "invite"});
+        if spec.is_direct {
+            content["is_direct"] = json!(true);
         }
-        let join_rule = if preset == Preset::PublicChat { "public" } else { "invite" };
-        events.push(state(creator, "m.room.join_rules", "", json!({"join_rule": join_rule})));
-        events.push(state(creator, "m.room.history_visibility", "", json!({"history_visibility": "shared"})));
-        let guest = if preset == Preset::PublicChat { "forbidden" } else { "can_join" };
-        events.push(state(creator, "m.room.guest_access", "", json!({"guest_access": guest})));
-        for (event_type, key, content) in &spec.initial_state {
-            events.push(state(creator, event_type, key, content.clone()));
-        }
-        if let Some(name) = &spec.name {
-            events.push(state(creator, "m.room.name", "", json!({"name": name})));
-        }
-        if let Some(topic) = &spec.topic {
-            events.push(state(creator, "m.room.topic", "", json!({"topic": topic})));
-        }
-        for invitee in &spec.invite {
-            let mut content = json!({"membership": "invite"});
-            if spec.is_direct {
-                content["is_direct"] = json!(true);
-            }
-            events.push(state(creator, "m.room.member", invitee.as_str(), content));
-        }
-        events
+        events.push(state(creator, "m.room.member", invitee.as_str(), content));
+    }
+    events
 }

@@ -5,6 +5,7 @@ use super::Service;
 use crate::ids::{RoomId, UserId};
 use crate::membership::rules::{self, Decision, ReadAccess};
 use crate::membership::state::{Membership, PowerLevels};
+use crate::store::Store as _;
 use crate::store::{Event, NewEvent};
 use serde_json::Value;
 
@@ -26,12 +27,20 @@ impl Service {
     }
 
     /// One state event's content.
-    pub fn state_content(&self, room: &RoomId, user: &UserId, event_type: &str, state_key: &str) -> ServiceResult<Value> {
+    pub fn state_content(
+        &self,
+        room: &RoomId,
+        user: &UserId,
+        event_type: &str,
+        state_key: &str,
+    ) -> ServiceResult<Value> {
         self.visible_state(room, user)?
             .into_iter()
             .find(|e| e.event_type == event_type && e.state_key.as_deref() == Some(state_key))
             .map(|e| e.content)
-            .ok_or_else(|| ServiceError::not_found(format!("Room {room} has no state event ({event_type}, {state_key:?})")))
+            .ok_or_else(|| {
+                ServiceError::not_found(format!("Room {room} has no state event ({event_type}, {state_key:?})"))
+            })
     }
 
     /// Member events, filtered by membership as `/members` allows.
@@ -78,28 +87,46 @@ impl Service {
             ));
         }
         if event_type == "m.room.create" {
-            return Err(ServiceError::forbidden("m.room.create cannot be changed after the room exists"));
+            return Err(ServiceError::forbidden(
+                "m.room.create cannot be changed after the room exists",
+            ));
         }
         self.require_room(room)?;
         let new_levels = if event_type == "m.room.power_levels" {
             Some(serde_json::from_value::<PowerLevels>(content.clone()).map_err(|e| {
-                ServiceError::new(400, "M_BAD_JSON", format!("m.room.power_levels content is invalid: {e}"))
+                ServiceError::new(
+                    400,
+                    "M_BAD_JSON",
+                    format!("m.room.power_levels content is invalid: {e}"),
+                )
             })?)
         } else {
             None
         };
         if event_type == "m.room.join_rules"
-            && content.get("join_rule").and_then(|j| serde_json::from_value::<crate::membership::state::JoinRule>(j.clone()).ok()).is_none()
+            && content
+                .get("join_rule")
+                .and_then(|j| serde_json::from_value::<crate::membership::state::JoinRule>(j.clone()).ok())
+                .is_none()
         {
-            return Err(ServiceError::new(400, "M_BAD_JSON", "m.room.join_rules needs a known join_rule"));
+            return Err(ServiceError::new(
+                400,
+                "M_BAD_JSON",
+                "m.room.join_rules needs a known join_rule",
+            ));
         }
         let (event_id, seq) = {
             let _guard = self.room_locks.lock(room).await;
             let rules = self.room_rules(room)?;
             let sender_m = self.store.membership(room, sender)?;
-            if let Decision::Denied(why) =
-                rules::may_send_state(rules.view(), sender, sender_m, event_type, state_key, new_levels.as_ref())
-            {
+            if let Decision::Denied(why) = rules::may_send_state(
+                rules.view(),
+                sender,
+                sender_m,
+                event_type,
+                state_key,
+                new_levels.as_ref(),
+            ) {
                 return Err(ServiceError::forbidden(why));
             }
             let event = NewEvent {

@@ -118,11 +118,7 @@ impl GroupCommit {
         if state.upto >= seq {
             return Ok(());
         }
-        let why = state
-            .failed
-            .as_ref()
-            .map(|(_, why)| why.clone())
-            .unwrap_or_default();
+        let why = state.failed.as_ref().map(|(_, why)| why.clone()).unwrap_or_default();
         Err(StoreError::Flush(why))
     }
 
@@ -166,9 +162,7 @@ fn flush_once(shared: &Shared) -> (WriteSeq, Result<(), StoreError>) {
         Err(e) => {
             let why = e.to_string();
             tracing::error!(error = %why, "flushing the database failed");
-            shared
-                .flushed
-                .send_modify(|f| f.failed = Some((target, why.clone())));
+            shared.flushed.send_modify(|f| f.failed = Some((target, why.clone())));
             (target, Err(StoreError::Flush(why)))
         }
     }

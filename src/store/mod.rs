@@ -120,12 +120,7 @@ pub trait Store: Send + Sync {
     /// Whether the user is registered.
     fn user_exists(&self, user: &UserId) -> Result<bool, StoreError>;
     /// Stores an access token (by hash) for a user's device.
-    fn add_token(
-        &self,
-        token_hash: &[u8; 32],
-        user: &UserId,
-        device_id: &str,
-    ) -> Result<WriteSeq, StoreError>;
+    fn add_token(&self, token_hash: &[u8; 32], user: &UserId, device_id: &str) -> Result<WriteSeq, StoreError>;
     /// The (user, device_id) owning a token hash.
     fn token_user(&self, token_hash: &[u8; 32]) -> Result<Option<(UserId, String)>, StoreError>;
     /// Forgets a token hash (logout).
@@ -141,20 +136,11 @@ pub trait Store: Send + Sync {
     /// Whether the room exists.
     fn room_exists(&self, room: &RoomId) -> Result<bool, StoreError>;
     /// Appends events to a room in one transaction; state events (state_key Some) replace current state; m.room.member events also update both membership indexes.
-    fn append(
-        &self,
-        room: &RoomId,
-        events: &[NewEvent],
-    ) -> Result<(Vec<Event>, WriteSeq), StoreError>;
+    fn append(&self, room: &RoomId, events: &[NewEvent]) -> Result<(Vec<Event>, WriteSeq), StoreError>;
     /// The user's current membership in the room (one point read).
     fn membership(&self, room: &RoomId, user: &UserId) -> Result<Option<Membership>, StoreError>;
     /// The current state event for (type, state_key).
-    fn state_event(
-        &self,
-        room: &RoomId,
-        event_type: &str,
-        state_key: &str,
-    ) -> Result<Option<Event>, StoreError>;
+    fn state_event(&self, room: &RoomId, event_type: &str, state_key: &str) -> Result<Option<Event>, StoreError>;
     /// All current state events, ordered by (type, state_key).
     fn current_state(&self, room: &RoomId) -> Result<Vec<Event>, StoreError>;
     /// State as it was right after the event at `pos` (replay of the room log up to pos; used for members who left).
@@ -178,26 +164,15 @@ pub trait Store: Send + Sync {
     fn current_pos(&self) -> u64;
 
     /// Points an alias at a room; `None` if the alias is taken.
-    fn set_alias(&self, alias: &RoomAliasId, room: &RoomId)
-        -> Result<Option<WriteSeq>, StoreError>;
+    fn set_alias(&self, alias: &RoomAliasId, room: &RoomId) -> Result<Option<WriteSeq>, StoreError>;
     /// The room an alias points at.
     fn resolve_alias(&self, alias: &RoomAliasId) -> Result<Option<RoomId>, StoreError>;
     /// Removes an alias; `None` if it did not exist.
     fn delete_alias(&self, alias: &RoomAliasId) -> Result<Option<WriteSeq>, StoreError>;
 
     /// The event id already sent by `user` in `room` with this transaction id.
-    fn txn_event(
-        &self,
-        user: &UserId,
-        room: &RoomId,
-        txn_id: &str,
-    ) -> Result<Option<String>, StoreError>;
+    fn txn_event(&self, user: &UserId, room: &RoomId, txn_id: &str) -> Result<Option<String>, StoreError>;
     /// Appends one event unless (sender, room, txn_id) was seen, in which case
     /// the earlier event is returned and nothing is written.
-    fn append_with_txn(
-        &self,
-        room: &RoomId,
-        event: NewEvent,
-        txn_id: &str,
-    ) -> Result<(Event, WriteSeq), StoreError>;
+    fn append_with_txn(&self, room: &RoomId, event: NewEvent, txn_id: &str) -> Result<(Event, WriteSeq), StoreError>;
 }

@@ -134,20 +134,18 @@ impl SledStore {
             &self.userroomid_membership,
             &self.userroomtxn_eventid,
         )
-            .transaction(
-                |(meta, state, events, pos_room, room_user, user_room, txn)| {
-                    let tx = RoomTx {
-                        meta,
-                        state,
-                        events,
-                        pos_room,
-                        room_user,
-                        user_room,
-                        txn,
-                    };
-                    body(&tx, next)
-                },
-            )?;
+            .transaction(|(meta, state, events, pos_room, room_user, user_room, txn)| {
+                let tx = RoomTx {
+                    meta,
+                    state,
+                    events,
+                    pos_room,
+                    room_user,
+                    user_room,
+                    txn,
+                };
+                body(&tx, next)
+            })?;
         *pos += used;
         self.visible_pos.store(*pos, Ordering::Release);
         // Numbered while still holding the lock: a duplicate transaction id
@@ -164,11 +162,7 @@ impl SledStore {
             .transpose()
     }
 
-    fn membership_entry(
-        &self,
-        room: &RoomId,
-        user: &UserId,
-    ) -> Result<Option<(Membership, u64)>, StoreError> {
+    fn membership_entry(&self, room: &RoomId, user: &UserId) -> Result<Option<(Membership, u64)>, StoreError> {
         self.roomuserid_membership
             .get(join(&[room.as_str().as_bytes(), user.as_str().as_bytes()]))?
             .map(|v| decode_membership(&v))
@@ -212,12 +206,7 @@ fn decode_u64(bytes: &[u8]) -> Result<u64, StoreError> {
     let head: [u8; 8] = bytes
         .get(..8)
         .and_then(|b| b.try_into().ok())
-        .ok_or_else(|| {
-            corrupt(format!(
-                "expected a big-endian u64, found {} bytes",
-                bytes.len()
-            ))
-        })?;
+        .ok_or_else(|| corrupt(format!("expected a big-endian u64, found {} bytes", bytes.len())))?;
     Ok(u64::from_be_bytes(head))
 }
 
@@ -288,8 +277,7 @@ fn new_event_id() -> String {
 /// The (target, membership) a member event sets; rejected events abort the
 /// whole transaction, so an invalid one anywhere in a batch writes nothing.
 fn member_change(new: &NewEvent, state_key: &str) -> Result<(UserId, Membership), StoreError> {
-    let user = UserId::parse(state_key)
-        .map_err(|e| StoreError::Invalid(format!("member event state_key: {e}")))?;
+    let user = UserId::parse(state_key).map_err(|e| StoreError::Invalid(format!("member event state_key: {e}")))?;
     let membership = new
         .content
         .get("membership")
@@ -303,12 +291,7 @@ fn member_change(new: &NewEvent, state_key: &str) -> Result<(UserId, Membership)
 }
 
 /// Writes `events` at positions `first..`, updating state and membership indexes.
-fn write_events(
-    tx: &RoomTx<'_>,
-    room: &RoomId,
-    first: u64,
-    events: &[NewEvent],
-) -> TxResult<Vec<Event>> {
+fn write_events(tx: &RoomTx<'_>, room: &RoomId, first: u64, events: &[NewEvent]) -> TxResult<Vec<Event>> {
     let now = now_ms();
     let mut out = Vec::with_capacity(events.len());
     for (pos, new) in (first..).zip(events) {
@@ -327,13 +310,10 @@ fn write_events(
             Err(e) => return abort(StoreError::Invalid(format!("unserialisable event: {e}"))),
         };
         tx.events.insert(room_pos_key(room.as_str(), pos), json)?;
-        tx.pos_room
-            .insert(&pos.to_be_bytes(), room.as_str().as_bytes())?;
+        tx.pos_room.insert(&pos.to_be_bytes(), room.as_str().as_bytes())?;
         if let Some(sk) = &new.state_key {
-            tx.state.insert(
-                state_tree_key(room.as_str(), &new.event_type, sk),
-                &pos.to_be_bytes(),
-            )?;
+            tx.state
+                .insert(state_tree_key(room.as_str(), &new.event_type, sk), &pos.to_be_bytes())?;
             if new.event_type == MEMBER_EVENT {
                 let (user, membership) = match member_change(new, sk) {
                     Ok(change) => change,
@@ -344,10 +324,8 @@ fn write_events(
                     join(&[room.as_str().as_bytes(), user.as_str().as_bytes()]),
                     value.clone(),
                 )?;
-                tx.user_room.insert(
-                    join(&[user.as_str().as_bytes(), room.as_str().as_bytes()]),
-                    value,
-                )?;
+                tx.user_room
+                    .insert(join(&[user.as_str().as_bytes(), room.as_str().as_bytes()]), value)?;
             }
         }
         out.push(event);
@@ -385,21 +363,12 @@ impl Store for SledStore {
     }
 
     fn user_exists(&self, user: &UserId) -> Result<bool, StoreError> {
-        Ok(self
-            .userid_password
-            .contains_key(user.as_str().as_bytes())?)
+        Ok(self.userid_password.contains_key(user.as_str().as_bytes())?)
     }
 
-    fn add_token(
-        &self,
-        token_hash: &[u8; 32],
-        user: &UserId,
-        device_id: &str,
-    ) -> Result<WriteSeq, StoreError> {
-        self.tokenhash_userid.insert(
-            token_hash,
-            join(&[user.as_str().as_bytes(), device_id.as_bytes()]),
-        )?;
+    fn add_token(&self, token_hash: &[u8; 32], user: &UserId, device_id: &str) -> Result<WriteSeq, StoreError> {
+        self.tokenhash_userid
+            .insert(token_hash, join(&[user.as_str().as_bytes(), device_id.as_bytes()]))?;
         Ok(self.commit.note_write())
     }
 
@@ -442,11 +411,7 @@ impl Store for SledStore {
         Ok(self.roomid_meta.contains_key(room.as_str().as_bytes())?)
     }
 
-    fn append(
-        &self,
-        room: &RoomId,
-        events: &[NewEvent],
-    ) -> Result<(Vec<Event>, WriteSeq), StoreError> {
+    fn append(&self, room: &RoomId, events: &[NewEvent]) -> Result<(Vec<Event>, WriteSeq), StoreError> {
         self.room_write(|tx, first| {
             require_room(tx, room)?;
             let written = write_events(tx, room, first, events)?;
@@ -458,24 +423,17 @@ impl Store for SledStore {
         Ok(self.membership_entry(room, user)?.map(|(m, _)| m))
     }
 
-    fn state_event(
-        &self,
-        room: &RoomId,
-        event_type: &str,
-        state_key: &str,
-    ) -> Result<Option<Event>, StoreError> {
-        let Some(pos) =
-            self.roomid_state
-                .get(state_tree_key(room.as_str(), event_type, state_key))?
+    fn state_event(&self, room: &RoomId, event_type: &str, state_key: &str) -> Result<Option<Event>, StoreError> {
+        let Some(pos) = self
+            .roomid_state
+            .get(state_tree_key(room.as_str(), event_type, state_key))?
         else {
             return Ok(None);
         };
         let pos = decode_u64(&pos)?;
         match self.event_at(room.as_str(), pos)? {
             Some(event) => Ok(Some(event)),
-            None => Err(corrupt(format!(
-                "state points at missing event {pos} in {room}"
-            ))),
+            None => Err(corrupt(format!("state points at missing event {pos} in {room}"))),
         }
     }
 
@@ -545,16 +503,11 @@ impl Store for SledStore {
         let range = self
             .roompos_event
             .range(room_pos_key(room.as_str(), from + 1)..=room_pos_key(room.as_str(), to));
-        let decode =
-            |entry: ::sled::Result<(::sled::IVec, ::sled::IVec)>| -> Result<Event, StoreError> {
-                decode_event(&entry?.1)
-            };
+        let decode = |entry: ::sled::Result<(::sled::IVec, ::sled::IVec)>| -> Result<Event, StoreError> {
+            decode_event(&entry?.1)
+        };
         if newest {
-            let mut out = range
-                .rev()
-                .take(limit)
-                .map(decode)
-                .collect::<Result<Vec<_>, _>>()?;
+            let mut out = range.rev().take(limit).map(decode).collect::<Result<Vec<_>, _>>()?;
             out.reverse();
             Ok(out)
         } else {
@@ -566,11 +519,7 @@ impl Store for SledStore {
         self.visible_pos.load(Ordering::Acquire)
     }
 
-    fn set_alias(
-        &self,
-        alias: &RoomAliasId,
-        room: &RoomId,
-    ) -> Result<Option<WriteSeq>, StoreError> {
+    fn set_alias(&self, alias: &RoomAliasId, room: &RoomId) -> Result<Option<WriteSeq>, StoreError> {
         let set = (&self.alias_roomid, &self.roomid_alias, &self.roomid_meta).transaction(
             |(alias_room, room_alias, meta)| -> TxResult<bool> {
                 if meta.get(room.as_str().as_bytes())?.is_none() {
@@ -580,10 +529,7 @@ impl Store for SledStore {
                     return Ok(false);
                 }
                 alias_room.insert(alias.as_str().as_bytes(), room.as_str().as_bytes())?;
-                room_alias.insert(
-                    join(&[room.as_str().as_bytes(), alias.as_str().as_bytes()]),
-                    &[][..],
-                )?;
+                room_alias.insert(join(&[room.as_str().as_bytes(), alias.as_str().as_bytes()]), &[][..])?;
                 Ok(true)
             },
         )?;
@@ -598,41 +544,26 @@ impl Store for SledStore {
     }
 
     fn delete_alias(&self, alias: &RoomAliasId) -> Result<Option<WriteSeq>, StoreError> {
-        let deleted = (&self.alias_roomid, &self.roomid_alias).transaction(
-            |(alias_room, room_alias)| -> TxResult<bool> {
+        let deleted =
+            (&self.alias_roomid, &self.roomid_alias).transaction(|(alias_room, room_alias)| -> TxResult<bool> {
                 let Some(room) = alias_room.remove(alias.as_str().as_bytes())? else {
                     return Ok(false);
                 };
                 room_alias.remove(join(&[&room, alias.as_str().as_bytes()]))?;
                 Ok(true)
-            },
-        )?;
+            })?;
         Ok(deleted.then(|| self.commit.note_write()))
     }
 
-    fn txn_event(
-        &self,
-        user: &UserId,
-        room: &RoomId,
-        txn_id: &str,
-    ) -> Result<Option<String>, StoreError> {
-        let key = join(&[
-            user.as_str().as_bytes(),
-            room.as_str().as_bytes(),
-            txn_id.as_bytes(),
-        ]);
+    fn txn_event(&self, user: &UserId, room: &RoomId, txn_id: &str) -> Result<Option<String>, StoreError> {
+        let key = join(&[user.as_str().as_bytes(), room.as_str().as_bytes(), txn_id.as_bytes()]);
         self.userroomtxn_eventid
             .get(key)?
             .map(|v| decode_str(v.get(8..).unwrap_or_default()).map(str::to_owned))
             .transpose()
     }
 
-    fn append_with_txn(
-        &self,
-        room: &RoomId,
-        event: NewEvent,
-        txn_id: &str,
-    ) -> Result<(Event, WriteSeq), StoreError> {
+    fn append_with_txn(&self, room: &RoomId, event: NewEvent, txn_id: &str) -> Result<(Event, WriteSeq), StoreError> {
         let key = join(&[
             event.sender.as_str().as_bytes(),
             room.as_str().as_bytes(),
@@ -645,9 +576,7 @@ impl Store for SledStore {
             if let Some(seen) = tx.txn.get(&key)? {
                 let pos = in_tx(decode_u64(&seen))?;
                 let Some(json) = tx.events.get(room_pos_key(room.as_str(), pos))? else {
-                    return abort(corrupt(format!(
-                        "transaction {txn_id} points at missing event {pos}"
-                    )));
+                    return abort(corrupt(format!("transaction {txn_id} points at missing event {pos}")));
                 };
                 return Ok((in_tx(decode_event(&json))?, 0));
             }
@@ -655,10 +584,7 @@ impl Store for SledStore {
             let mut value = first.to_be_bytes().to_vec();
             value.extend_from_slice(written[0].event_id.as_bytes());
             tx.txn.insert(key.as_slice(), value)?;
-            Ok((
-                written.into_iter().next().expect("one event was written"),
-                1,
-            ))
+            Ok((written.into_iter().next().expect("one event was written"), 1))
         })
     }
 }
@@ -718,11 +644,7 @@ mod tests {
     fn with_room(store: &SledStore) -> RoomId {
         let r = room(ROOM);
         store
-            .create_room(
-                &r,
-                &user(ALICE),
-                &[create(ALICE), member(ALICE, ALICE, "join")],
-            )
+            .create_room(&r, &user(ALICE), &[create(ALICE), member(ALICE, ALICE, "join")])
             .unwrap();
         r
     }
@@ -736,31 +658,16 @@ mod tests {
 
         let (events, _) = store.append(&r, &[member(ALICE, BOB, "invite")]).unwrap();
         let invite_pos = events[0].stream_pos;
-        assert_eq!(
-            store.membership(&r, &bob).unwrap(),
-            Some(Membership::Invite)
-        );
-        assert_eq!(
-            store.rooms_of(&bob).unwrap(),
-            vec![(r.clone(), Membership::Invite)]
-        );
+        assert_eq!(store.membership(&r, &bob).unwrap(), Some(Membership::Invite));
+        assert_eq!(store.rooms_of(&bob).unwrap(), vec![(r.clone(), Membership::Invite)]);
         assert_eq!(store.membership_pos(&r, &bob).unwrap(), Some(invite_pos));
 
         let (events, _) = store.append(&r, &[member(BOB, BOB, "join")]).unwrap();
         let join = &events[0];
         assert_eq!(store.membership(&r, &bob).unwrap(), Some(Membership::Join));
-        assert_eq!(
-            store.rooms_of(&bob).unwrap(),
-            vec![(r.clone(), Membership::Join)]
-        );
-        assert_eq!(
-            store.membership_pos(&r, &bob).unwrap(),
-            Some(join.stream_pos)
-        );
-        assert_eq!(
-            store.state_event(&r, MEMBER_EVENT, BOB).unwrap().as_ref(),
-            Some(join)
-        );
+        assert_eq!(store.rooms_of(&bob).unwrap(), vec![(r.clone(), Membership::Join)]);
+        assert_eq!(store.membership_pos(&r, &bob).unwrap(), Some(join.stream_pos));
+        assert_eq!(store.state_event(&r, MEMBER_EVENT, BOB).unwrap().as_ref(), Some(join));
         let mut members = store.members(&r).unwrap();
         members.sort_by(|a, b| a.0.cmp(&b.0));
         assert_eq!(
@@ -773,10 +680,7 @@ mod tests {
 
         // The state before the join still shows the invite.
         let before = store.state_at(&r, invite_pos).unwrap();
-        let bob_then = before
-            .iter()
-            .find(|e| e.state_key.as_deref() == Some(BOB))
-            .unwrap();
+        let bob_then = before.iter().find(|e| e.state_key.as_deref() == Some(BOB)).unwrap();
         assert_eq!(bob_then.content["membership"], "invite");
     }
 
@@ -791,18 +695,9 @@ mod tests {
         store
             .create_room(&long, &user(BOB), &[member(BOB, BOB, "join")])
             .unwrap();
-        assert_eq!(
-            store.members(&short).unwrap(),
-            vec![(user(ALICE), Membership::Join)]
-        );
+        assert_eq!(store.members(&short).unwrap(), vec![(user(ALICE), Membership::Join)]);
         assert_eq!(store.current_state(&short).unwrap().len(), 1);
-        assert_eq!(
-            store
-                .room_events(&short, 0, u64::MAX, 10, false)
-                .unwrap()
-                .len(),
-            1
-        );
+        assert_eq!(store.room_events(&short, 0, u64::MAX, 10, false).unwrap().len(), 1);
     }
 
     #[test]
@@ -828,18 +723,9 @@ mod tests {
         }
         let store = SledStore::open(dir.path()).unwrap();
         assert_eq!(store.current_pos(), last_pos);
-        assert_eq!(
-            store.password_hash(&user(ALICE)).unwrap().as_deref(),
-            Some("hash")
-        );
-        assert_eq!(
-            store.token_user(&token).unwrap(),
-            Some((user(ALICE), "DEVICE".into()))
-        );
-        assert_eq!(
-            store.membership(&r, &user(BOB)).unwrap(),
-            Some(Membership::Invite)
-        );
+        assert_eq!(store.password_hash(&user(ALICE)).unwrap().as_deref(), Some("hash"));
+        assert_eq!(store.token_user(&token).unwrap(), Some((user(ALICE), "DEVICE".into())));
+        assert_eq!(store.membership(&r, &user(BOB)).unwrap(), Some(Membership::Invite));
         assert_eq!(
             store
                 .resolve_alias(&RoomAliasId::parse("#a:localhost").unwrap())
@@ -859,54 +745,31 @@ mod tests {
     fn an_append_that_fails_validation_inside_the_transaction_leaves_no_trace() {
         let (_dir, store) = open();
         let missing = room("!missing:localhost");
-        let err = store
-            .append(&missing, &[member(ALICE, ALICE, "join")])
-            .unwrap_err();
+        let err = store.append(&missing, &[member(ALICE, ALICE, "join")]).unwrap_err();
         assert!(matches!(err, StoreError::UnknownRoom(_)), "{err}");
         assert_eq!(store.current_pos(), 0);
         assert_eq!(store.rooms_of(&user(ALICE)).unwrap(), vec![]);
-        assert!(store
-            .room_events(&missing, 0, u64::MAX, 10, false)
-            .unwrap()
-            .is_empty());
+        assert!(store.room_events(&missing, 0, u64::MAX, 10, false).unwrap().is_empty());
 
         // A valid message followed by an invalid member event: the message,
         // written first inside the transaction, must be rolled back too.
         let r = with_room(&store);
         let pos = store.current_pos();
         let bad = member(ALICE, BOB, "dancing");
-        let err = store
-            .append(&r, &[message(ALICE, "first"), bad])
-            .unwrap_err();
+        let err = store.append(&r, &[message(ALICE, "first"), bad]).unwrap_err();
         assert!(matches!(err, StoreError::Invalid(_)), "{err}");
         assert_eq!(store.current_pos(), pos);
-        assert_eq!(
-            store
-                .room_events(&r, 0, u64::MAX, 100, false)
-                .unwrap()
-                .len(),
-            2
-        );
+        assert_eq!(store.room_events(&r, 0, u64::MAX, 100, false).unwrap().len(), 2);
         assert_eq!(store.membership(&r, &user(BOB)).unwrap(), None);
         assert!(store.state_event(&r, MEMBER_EVENT, BOB).unwrap().is_none());
-        assert!(store
-            .pos_roomid
-            .get((pos + 1).to_be_bytes())
-            .unwrap()
-            .is_none());
+        assert!(store.pos_roomid.get((pos + 1).to_be_bytes()).unwrap().is_none());
 
         // Creating an existing room changes nothing either.
-        let err = store
-            .create_room(&r, &user(BOB), &[create(BOB)])
-            .unwrap_err();
+        let err = store.create_room(&r, &user(BOB), &[create(BOB)]).unwrap_err();
         assert!(matches!(err, StoreError::RoomExists(_)), "{err}");
         assert_eq!(store.current_pos(), pos);
         assert_eq!(
-            store
-                .state_event(&r, "m.room.create", "")
-                .unwrap()
-                .unwrap()
-                .sender,
+            store.state_event(&r, "m.room.create", "").unwrap().unwrap().sender,
             ALICE
         );
     }
@@ -923,9 +786,7 @@ mod tests {
                 std::thread::spawn(move || {
                     let mut seen = Vec::new();
                     for i in 0..50 {
-                        let (events, _) = store
-                            .append(&r, &[message(ALICE, &format!("{t}/{i}"))])
-                            .unwrap();
+                        let (events, _) = store.append(&r, &[message(ALICE, &format!("{t}/{i}"))]).unwrap();
                         seen.push(events[0].stream_pos);
                         // What a thread has written is visible to it at once.
                         assert!(store.current_pos() >= events[0].stream_pos);
@@ -937,23 +798,15 @@ mod tests {
         let mut all = Vec::new();
         for t in threads {
             let seen = t.join().unwrap();
-            assert!(
-                seen.windows(2).all(|w| w[0] < w[1]),
-                "per-thread order: {seen:?}"
-            );
+            assert!(seen.windows(2).all(|w| w[0] < w[1]), "per-thread order: {seen:?}");
             all.extend(seen);
         }
         all.sort_unstable();
         let expected: Vec<u64> = (base + 1..=base + 400).collect();
         assert_eq!(all, expected, "positions are unique and gap-free");
         assert_eq!(store.current_pos(), base + 400);
-        let events = store
-            .room_events(&r, base, base + 400, 1000, false)
-            .unwrap();
-        assert_eq!(
-            events.iter().map(|e| e.stream_pos).collect::<Vec<_>>(),
-            expected
-        );
+        let events = store.room_events(&r, base, base + 400, 1000, false).unwrap();
+        assert_eq!(events.iter().map(|e| e.stream_pos).collect::<Vec<_>>(), expected);
         let newest = store.room_events(&r, base, base + 400, 10, true).unwrap();
         assert_eq!(newest.first().unwrap().stream_pos, base + 391);
         assert_eq!(newest.last().unwrap().stream_pos, base + 400);
@@ -982,9 +835,7 @@ mod tests {
             .map(|i| {
                 let (store, r) = (Arc::clone(&store), r.clone());
                 tokio::spawn(async move {
-                    let (_, seq) = store
-                        .append(&r, &[message(ALICE, &format!("{i}"))])
-                        .unwrap();
+                    let (_, seq) = store.append(&r, &[message(ALICE, &format!("{i}"))]).unwrap();
                     store.durable(seq).await.unwrap();
                 })
             })
@@ -999,14 +850,49 @@ mod tests {
         assert!(elapsed < Duration::from_secs(20), "took {elapsed:?}");
     }
 
+    /// Not a correctness test: prints durable writes per second at 64
+    /// concurrent requests (`cargo test --release -- --ignored --nocapture`).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    #[ignore]
+    async fn group_commit_throughput_at_64_concurrent_requests() {
+        let (_dir, store) = open();
+        let store = Arc::new(store);
+        let r = with_room(&store);
+        let flushes_before = store.flush_count();
+        let deadline = Instant::now() + Duration::from_secs(3);
+        let tasks: Vec<_> = (0..64)
+            .map(|i| {
+                let (store, r) = (Arc::clone(&store), r.clone());
+                tokio::spawn(async move {
+                    let mut done = 0u64;
+                    while Instant::now() < deadline {
+                        let (_, seq) = store.append(&r, &[message(ALICE, &format!("{i}"))]).unwrap();
+                        store.durable(seq).await.unwrap();
+                        done += 1;
+                    }
+                    done
+                })
+            })
+            .collect();
+        let mut total = 0;
+        for t in tasks {
+            total += t.await.unwrap();
+        }
+        let flushes = store.flush_count() - flushes_before;
+        eprintln!(
+            "{total} durable appends in 3s ({} req/s), {flushes} flushes, {:.1} writes per flush",
+            total / 3,
+            total as f64 / flushes.max(1) as f64
+        );
+        assert!(total > 0);
+    }
+
     #[test]
     fn aliases_set_resolve_and_delete_and_a_taken_alias_is_refused() {
         let (_dir, store) = open();
         let r = with_room(&store);
         let other = room("!other:localhost");
-        store
-            .create_room(&other, &user(BOB), &[create(BOB)])
-            .unwrap();
+        store.create_room(&other, &user(BOB), &[create(BOB)]).unwrap();
         let alias = RoomAliasId::parse("#hall:localhost").unwrap();
 
         assert_eq!(store.resolve_alias(&alias).unwrap(), None);
@@ -1023,10 +909,7 @@ mod tests {
         assert_eq!(store.resolve_alias(&alias).unwrap(), None);
         assert!(store.roomid_alias.is_empty());
         assert_eq!(store.delete_alias(&alias).unwrap(), None, "already gone");
-        assert!(
-            store.set_alias(&alias, &other).unwrap().is_some(),
-            "free again"
-        );
+        assert!(store.set_alias(&alias, &other).unwrap().is_some(), "free again");
 
         let nowhere = room("!nowhere:localhost");
         let taken = RoomAliasId::parse("#x:localhost").unwrap();
@@ -1042,35 +925,25 @@ mod tests {
         let r = with_room(&store);
         let alice = user(ALICE);
         assert_eq!(store.txn_event(&alice, &r, "t1").unwrap(), None);
-        let (first, _) = store
-            .append_with_txn(&r, message(ALICE, "once"), "t1")
-            .unwrap();
+        let (first, _) = store.append_with_txn(&r, message(ALICE, "once"), "t1").unwrap();
         let pos = store.current_pos();
-        assert_eq!(
-            store.txn_event(&alice, &r, "t1").unwrap(),
-            Some(first.event_id.clone())
-        );
+        assert_eq!(store.txn_event(&alice, &r, "t1").unwrap(), Some(first.event_id.clone()));
 
-        let (again, _) = store
-            .append_with_txn(&r, message(ALICE, "once"), "t1")
-            .unwrap();
+        let (again, _) = store.append_with_txn(&r, message(ALICE, "once"), "t1").unwrap();
         assert_eq!(again, first);
         assert_eq!(store.current_pos(), pos, "nothing appended");
 
         // The same id from another sender is a different transaction.
-        let (bobs, _) = store
-            .append_with_txn(&r, message(BOB, "mine"), "t1")
-            .unwrap();
+        let (bobs, _) = store.append_with_txn(&r, message(BOB, "mine"), "t1").unwrap();
         assert_ne!(bobs.event_id, first.event_id);
-        assert_eq!(
-            store.txn_event(&user(BOB), &r, "t1").unwrap(),
-            Some(bobs.event_id)
-        );
+        assert_eq!(store.txn_event(&user(BOB), &r, "t1").unwrap(), Some(bobs.event_id));
     }
 
     #[test]
     fn accounts_register_once_and_tokens_map_to_their_device_until_removed() {
-        let (_dir, store) = open();
+        let (_dir, sled_store) = open();
+        // Object safety: the service holds the store as a trait object.
+        let store: &dyn Store = &sled_store;
         let alice = user(ALICE);
         assert!(!store.user_exists(&alice).unwrap());
         assert!(store.create_user(&alice, "h1").unwrap());
@@ -1080,10 +953,7 @@ mod tests {
 
         let token = [1u8; 32];
         let s1 = store.add_token(&token, &alice, "DEV").unwrap();
-        assert_eq!(
-            store.token_user(&token).unwrap(),
-            Some((alice.clone(), "DEV".into()))
-        );
+        assert_eq!(store.token_user(&token).unwrap(), Some((alice.clone(), "DEV".into())));
         let s2 = store.remove_token(&token).unwrap();
         assert!(s2 > s1);
         assert_eq!(store.token_user(&token).unwrap(), None);

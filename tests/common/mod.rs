@@ -47,7 +47,12 @@ pub async fn start_with(extra: &[&str]) -> TestServer {
     let service = Arc::new(Service::open(&config).expect("open store"));
     let listener = TcpListener::bind(config.bind).await.expect("bind");
     let base_url = format!("http://{}", listener.local_addr().unwrap());
-    let edge = Arc::new(Edge::new(service.clone(), EdgeConfig { body_limit: config.body_limit }));
+    let edge = Arc::new(Edge::new(
+        service.clone(),
+        EdgeConfig {
+            body_limit: config.body_limit,
+        },
+    ));
     let (stop, stopped) = oneshot::channel::<()>();
     tokio::spawn(serve(
         listener,
@@ -57,7 +62,12 @@ pub async fn start_with(extra: &[&str]) -> TestServer {
         },
         Duration::from_secs(5),
     ));
-    TestServer { base_url, service, data_dir, stop: Some(stop) }
+    TestServer {
+        base_url,
+        service,
+        data_dir,
+        stop: Some(stop),
+    }
 }
 
 /// Starts a server with rate limits off.
@@ -74,7 +84,9 @@ impl TestServer {
     /// A raw request, for what the typed client cannot send (malformed input).
     pub async fn raw(&self, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> RawResponse {
         let client = HyperClient::builder(TokioExecutor::new()).build_http::<Full<Bytes>>();
-        let mut req = http::Request::builder().method(method).uri(format!("{}{}", self.base_url, path));
+        let mut req = http::Request::builder()
+            .method(method)
+            .uri(format!("{}{}", self.base_url, path));
         for (k, v) in headers {
             req = req.header(*k, *v);
         }
@@ -86,7 +98,12 @@ impl TestServer {
         let headers = resp.headers().clone();
         let bytes = resp.into_body().collect().await.unwrap().to_bytes();
         let json = serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null);
-        RawResponse { status, headers, json, bytes: bytes.to_vec() }
+        RawResponse {
+            status,
+            headers,
+            json,
+            bytes: bytes.to_vec(),
+        }
     }
 }
 
@@ -107,12 +124,21 @@ impl RawResponse {
     /// Asserts a Matrix JSON error with this status and errcode.
     pub fn assert_error(&self, status: u16, errcode: &str) {
         assert_eq!(self.status, status, "body: {}", String::from_utf8_lossy(&self.bytes));
-        assert_eq!(self.errcode(), errcode, "body: {}", String::from_utf8_lossy(&self.bytes));
+        assert_eq!(
+            self.errcode(),
+            errcode,
+            "body: {}",
+            String::from_utf8_lossy(&self.bytes)
+        );
         assert_eq!(
             self.headers.get("content-type").and_then(|v| v.to_str().ok()),
             Some("application/json")
         );
-        assert!(self.json.get("error").and_then(|v| v.as_str()).is_some_and(|e| !e.is_empty()));
+        assert!(self
+            .json
+            .get("error")
+            .and_then(|v| v.as_str())
+            .is_some_and(|e| !e.is_empty()));
     }
 }
 
@@ -141,7 +167,10 @@ impl TestServer {
             RegisterResponse::Unauthorized(uia) => uia.session.expect("UIA session"),
             other => panic!("expected a 401 UIA challenge, got {other:?}"),
         };
-        body.auth = Some(models::AuthenticationData { r#type: Some("m.login.dummy".into()), session: Some(session) });
+        body.auth = Some(models::AuthenticationData {
+            r#type: Some("m.login.dummy".into()),
+            session: Some(session),
+        });
         match client.register(None, Some(&body)).await.unwrap() {
             RegisterResponse::Ok(ok) => User {
                 id: ok.user_id,

@@ -1,0 +1,1054 @@
+//! Tests of the code generator behind `build.rs`, run on the fixture spec in
+//! `tests/fixtures/codegen/` (a Swagger document, its overlay and
+//! `definitions/`), which uses every construct the generator supports.
+//!
+//! The generated Rust is parsed with `syn` and items are looked up by name,
+//! so these tests do not depend on formatting or item order.
+//!
+//! Note: in this test crate `serde_json` is built without `preserve_order`
+//! (only the build script enables it), so object keys iterate sorted here and
+//! item order can differ from what `build.rs` writes; nothing below relies
+//! on order except where the generator sorts explicitly.
+
+#[path = "../src/codegen/mod.rs"]
+#[allow(dead_code)]
+mod codegen;
+
+use serde_json::{json, Value};
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+const FIXTURE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/codegen");
+
+// ---------------------------------------------------------------------------
+// Helpers
+// ---------------------------------------------------------------------------
+
+/// The generator's output for a spec folder, by file name.
+struct Output {
+    files: BTreeMap<String, String>,
+    inputs: Vec<PathBuf>,
+}
+
+impl Output {
+    fn rust(&self, name: &str) -> syn::File {
+        let code = self
+            .files
+            .get(name)
+            .unwrap_or_else(|| panic!("the generator wrote no {name}"));
+        syn::parse_file(code).unwrap_or_else(|e| panic!("{name} does not parse as Rust: {e}"))
+    }
+
+    fn swagger(&self) -> Value {
+        let text = self
+            .files
+            .get("swagger.json")
+            .expect("the generator wrote no swagger.json");
+        serde_json::from_str(text).expect("swagger.json is not JSON")
+    }
+}
+
+fn generate(dir: &Path) -> Output {
+    let g = codegen::generate(dir).unwrap_or_else(|e| panic!("generating from {} failed: {e}", dir.display()));
+    Output {
+        files: g.files.into_iter().collect(),
+        inputs: g.inputs,
+    }
+}
+
+fn generate_err(dir: &Path) -> String {
+    match codegen::generate(dir) {
+        Ok(_) => panic!("generating from {} succeeded, but it should have failed", dir.display()),
+        Err(e) => e,
+    }
+}
+
+fn fixture() -> Output {
+    generate(Path::new(FIXTURE))
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).unwrap();
+        }
+    }
+}
+
+/// A private copy of the fixture to edit.
+fn fixture_copy() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    copy_dir(Path::new(FIXTURE), dir.path());
+    dir
+}
+
+/// Rewrites a YAML file of a fixture copy through a JSON view of it.
+fn edit_yaml(path: &Path, edit: impl FnOnce(&mut Value)) {
+    let mut value = codegen::spec::read_yaml(path).unwrap();
+    edit(&mut value);
+    std::fs::write(path, serde_yaml_ng::to_string(&value).unwrap()).unwrap();
+}
+
+/// The fixture with one edit to `things.yaml`, generated; returns the error.
+fn error_after_editing(file: &str, edit: impl FnOnce(&mut Value)) -> String {
+    let dir = fixture_copy();
+    edit_yaml(&dir.path().join(file), edit);
+    generate_err(dir.path())
+}
+
+fn assert_mentions(error: &str, words: &[&str]) {
+    for w in words {
+        assert!(error.contains(w), "the error should name {w:?}, but it is: {error}");
+    }
+}
+
+/// Source text without whitespace, for comparing types and attributes.
+fn squash(s: &str) -> String {
+    s.chars().filter(|c| !c.is_whitespace()).collect()
+}
+
+fn unparse_item(item: syn::Item) -> String {
+    prettyplease::unparse(&syn::File {
+        shebang: None,
+        attrs: Vec::new(),
+        items: vec![item],
+    })
+}
+
+fn ty_str(ty: &syn::Type) -> String {
+    let mut item: syn::ItemType = syn::parse_str("type T = ();").unwrap();
+    item.ty = Box::new(ty.clone());
+    let text = squash(&unparse_item(syn::Item::Type(item)));
+    text.trim_start_matches("typeT=").trim_end_matches(';').to_string()
+}
+
+fn attrs_str(attrs: &[syn::Attribute]) -> String {
+    let mut item: syn::ItemStruct = syn::parse_str("struct S;").unwrap();
+    item.attrs = attrs.to_vec();
+    squash(&unparse_item(syn::Item::Struct(item)))
+}
+
+fn find_struct<'a>(file: &'a syn::File, name: &str) -> &'a syn::ItemStruct {
+    file.items
+        .iter()
+        .find_map(|i| match i {
+            syn::Item::Struct(s) if s.ident == name => Some(s),
+            _ => None,
+        })
+        .unwrap_or_else(|| panic!("no struct {name} was generated; structs: {:?}", item_names(file)))
+}
+
+fn find_enum<'a>(file: &'a syn::File, name: &str) -> &'a syn::ItemEnum {
+    file.items
+        .iter()
+        .find_map(|i| match i {
+            syn::Item::Enum(e) if e.ident == name => Some(e),
+            _ => None,
+        })
+        .unwrap_or_else(|| panic!("no enum {name} was generated; items: {:?}", item_names(file)))
+}
+
+fn item_names(file: &syn::File) -> BTreeSet<String> {
+    file.items
+        .iter()
+        .filter_map(|i| match i {
+            syn::Item::Struct(s) => Some(format!("struct {}", s.ident)),
+            syn::Item::Enum(e) => Some(format!("enum {}", e.ident)),
+            syn::Item::Trait(t) => Some(format!("trait {}", t.ident)),
+            syn::Item::Fn(f) => Some(format!("fn {}", f.sig.ident)),
+            syn::Item::Const(c) => Some(format!("const {}", c.ident)),
+            syn::Item::Type(t) => Some(format!("type {}", t.ident)),
+            syn::Item::Impl(i) => Some(format!("impl {}", ty_str(&i.self_ty))),
+            _ => None,
+        })
+        .collect()
+}
+
+/// The fields of a struct: rust name → (type, attributes).
+fn fields(s: &syn::ItemStruct) -> BTreeMap<String, (String, String)> {
+    s.fields
+        .iter()
+        .map(|f| {
+            (
+                f.ident.as_ref().unwrap().to_string(),
+                (ty_str(&f.ty), attrs_str(&f.attrs)),
+            )
+        })
+        .collect()
+}
+
+fn field(s: &syn::ItemStruct, name: &str) -> (String, String) {
+    fields(s)
+        .remove(name)
+        .unwrap_or_else(|| panic!("struct {} has no field {name}; it has {:?}", s.ident, fields(s).keys()))
+}
+
+/// The variants of an enum: name → payload type (or "" for a unit variant).
+fn variants(e: &syn::ItemEnum) -> BTreeMap<String, String> {
+    e.variants
+        .iter()
+        .map(|v| {
+            let payload = v.fields.iter().map(|f| ty_str(&f.ty)).collect::<Vec<_>>().join(",");
+            (v.ident.to_string(), payload)
+        })
+        .collect()
+}
+
+/// The methods of `trait Api`: name → [(argument, type)] without `&self`.
+fn api_methods(api: &syn::File) -> BTreeMap<String, Vec<(String, String)>> {
+    let t = api
+        .items
+        .iter()
+        .find_map(|i| match i {
+            syn::Item::Trait(t) if t.ident == "Api" => Some(t),
+            _ => None,
+        })
+        .expect("api.rs has no trait Api");
+    t.items
+        .iter()
+        .filter_map(|i| match i {
+            syn::TraitItem::Fn(f) => Some(f),
+            _ => None,
+        })
+        .map(|f| {
+            let args = f
+                .sig
+                .inputs
+                .iter()
+                .filter_map(|a| match a {
+                    syn::FnArg::Typed(p) => match &*p.pat {
+                        syn::Pat::Ident(id) => Some((id.ident.to_string(), ty_str(&p.ty))),
+                        _ => None,
+                    },
+                    syn::FnArg::Receiver(_) => None,
+                })
+                .collect();
+            (f.sig.ident.to_string(), args)
+        })
+        .collect()
+}
+
+fn expr_str(e: &syn::Expr) -> String {
+    let mut item: syn::ItemConst = syn::parse_str("const X: () = ();").unwrap();
+    item.expr = Box::new(e.clone());
+    let text = squash(&unparse_item(syn::Item::Const(item)));
+    text.trim_start_matches("constX:()=").trim_end_matches(';').to_string()
+}
+
+fn lit_str(e: &syn::Expr) -> String {
+    match e {
+        syn::Expr::Lit(syn::ExprLit {
+            lit: syn::Lit::Str(s), ..
+        }) => s.value(),
+        syn::Expr::Path(p) => p.path.segments.last().unwrap().ident.to_string(),
+        other => panic!("unexpected expression in the route table: {}", expr_str(other)),
+    }
+}
+
+/// The rows of `ROUTES`: (method, base_path, template, operation variant).
+fn route_rows(routes: &syn::File) -> Vec<(String, String, String, String)> {
+    let c = routes
+        .items
+        .iter()
+        .find_map(|i| match i {
+            syn::Item::Const(c) if c.ident == "ROUTES" => Some(c),
+            _ => None,
+        })
+        .expect("routes.rs has no const ROUTES");
+    let syn::Expr::Reference(r) = &*c.expr else {
+        panic!("ROUTES is not &[...]")
+    };
+    let syn::Expr::Array(a) = &*r.expr else {
+        panic!("ROUTES is not &[...]")
+    };
+    a.elems
+        .iter()
+        .map(|e| {
+            let syn::Expr::Struct(s) = e else {
+                panic!("a ROUTES row is not a struct literal")
+            };
+            let get = |name: &str| {
+                let f = s
+                    .fields
+                    .iter()
+                    .find(|f| matches!(&f.member, syn::Member::Named(i) if i == name))
+                    .unwrap_or_else(|| panic!("a ROUTES row has no {name}"));
+                lit_str(&f.expr)
+            };
+            (get("method"), get("base_path"), get("template"), get("operation"))
+        })
+        .collect()
+}
+
+/// The match arms of `impl Operation { fn <name>(self) }`: variant → expression text.
+fn operation_table(routes: &syn::File, name: &str) -> BTreeMap<String, String> {
+    for item in &routes.items {
+        let syn::Item::Impl(i) = item else { continue };
+        if ty_str(&i.self_ty) != "Operation" {
+            continue;
+        }
+        for ii in &i.items {
+            let syn::ImplItem::Fn(f) = ii else { continue };
+            if f.sig.ident != name {
+                continue;
+            }
+            let Some(syn::Stmt::Expr(syn::Expr::Match(m), _)) = f.block.stmts.first() else {
+                panic!("Operation::{name} is not a match")
+            };
+            return m
+                .arms
+                .iter()
+                .map(|arm| {
+                    let syn::Pat::Path(p) = &arm.pat else {
+                        panic!("unexpected arm in Operation::{name}")
+                    };
+                    let variant = p.path.segments.last().unwrap().ident.to_string();
+                    let body = match &*arm.body {
+                        syn::Expr::Lit(syn::ExprLit {
+                            lit: syn::Lit::Bool(b), ..
+                        }) => b.value.to_string(),
+                        syn::Expr::Lit(syn::ExprLit {
+                            lit: syn::Lit::Str(s), ..
+                        }) => s.value(),
+                        other => expr_str(other),
+                    };
+                    (variant, body)
+                })
+                .collect();
+        }
+    }
+    panic!("routes.rs has no Operation::{name}")
+}
+
+/// `impl <ty> { const STATUSES: &[u16] = &[...] }`.
+fn statuses(api: &syn::File, ty: &str) -> Vec<u16> {
+    for item in &api.items {
+        let syn::Item::Impl(i) = item else { continue };
+        if ty_str(&i.self_ty) != ty {
+            continue;
+        }
+        for ii in &i.items {
+            let syn::ImplItem::Const(c) = ii else {
+                continue;
+            };
+            if c.ident != "STATUSES" {
+                continue;
+            }
+            let syn::Expr::Reference(r) = &c.expr else {
+                panic!("STATUSES is not &[...]")
+            };
+            let syn::Expr::Array(a) = &*r.expr else {
+                panic!("STATUSES is not &[...]")
+            };
+            return a
+                .elems
+                .iter()
+                .map(|e| match e {
+                    syn::Expr::Lit(syn::ExprLit {
+                        lit: syn::Lit::Int(i), ..
+                    }) => i.base10_parse().unwrap(),
+                    _ => panic!("STATUSES holds a non-integer"),
+                })
+                .collect();
+        }
+    }
+    panic!("api.rs has no {ty}::STATUSES")
+}
+
+// ---------------------------------------------------------------------------
+// Operations and the Api trait
+// ---------------------------------------------------------------------------
+
+#[test]
+fn every_operation_becomes_a_trait_method_named_by_operation_id_or_by_method_and_path() {
+    let api = fixture().rust("api.rs");
+    let names: BTreeSet<String> = api_methods(&api).into_keys().collect();
+    let expected: BTreeSet<String> = [
+        "create_thing",
+        "delete_thing",
+        "get_things_thing_id",
+        "put_things_thing_id_poke",
+    ]
+    .map(String::from)
+    .into();
+    assert_eq!(names, expected);
+}
+
+#[test]
+fn path_and_query_parameters_of_every_type_become_typed_arguments_and_optional_ones_options() {
+    let methods = api_methods(&fixture().rust("api.rs"));
+    let args: Vec<(String, String)> = methods["get_things_thing_id"].clone();
+    let expected = [
+        ("thing_id", "String"), // the path item's shared parameter
+        ("label", "String"),
+        ("limit", "Option<i64>"),
+        ("ratio", "f64"),
+        ("fresh", "Option<bool>"),
+        ("since", "Option<i64>"), // appended by the overlay
+        ("context", "&C"),
+    ]
+    .map(|(a, b)| (a.to_string(), b.to_string()));
+    assert_eq!(args, expected);
+}
+
+#[test]
+fn a_required_body_is_a_plain_argument_and_an_optional_body_an_option() {
+    let methods = api_methods(&fixture().rust("api.rs"));
+    assert!(
+        methods["create_thing"].contains(&("body".into(), "models::CreateThingBody".into())),
+        "{:?}",
+        methods["create_thing"]
+    );
+    assert!(
+        methods["put_things_thing_id_poke"].contains(&("body".into(), "Option<models::Poke>".into())),
+        "{:?}",
+        methods["put_things_thing_id_poke"]
+    );
+    assert!(
+        !methods["delete_thing"].iter().any(|(n, _)| n == "body"),
+        "delete_thing has no body parameter"
+    );
+}
+
+#[test]
+fn each_operation_gets_a_response_enum_with_one_variant_per_documented_status() {
+    let api = fixture().rust("api.rs");
+    let get = variants(find_enum(&api, "GetThingsThingIdResponse"));
+    assert_eq!(get.get("Ok").map(String::as_str), Some("models::Thing"));
+    assert_eq!(get.get("NotFound").map(String::as_str), Some("models::Error"));
+    assert_eq!(statuses(&api, "GetThingsThingIdResponse"), vec![200, 403, 404]);
+    let create = variants(find_enum(&api, "CreateThingResponse"));
+    assert_eq!(create.keys().collect::<Vec<_>>(), ["BadRequest", "Created"]);
+    assert_eq!(statuses(&api, "CreateThingResponse"), vec![201, 400]);
+}
+
+#[test]
+fn an_error_response_without_a_schema_carries_the_error_model() {
+    let out = fixture();
+    let get = variants(find_enum(&out.rust("api.rs"), "GetThingsThingIdResponse"));
+    assert_eq!(get["NotFound"], "models::Error");
+    let models = out.rust("models.rs");
+    let error = find_struct(&models, "Error");
+    assert_eq!(field(error, "errcode").0, "String");
+    let swagger = out.swagger();
+    assert_eq!(
+        swagger["paths"]["/things/{thingId}"]["get"]["responses"]["404"]["schema"],
+        json!({"$ref": "#/definitions/Error"})
+    );
+}
+
+#[test]
+fn a_success_response_without_a_schema_carries_an_open_json_object() {
+    let api = fixture().rust("api.rs");
+    let put = variants(find_enum(&api, "PutThingsThingIdPokeResponse"));
+    assert_eq!(put["NoContent"], "models::JsonObject");
+}
+
+#[test]
+fn an_inline_response_object_becomes_a_model_named_after_operation_and_status() {
+    let out = fixture();
+    let delete = variants(find_enum(&out.rust("api.rs"), "DeleteThingResponse"));
+    assert_eq!(delete["Ok"], "models::DeleteThingOk");
+    assert_eq!(delete["TooManyRequests"], "models::Error");
+    let models = out.rust("models.rs");
+    let ok = find_struct(&models, "DeleteThingOk");
+    assert_eq!(field(ok, "deleted").0, "bool");
+}
+
+#[test]
+fn security_is_the_operations_own_or_else_the_documents_global_requirement() {
+    let out = fixture();
+    let auth = operation_table(&out.rust("routes.rs"), "requires_auth");
+    let expected: BTreeMap<String, String> = [
+        ("CreateThing", "false"),         // security: []
+        ("DeleteThing", "true"),          // its own security
+        ("GetThingsThingId", "true"),     // the global security
+        ("PutThingsThingIdPoke", "true"), // the global security
+    ]
+    .map(|(a, b)| (a.to_string(), b.to_string()))
+    .into();
+    assert_eq!(auth, expected);
+    let swagger = out.swagger();
+    assert_eq!(swagger["paths"]["/things"]["post"]["security"], json!([]));
+    assert_eq!(
+        swagger["paths"]["/things/{thingId}"]["get"]["security"],
+        json!([{"accessToken": []}])
+    );
+}
+
+// ---------------------------------------------------------------------------
+// Routes
+// ---------------------------------------------------------------------------
+
+#[test]
+fn a_path_key_with_a_trailing_space_is_served_trimmed_and_also_kept_as_written() {
+    let out = fixture();
+    let rows = route_rows(&out.rust("routes.rs"));
+    let poke: Vec<&str> = rows
+        .iter()
+        .filter(|r| r.3 == "PutThingsThingIdPoke")
+        .map(|r| r.2.as_str())
+        .collect();
+    assert!(poke.contains(&"/things/{thingId}/poke"), "{poke:?}");
+    assert!(poke.contains(&"/things/{thingId}/poke "), "{poke:?}");
+    let paths = operation_table(&out.rust("routes.rs"), "path");
+    assert_eq!(paths["PutThingsThingIdPoke"], "/things/{thingId}/poke");
+    let swagger = out.swagger();
+    let keys: Vec<&String> = swagger["paths"].as_object().unwrap().keys().collect();
+    assert!(
+        keys.iter().all(|k| k.trim() == k.as_str()),
+        "a merged path key is not trimmed: {keys:?}"
+    );
+}
+
+#[test]
+fn an_x_alias_becomes_a_route_row_and_a_swagger_path_with_a_derived_operation_id() {
+    let out = fixture();
+    let rows = route_rows(&out.rust("routes.rs"));
+    assert!(
+        rows.contains(&(
+            "PUT".into(),
+            "/_fixture/v1".into(),
+            "/poke/{thingId}".into(),
+            "PutThingsThingIdPoke".into()
+        )),
+        "{rows:?}"
+    );
+    let swagger = out.swagger();
+    assert_eq!(
+        swagger["paths"]["/poke/{thingId}"]["put"]["operationId"],
+        "put_poke_thing_id"
+    );
+    assert_eq!(
+        swagger["paths"]["/things/{thingId}/poke"]["put"]["operationId"],
+        "put_things_thing_id_poke"
+    );
+}
+
+#[test]
+fn the_route_table_has_one_row_per_method_and_path_with_the_base_path_trimmed() {
+    let rows = route_rows(&fixture().rust("routes.rs"));
+    let mut expected = vec![
+        ("DELETE", "/things/{thingId}", "DeleteThing"),
+        ("GET", "/things/{thingId}", "GetThingsThingId"),
+        ("POST", "/things", "CreateThing"),
+        ("PUT", "/poke/{thingId}", "PutThingsThingIdPoke"),
+        ("PUT", "/things/{thingId}/poke", "PutThingsThingIdPoke"),
+        ("PUT", "/things/{thingId}/poke ", "PutThingsThingIdPoke"),
+    ];
+    expected.sort();
+    let mut got: Vec<(&str, &str, &str)> = rows
+        .iter()
+        .map(|r| (r.0.as_str(), r.2.as_str(), r.3.as_str()))
+        .collect();
+    got.sort();
+    assert_eq!(got, expected);
+    assert!(
+        rows.iter().all(|r| r.1 == "/_fixture/v1"),
+        "basePath /_fixture/v1/ loses its trailing slash: {rows:?}"
+    );
+}
+
+#[test]
+fn the_operation_enum_lists_every_operation_once() {
+    let routes = fixture().rust("routes.rs");
+    let ops: BTreeSet<String> = variants(find_enum(&routes, "Operation")).into_keys().collect();
+    let expected: BTreeSet<String> = ["CreateThing", "DeleteThing", "GetThingsThingId", "PutThingsThingIdPoke"]
+        .map(String::from)
+        .into();
+    assert_eq!(ops, expected);
+    let names = operation_table(&routes, "name");
+    assert_eq!(names["CreateThing"], "create_thing");
+    assert_eq!(names["GetThingsThingId"], "get_things_thing_id");
+}
+
+// ---------------------------------------------------------------------------
+// Models
+// ---------------------------------------------------------------------------
+
+#[test]
+fn every_supported_schema_type_maps_to_its_rust_type() {
+    let models = fixture().rust("models.rs");
+    let thing = find_struct(&models, "Thing");
+    let expected = [
+        ("id", "String"),
+        ("name", "String"),
+        ("count", "i64"),
+        ("ratio", "f64"),
+        ("active", "bool"),
+        ("kind", "ThingKind"),
+        ("owner", "ThingOwner"),
+        ("parts", "Vec<ThingPartsItem>"),
+        ("labels", "std::collections::BTreeMap<String,String>"),
+        ("extra", "Option<JsonObject>"),
+        ("anything", "Option<serde_json::Value>"),
+        ("tags", "Option<Vec<String>>"),
+        ("r#type", "Option<String>"),
+        ("display_name", "Option<String>"),
+        ("limits", "Option<Limits>"),
+    ];
+    let got = fields(thing);
+    for (name, ty) in expected {
+        let (got_ty, _) = got
+            .get(name)
+            .unwrap_or_else(|| panic!("Thing has no field {name}: {:?}", got.keys()));
+        assert_eq!(got_ty, ty, "Thing.{name}");
+    }
+    assert_eq!(
+        got.len(),
+        expected.len(),
+        "Thing has unexpected fields: {:?}",
+        got.keys()
+    );
+}
+
+#[test]
+fn optional_fields_are_skipped_when_absent_and_renamed_fields_keep_their_json_name() {
+    let models = fixture().rust("models.rs");
+    let thing = find_struct(&models, "Thing");
+    let (_, attrs) = field(thing, "display_name");
+    assert!(attrs.contains(r#"#[serde(rename="displayName")]"#), "{attrs}");
+    assert!(
+        attrs.contains(r#"#[serde(default,skip_serializing_if="Option::is_none")]"#),
+        "{attrs}"
+    );
+    let (_, attrs) = field(thing, "id");
+    assert!(
+        !attrs.contains("skip_serializing_if"),
+        "a required field is always written: {attrs}"
+    );
+}
+
+#[test]
+fn a_string_enum_becomes_a_rust_enum_whose_variants_keep_the_spec_spelling() {
+    let models = fixture().rust("models.rs");
+    let kind = find_enum(&models, "ThingKind");
+    let names: Vec<String> = kind.variants.iter().map(|v| v.ident.to_string()).collect();
+    assert_eq!(names, ["SmallBox", "MBigBox"]);
+    let renames: Vec<String> = kind.variants.iter().map(|v| attrs_str(&v.attrs)).collect();
+    assert!(renames[0].contains(r#"rename="small_box""#), "{renames:?}");
+    assert!(renames[1].contains(r#"rename="m.big.box""#), "{renames:?}");
+}
+
+#[test]
+fn nested_objects_and_array_items_become_structs_that_are_validated_as_nested() {
+    let models = fixture().rust("models.rs");
+    assert_eq!(field(find_struct(&models, "ThingOwner"), "user_id").0, "String");
+    assert_eq!(
+        field(find_struct(&models, "ThingPartsItem"), "part_no").0,
+        "Option<i64>"
+    );
+    let thing = find_struct(&models, "Thing");
+    assert!(field(thing, "owner").1.contains("#[validate(nested)]"));
+    assert!(field(thing, "limits").1.contains("#[validate(nested)]"));
+    assert!(
+        !field(thing, "kind").1.contains("nested"),
+        "a string enum has nothing to validate"
+    );
+}
+
+#[test]
+fn additional_properties_false_denies_unknown_fields_and_other_models_ignore_them() {
+    let models = fixture().rust("models.rs");
+    for strict in ["Limits", "Poke"] {
+        let attrs = attrs_str(&find_struct(&models, strict).attrs);
+        assert!(attrs.contains("#[serde(deny_unknown_fields)]"), "{strict}: {attrs}");
+    }
+    for open in ["Thing", "Error", "CreateThingBody"] {
+        let attrs = attrs_str(&find_struct(&models, open).attrs);
+        assert!(!attrs.contains("deny_unknown_fields"), "{open}: {attrs}");
+    }
+}
+
+#[test]
+fn refs_to_files_and_to_local_definitions_become_named_models() {
+    let out = fixture();
+    let models = out.rust("models.rs");
+    // definitions/thing.yaml, definitions/limits.yaml (relative to thing.yaml), #/definitions/Poke
+    for name in ["Thing", "Limits", "Poke", "Error"] {
+        find_struct(&models, name);
+    }
+    let swagger = out.swagger();
+    let defs: BTreeSet<&String> = swagger["definitions"].as_object().unwrap().keys().collect();
+    assert_eq!(
+        defs,
+        ["Error", "Limits", "Poke", "Thing"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect::<Vec<_>>()
+            .iter()
+            .collect()
+    );
+    assert_eq!(
+        swagger["definitions"]["Thing"]["properties"]["limits"]["$ref"],
+        "#/definitions/Limits"
+    );
+    assert_eq!(
+        swagger["paths"]["/things/{thingId}/poke"]["put"]["parameters"][1]["schema"]["$ref"],
+        "#/definitions/Poke"
+    );
+}
+
+#[test]
+fn constraints_become_validator_attributes() {
+    let models = fixture().rust("models.rs");
+    let cases = [
+        ("Thing", "id", "#[validate(length(min=1,max=64))]"),
+        ("Thing", "count", "#[validate(range(min=0,max=100))]"),
+        ("Thing", "ratio", "#[validate(range(min=0.5,max=2.5))]"),
+        ("Thing", "parts", "#[validate(length(min=1,max=10))]"),
+        ("CreateThingBody", "name", "#[validate(length(min=1,max=10))]"),
+        ("CreateThingBody", "size", "#[validate(range(min=1,max=9))]"),
+        ("Poke", "strength", "#[validate(range(min=1,max=5))]"),
+        ("Limits", "max_pokes", "#[validate(range(min=0))]"),
+    ];
+    for (model, f, attr) in cases {
+        let (_, attrs) = field(find_struct(&models, model), f);
+        assert!(attrs.contains(attr), "{model}.{f} should have {attr}, has {attrs}");
+    }
+    let (_, attrs) = field(find_struct(&models, "Thing"), "name");
+    assert!(
+        !attrs.contains("validate"),
+        "an unconstrained field has no validation: {attrs}"
+    );
+}
+
+// ---------------------------------------------------------------------------
+// Overlay and merged document
+// ---------------------------------------------------------------------------
+
+#[test]
+fn the_overlay_adds_a_response_and_appends_a_parameter() {
+    let out = fixture();
+    let get = variants(find_enum(&out.rust("api.rs"), "GetThingsThingIdResponse"));
+    assert_eq!(
+        get.get("Forbidden").map(String::as_str),
+        Some("models::Error"),
+        "{get:?}"
+    );
+    let args = &api_methods(&out.rust("api.rs"))["get_things_thing_id"];
+    assert_eq!(args[args.len() - 2], ("since".to_string(), "Option<i64>".to_string()));
+    let swagger = out.swagger();
+    let op = &swagger["paths"]["/things/{thingId}"]["get"];
+    let names: Vec<&str> = op["parameters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names.last(),
+        Some(&"since"),
+        "the overlay's parameter is appended: {names:?}"
+    );
+    assert_eq!(names.len(), 5, "the seed's parameters are kept: {names:?}");
+    assert_eq!(op["responses"]["403"]["description"], "Added by the overlay.");
+    assert!(op["responses"].get("200").is_some() && op["responses"].get("404").is_some());
+}
+
+#[test]
+fn overlay_merging_merges_objects_appends_arrays_and_allows_restating_a_scalar() {
+    let mut base = json!({"a": {"x": 1, "list": [1]}, "s": "same"});
+    codegen::spec::merge_overlay(&mut base, json!({"a": {"y": 2, "list": [2]}, "s": "same"}), "").unwrap();
+    assert_eq!(base, json!({"a": {"x": 1, "y": 2, "list": [1, 2]}, "s": "same"}));
+    let err = codegen::spec::merge_overlay(&mut base, json!({"a": {"x": 5}}), "").unwrap_err();
+    assert_mentions(&err, &["/a/x", "overlay"]);
+}
+
+#[test]
+fn the_merged_swagger_document_has_every_operation_under_one_base_path_with_local_refs() {
+    let swagger = fixture().swagger();
+    assert_eq!(swagger["swagger"], "2.0");
+    assert_eq!(swagger["basePath"], "/_fixture/v1");
+    let mut ops = BTreeSet::new();
+    for (path, item) in swagger["paths"].as_object().unwrap() {
+        for (method, op) in item.as_object().unwrap() {
+            ops.insert(format!("{method} {path} {}", op["operationId"].as_str().unwrap()));
+        }
+    }
+    let expected: BTreeSet<String> = [
+        "delete /things/{thingId} delete_thing",
+        "get /things/{thingId} get_things_thing_id",
+        "post /things create_thing",
+        "put /poke/{thingId} put_poke_thing_id",
+        "put /things/{thingId}/poke put_things_thing_id_poke",
+    ]
+    .map(String::from)
+    .into();
+    assert_eq!(ops, expected);
+    assert!(swagger["securityDefinitions"].get("accessToken").is_some());
+    // Every $ref points into the document's own definitions.
+    fn check_refs(v: &Value, defs: &Value, at: &str) {
+        match v {
+            Value::Object(o) => {
+                if let Some(r) = o.get("$ref") {
+                    let name = r.as_str().and_then(|r| r.strip_prefix("#/definitions/"));
+                    assert!(
+                        name.is_some_and(|n| defs.get(n).is_some()),
+                        "{at}: $ref {r} does not resolve"
+                    );
+                }
+                o.iter().for_each(|(k, c)| check_refs(c, defs, &format!("{at}/{k}")));
+            }
+            Value::Array(a) => a
+                .iter()
+                .enumerate()
+                .for_each(|(i, c)| check_refs(c, defs, &format!("{at}/{i}"))),
+            _ => {}
+        }
+    }
+    check_refs(&swagger, &swagger["definitions"], "");
+}
+
+#[test]
+#[ignore = "known generator bug: emit_swagger drops path-level `parameters`, so swagger.json \
+            declares /things/{thingId} without its path parameter (openapi-spec-validator rejects it)"]
+fn the_merged_swagger_document_keeps_path_level_parameters() {
+    let swagger = fixture().swagger();
+    for method in ["get", "delete"] {
+        let op = &swagger["paths"]["/things/{thingId}"][method];
+        let shared = &swagger["paths"]["/things/{thingId}"]["parameters"];
+        let declared = op["parameters"]
+            .as_array()
+            .into_iter()
+            .chain(shared.as_array())
+            .flatten();
+        assert!(
+            declared.clone().any(|p| p["name"] == "thingId" && p["in"] == "path"),
+            "{method} /things/{{thingId}} does not declare thingId in swagger.json"
+        );
+    }
+}
+
+#[test]
+fn the_generator_reports_every_file_it_read_so_the_build_reruns_when_one_changes() {
+    let out = fixture();
+    let inputs: BTreeSet<String> = out
+        .inputs
+        .iter()
+        .map(|p| {
+            p.strip_prefix(FIXTURE)
+                .unwrap_or(p)
+                .to_string_lossy()
+                .trim_start_matches('/')
+                .to_string()
+        })
+        .collect();
+    for f in [
+        "things.yaml",
+        "things.overlay.yaml",
+        "definitions/thing.yaml",
+        "definitions/limits.yaml",
+        "definitions/error.yaml",
+    ] {
+        assert!(inputs.contains(f), "{f} is not among the inputs {inputs:?}");
+    }
+}
+
+#[test]
+fn every_generated_file_is_marked_as_generated_and_parses() {
+    let out = fixture();
+    let names: Vec<&String> = out.files.keys().collect();
+    assert_eq!(names, ["api.rs", "client.rs", "models.rs", "routes.rs", "swagger.json"]);
+    for name in ["api.rs", "client.rs", "models.rs", "routes.rs"] {
+        assert!(out.files[name].starts_with("// @generated"), "{name}");
+        out.rust(name);
+    }
+}
+
+#[test]
+fn the_client_has_one_method_per_operation() {
+    let client = fixture().rust("client.rs");
+    let mut methods = BTreeSet::new();
+    for item in &client.items {
+        let syn::Item::Impl(i) = item else { continue };
+        if ty_str(&i.self_ty) != "Client" {
+            continue;
+        }
+        for ii in &i.items {
+            if let syn::ImplItem::Fn(f) = ii {
+                methods.insert(f.sig.ident.to_string());
+            }
+        }
+    }
+    for op in [
+        "create_thing",
+        "delete_thing",
+        "get_things_thing_id",
+        "put_things_thing_id_poke",
+    ] {
+        assert!(methods.contains(op), "Client has no method {op}: {methods:?}");
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Changing the spec changes the code
+// ---------------------------------------------------------------------------
+
+#[test]
+fn adding_a_response_to_an_operation_adds_an_enum_variant() {
+    let before = variants(find_enum(&fixture().rust("api.rs"), "CreateThingResponse"));
+    assert!(!before.contains_key("Conflict"));
+    let dir = fixture_copy();
+    edit_yaml(&dir.path().join("things.yaml"), |doc| {
+        doc["paths"]["/things"]["post"]["responses"]["409"] =
+            json!({"description": "Already exists.", "schema": {"$ref": "definitions/error.yaml"}});
+    });
+    let api = generate(dir.path()).rust("api.rs");
+    let after = variants(find_enum(&api, "CreateThingResponse"));
+    assert_eq!(
+        after.get("Conflict").map(String::as_str),
+        Some("models::Error"),
+        "{after:?}"
+    );
+    assert_eq!(statuses(&api, "CreateThingResponse"), vec![201, 400, 409]);
+}
+
+#[test]
+fn generating_twice_gives_identical_output() {
+    let a = fixture();
+    let b = fixture();
+    assert_eq!(a.files, b.files);
+    assert_eq!(a.inputs, b.inputs);
+}
+
+#[test]
+fn the_generator_on_api_spec_makes_what_the_build_compiled() {
+    // Rust item order and JSON key order depend on serde_json's preserve_order,
+    // which only the build script enables; compare what does not depend on it.
+    let out = generate(&Path::new(env!("CARGO_MANIFEST_DIR")).join("api-spec"));
+    let built: [(&str, &str); 5] = [
+        ("models.rs", include_str!(concat!(env!("OUT_DIR"), "/models.rs"))),
+        ("api.rs", include_str!(concat!(env!("OUT_DIR"), "/api.rs"))),
+        ("routes.rs", include_str!(concat!(env!("OUT_DIR"), "/routes.rs"))),
+        ("client.rs", include_str!(concat!(env!("OUT_DIR"), "/client.rs"))),
+        ("swagger.json", include_str!(concat!(env!("OUT_DIR"), "/swagger.json"))),
+    ];
+    for (name, text) in built {
+        if name == "swagger.json" {
+            let built: Value = serde_json::from_str(text).unwrap();
+            assert_eq!(out.swagger(), built, "swagger.json differs from the build's");
+        } else {
+            let built = syn::parse_file(text).unwrap();
+            assert_eq!(
+                item_names(&out.rust(name)),
+                item_names(&built),
+                "{name} differs from the build's"
+            );
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// What the generator refuses
+// ---------------------------------------------------------------------------
+
+#[test]
+fn all_of_is_refused_with_a_message_naming_it() {
+    let err = error_after_editing("definitions/thing.yaml", |s| {
+        s["properties"]["owner"]["allOf"] = json!([{"type": "object"}]);
+    });
+    assert_mentions(&err, &["allOf", "not supported"]);
+    let err = error_after_editing("things.yaml", |doc| {
+        doc["paths"]["/things"]["post"]["parameters"][0]["schema"]["allOf"] = json!([{"type": "object"}]);
+    });
+    assert_mentions(&err, &["allOf", "not supported"]);
+}
+
+#[test]
+#[ignore = "known generator bug: Models::build never checks the top-level keywords of a named \
+            schema reached by $ref, so allOf/oneOf/pattern there are silently ignored"]
+fn all_of_at_the_top_of_a_referenced_definition_is_refused() {
+    let err = error_after_editing("definitions/thing.yaml", |s| {
+        s["allOf"] = json!([{"type": "object"}]);
+    });
+    assert_mentions(&err, &["allOf", "not supported"]);
+}
+
+#[test]
+fn a_pattern_constraint_is_refused_with_a_message_naming_it() {
+    let err = error_after_editing("definitions/thing.yaml", |s| {
+        s["properties"]["id"]["pattern"] = json!("^t");
+    });
+    assert_mentions(&err, &["pattern", "not supported"]);
+}
+
+#[test]
+fn a_header_parameter_is_refused_with_a_message_naming_it() {
+    let err = error_after_editing("things.yaml", |doc| {
+        doc["paths"]["/things"]["post"]["parameters"]
+            .as_array_mut()
+            .unwrap()
+            .push(json!({"in": "header", "name": "X-Request-Id", "type": "string"}));
+    });
+    assert_mentions(&err, &["header", "X-Request-Id", "not supported"]);
+}
+
+#[test]
+fn response_headers_are_refused_with_a_message_naming_them() {
+    let err = error_after_editing("things.yaml", |doc| {
+        doc["paths"]["/things"]["post"]["responses"]["201"]["headers"] = json!({"X-Rate": {"type": "integer"}});
+    });
+    assert_mentions(&err, &["headers", "201", "not supported"]);
+}
+
+#[test]
+fn an_overlay_that_changes_a_scalar_is_refused_with_a_message_naming_it() {
+    let err = error_after_editing("things.overlay.yaml", |o| {
+        o["paths"]["/things"] = json!({"post": {"summary": "Something else."}});
+    });
+    assert_mentions(
+        &err,
+        &["things.overlay.yaml", "summary", "overlay changes", "Something else."],
+    );
+}
+
+#[test]
+fn a_path_parameter_missing_from_the_path_is_refused_with_a_message_naming_it() {
+    let err = error_after_editing("things.yaml", |doc| {
+        doc["paths"]["/things"]["post"]["parameters"]
+            .as_array_mut()
+            .unwrap()
+            .push(json!({"in": "path", "name": "ghost", "type": "string", "required": true}));
+    });
+    assert_mentions(&err, &["ghost", "does not appear in the path"]);
+}
+
+#[test]
+fn a_path_segment_without_a_path_parameter_is_refused() {
+    let err = error_after_editing("things.yaml", |doc| {
+        let op = doc["paths"]["/things"].clone();
+        doc["paths"]["/things/{shelf}"] = op;
+        doc["paths"]["/things/{shelf}"]["post"]["operationId"] = json!("shelveThing");
+    });
+    assert_mentions(&err, &["{shelf}", "no path parameter"]);
+}
+
+#[test]
+fn a_status_without_a_variant_name_is_refused() {
+    let err = error_after_editing("things.yaml", |doc| {
+        doc["paths"]["/things"]["post"]["responses"]["418"] = json!({"description": "I'm a teapot."});
+    });
+    assert_mentions(&err, &["418"]);
+}
+
+#[test]
+fn a_media_type_other_than_json_is_refused() {
+    let err = error_after_editing("things.yaml", |doc| {
+        doc["paths"]["/things"]["post"]["produces"] = json!(["text/plain"]);
+    });
+    assert_mentions(&err, &["produces", "application/json"]);
+}
+
+#[test]
+fn two_operations_with_the_same_name_are_refused() {
+    let err = error_after_editing("things.yaml", |doc| {
+        doc["paths"]["/things/{thingId}/poke "]["put"]["operationId"] = json!("createThing");
+    });
+    assert_mentions(&err, &["create_thing", "operationId"]);
+}

@@ -57,6 +57,8 @@ struct Args {
     server_pid: Option<u32>,
     compare_ops: Option<f64>,
     max_ops: u64,
+    /// Run without `--bench` (e.g. by `cargo test --benches`): a quick smoke run.
+    smoke: bool,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -73,7 +75,24 @@ fn parse_args() -> Result<Args, String> {
         server_pid: None,
         compare_ops: None,
         max_ops: 10_000_000,
+        smoke: false,
     };
+    // `cargo bench` passes `--bench`; `cargo test --benches` does not, and then
+    // a short smoke run checks that the benchmark works (flags still apply).
+    if !std::env::args().any(|a| a == "--bench") {
+        a = Args {
+            connections: 8,
+            duration: 1.0,
+            warmup: 0.0,
+            users: 16,
+            public_rooms: 2,
+            private_rooms: 2,
+            large_room_members: 100,
+            join_samples: 10,
+            smoke: true,
+            ..a
+        };
+    }
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
         // `cargo bench` passes `--bench` to every bench binary.
@@ -223,6 +242,9 @@ async fn run(args: &Args, url: &str, pid: Option<u32>, log: Option<String>) -> R
         args.connections, args.duration, args.warmup, args.users, args.public_rooms, args.private_rooms
     );
     println!("run tag:       {tag}");
+    if args.smoke {
+        println!("mode:          smoke run (no --bench flag, as under `cargo test`); `cargo bench` runs the full one");
+    }
 
     let setup_start = Instant::now();
     let plan = Arc::new(setup(args, &target, &tag).await?);

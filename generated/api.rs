@@ -35,6 +35,20 @@ pub trait Api<C: Send + Sync> {
     /// Create a new account and, usually, log it in.
     ///
     /// `POST /_matrix/client/api/v1/register`
+    ///
+    /// ```text
+    /// Creates a user account on this homeserver. Unless ``inhibit_login``
+    /// is set, the response also carries an access token for a first
+    /// session on a (possibly new) device, as a login would.
+    ///
+    /// Registration goes through user-interactive authentication: a first
+    /// request without ``auth`` is answered with 401 and the flows the
+    /// server offers; the client then repeats the request with ``auth``
+    /// filled in until it succeeds.
+    /// ```
+    ///
+    /// Parameters:
+    /// - `kind`: The kind of account to create: ``user`` (the default) or ``guest``.
     async fn register(
         &self,
         kind: Option<String>,
@@ -44,6 +58,11 @@ pub trait Api<C: Send + Sync> {
     /// List the login types the server accepts.
     ///
     /// `GET /_matrix/client/api/v1/login`
+    ///
+    /// ```text
+    /// Tells a client which values of ``type`` a login request may use on
+    /// this homeserver.
+    /// ```
     async fn get_login_flows(
         &self,
         context: &C,
@@ -51,6 +70,12 @@ pub trait Api<C: Send + Sync> {
     /// Log in and get an access token.
     ///
     /// `POST /_matrix/client/api/v1/login`
+    ///
+    /// ```text
+    /// Checks the presented credentials and, if they are right, opens a new
+    /// session for a device and returns its access token. Logging in with
+    /// an existing ``device_id`` replaces that device's old session.
+    /// ```
     async fn login(
         &self,
         body: models::LoginRequest,
@@ -59,14 +84,32 @@ pub trait Api<C: Send + Sync> {
     /// End the current session.
     ///
     /// `POST /_matrix/client/api/v1/logout`
+    ///
+    /// ```text
+    /// Revokes the access token the request was made with, so that it can
+    /// no longer be used, and forgets the device it belonged to.
+    /// ```
     async fn logout(&self, context: &C) -> Result<LogoutResponse, swagger::ApiError>;
     /// Find out who owns an access token.
     ///
     /// `GET /_matrix/client/api/v1/account/whoami`
+    ///
+    /// ```text
+    /// Returns the user, and the device, that the access token of the
+    /// request belongs to.
+    /// ```
     async fn whoami(&self, context: &C) -> Result<WhoamiResponse, swagger::ApiError>;
     /// Look up the room an alias points at.
     ///
     /// `GET /_matrix/client/api/v1/directory/room/{roomAlias}`
+    ///
+    /// ```text
+    /// Resolves a room alias to its room ID, together with servers that
+    /// can be asked to join the room through. No access token is needed.
+    /// ```
+    ///
+    /// Parameters:
+    /// - `room_alias`: The full room alias to look up.
     async fn get_room_alias(
         &self,
         room_alias: String,
@@ -75,6 +118,14 @@ pub trait Api<C: Send + Sync> {
     /// Point a new alias at a room.
     ///
     /// `PUT /_matrix/client/api/v1/directory/room/{roomAlias}`
+    ///
+    /// ```text
+    /// Creates a room alias that resolves to the given room. An alias that
+    /// already exists is never moved: delete it first.
+    /// ```
+    ///
+    /// Parameters:
+    /// - `room_alias`: The full room alias to create.
     async fn set_room_alias(
         &self,
         room_alias: String,
@@ -84,6 +135,14 @@ pub trait Api<C: Send + Sync> {
     /// Remove a room alias.
     ///
     /// `DELETE /_matrix/client/api/v1/directory/room/{roomAlias}`
+    ///
+    /// ```text
+    /// Deletes a room alias so that it no longer resolves. Only the alias
+    /// itself goes away: the room is untouched.
+    /// ```
+    ///
+    /// Parameters:
+    /// - `room_alias`: The full room alias to remove.
     async fn delete_room_alias(
         &self,
         room_alias: String,
@@ -92,6 +151,12 @@ pub trait Api<C: Send + Sync> {
     /// Find out which versions of the specification the server supports.
     ///
     /// `GET /_matrix/client/versions`
+    ///
+    /// ```text
+    /// Lists the versions of the client-server specification this server
+    /// implements, and any unstable features it has switched on. Clients
+    /// call it before anything else; it needs no access token.
+    /// ```
     async fn get_versions(
         &self,
         context: &C,
@@ -99,6 +164,19 @@ pub trait Api<C: Send + Sync> {
     /// Start the requesting user participating in a particular room.
     ///
     /// `POST /_matrix/client/api/v1/rooms/{roomId}/join`
+    ///
+    /// ```text
+    /// This API starts a user participating in a particular room, if that user
+    /// is allowed to participate in that room. After this call, the client is
+    /// allowed to see all current state events in the room, and all subsequent
+    /// events associated with the room until the user leaves the room.
+    ///
+    /// After a user has joined a room, the room will appear as an entry in the
+    /// response of the |initialSync| API.
+    /// ```
+    ///
+    /// Parameters:
+    /// - `room_id`: The room identifier or room alias to join.
     async fn post_rooms_room_id_join(
         &self,
         room_id: String,
@@ -108,6 +186,30 @@ pub trait Api<C: Send + Sync> {
     /// Invite a user to participate in a particular room.
     ///
     /// `POST /_matrix/client/api/v1/rooms/{roomId}/invite`
+    ///
+    /// ```text
+    /// .. _invite-by-user-id-endpoint:
+    ///
+    /// *Note that there are two forms of this API, which are documented separately.
+    /// This version of the API requires that the inviter knows the Matrix
+    /// identifier of the invitee. The other is documented in the*
+    /// `third party invites section`_.
+    ///
+    /// This API invites a user to participate in a particular room.
+    /// They do not start participating in the room until they actually join the
+    /// room.
+    ///
+    /// Only users currently in a particular room can invite other users to
+    /// join that room.
+    ///
+    /// If the user was invited to the room, the home server will append a
+    /// ``m.room.member`` event to the room.
+    ///
+    /// .. _third party invites section: `invite-by-third-party-id-endpoint`_
+    /// ```
+    ///
+    /// Parameters:
+    /// - `room_id`: The room identifier (not alias) to which to invite the user.
     async fn post_rooms_room_id_invite(
         &self,
         room_id: String,
@@ -117,6 +219,16 @@ pub trait Api<C: Send + Sync> {
     /// Stop participating in a room.
     ///
     /// `POST /_matrix/client/api/v1/rooms/{roomId}/leave`
+    ///
+    /// ```text
+    /// Ends the requesting user's participation in a room: their membership
+    /// becomes ``leave``. This also turns down a pending invite. Afterwards
+    /// the user no longer receives the room's new events, though what they
+    /// could see before stays readable to them.
+    /// ```
+    ///
+    /// Parameters:
+    /// - `room_id`: The ID of the room to leave.
     async fn leave_room(
         &self,
         room_id: String,
@@ -126,6 +238,16 @@ pub trait Api<C: Send + Sync> {
     /// Remove another user from a room.
     ///
     /// `POST /_matrix/client/api/v1/rooms/{roomId}/kick`
+    ///
+    /// ```text
+    /// Makes another user leave a room: their membership becomes
+    /// ``leave``. They may join again later if the room's rules let them.
+    /// The caller must be in the room with enough power to kick, and more
+    /// power than the user being kicked.
+    /// ```
+    ///
+    /// Parameters:
+    /// - `room_id`: The ID of the room the membership belongs to.
     async fn kick(
         &self,
         room_id: String,
@@ -135,6 +257,16 @@ pub trait Api<C: Send + Sync> {
     /// Ban a user from a room.
     ///
     /// `POST /_matrix/client/api/v1/rooms/{roomId}/ban`
+    ///
+    /// ```text
+    /// Bans a user from a room: their membership becomes ``ban``, which
+    /// removes them if they are in it and keeps them from joining or being
+    /// invited until they are unbanned. The caller must be in the room with
+    /// enough power to ban, and more power than the user being banned.
+    /// ```
+    ///
+    /// Parameters:
+    /// - `room_id`: The ID of the room the membership belongs to.
     async fn ban(
         &self,
         room_id: String,
@@ -144,6 +276,15 @@ pub trait Api<C: Send + Sync> {
     /// Lift a user's ban from a room.
     ///
     /// `POST /_matrix/client/api/v1/rooms/{roomId}/unban`
+    ///
+    /// ```text
+    /// Ends a ban: the user's membership goes from ``ban`` to ``leave``, so
+    /// they may be invited or join again. It does not make them join. The
+    /// caller must be in the room with enough power to ban.
+    /// ```
+    ///
+    /// Parameters:
+    /// - `room_id`: The ID of the room the membership belongs to.
     async fn unban(
         &self,
         room_id: String,
@@ -153,6 +294,15 @@ pub trait Api<C: Send + Sync> {
     /// Get every current state event of a room.
     ///
     /// `GET /_matrix/client/api/v1/rooms/{roomId}/state`
+    ///
+    /// ```text
+    /// Returns the room's full current state: for each pair of event type
+    /// and state key, the latest event. A user who has left the room sees
+    /// the state as it was when they left.
+    /// ```
+    ///
+    /// Parameters:
+    /// - `room_id`: The ID of the room.
     async fn get_room_state(
         &self,
         room_id: String,
@@ -161,6 +311,17 @@ pub trait Api<C: Send + Sync> {
     /// Get the content of one state event of a room.
     ///
     /// `GET /_matrix/client/api/v1/rooms/{roomId}/state/{eventType}/{stateKey}`
+    ///
+    /// ```text
+    /// Returns the content of the room's current state event with this
+    /// type and state key. A user who has left the room sees the state as it
+    /// was when they left.
+    /// ```
+    ///
+    /// Parameters:
+    /// - `room_id`: The ID of the room.
+    /// - `event_type`: The type of the state event, e.g. ``m.room.name``.
+    /// - `state_key`: The state key of the state event.
     async fn get_room_state_event(
         &self,
         room_id: String,
@@ -171,6 +332,17 @@ pub trait Api<C: Send + Sync> {
     /// Send a state event to a room.
     ///
     /// `PUT /_matrix/client/api/v1/rooms/{roomId}/state/{eventType}/{stateKey}`
+    ///
+    /// ```text
+    /// Sends a state event to the room with this type and state key, so that
+    /// it becomes the room's current state for that pair. The body is the
+    /// content of the event; its fields depend on the event type.
+    /// ```
+    ///
+    /// Parameters:
+    /// - `room_id`: The ID of the room.
+    /// - `event_type`: The type of the state event, e.g. ``m.room.name``.
+    /// - `state_key`: The state key of the state event.
     async fn set_room_state_event(
         &self,
         room_id: String,
@@ -182,6 +354,16 @@ pub trait Api<C: Send + Sync> {
     /// Get the content of a state event whose state key is empty.
     ///
     /// `GET /_matrix/client/api/v1/rooms/{roomId}/state/{eventType}`
+    ///
+    /// ```text
+    /// Returns the content of the room's current state event with this
+    /// type and the empty state key. A user who has left the room sees the state as it
+    /// was when they left.
+    /// ```
+    ///
+    /// Parameters:
+    /// - `room_id`: The ID of the room.
+    /// - `event_type`: The type of the state event, e.g. ``m.room.name``.
     async fn get_room_state_event_empty_key(
         &self,
         room_id: String,
@@ -191,6 +373,16 @@ pub trait Api<C: Send + Sync> {
     /// Send a state event with an empty state key to a room.
     ///
     /// `PUT /_matrix/client/api/v1/rooms/{roomId}/state/{eventType}`
+    ///
+    /// ```text
+    /// Sends a state event to the room with this type and the empty state key, so that
+    /// it becomes the room's current state for that pair. The body is the
+    /// content of the event; its fields depend on the event type.
+    /// ```
+    ///
+    /// Parameters:
+    /// - `room_id`: The ID of the room.
+    /// - `event_type`: The type of the state event, e.g. ``m.room.name``.
     async fn set_room_state_event_empty_key(
         &self,
         room_id: String,
@@ -201,6 +393,17 @@ pub trait Api<C: Send + Sync> {
     /// Get the membership events of a room.
     ///
     /// `GET /_matrix/client/api/v1/rooms/{roomId}/members`
+    ///
+    /// ```text
+    /// Returns the current ``m.room.member`` state events of the room, one
+    /// per user, optionally filtered by membership. A user who has left the
+    /// room sees the members as they were when they left.
+    /// ```
+    ///
+    /// Parameters:
+    /// - `room_id`: The ID of the room.
+    /// - `membership`: Only return members whose membership is this one (``invite``, ``join``, ``leave`` or ``ban``).
+    /// - `not_membership`: Leave out members whose membership is this one (``invite``, ``join``, ``leave`` or ``ban``).
     async fn get_members(
         &self,
         room_id: String,
@@ -211,6 +414,15 @@ pub trait Api<C: Send + Sync> {
     /// Get the users who are in a room now.
     ///
     /// `GET /_matrix/client/api/v1/rooms/{roomId}/joined_members`
+    ///
+    /// ```text
+    /// Returns a map from the user ID of every member whose membership is
+    /// ``join`` to their display name and avatar in the room. Only members
+    /// of the room may ask.
+    /// ```
+    ///
+    /// Parameters:
+    /// - `room_id`: The ID of the room.
     async fn get_joined_members(
         &self,
         room_id: String,
@@ -219,6 +431,10 @@ pub trait Api<C: Send + Sync> {
     /// List the rooms the user is in.
     ///
     /// `GET /_matrix/client/api/v1/joined_rooms`
+    ///
+    /// ```text
+    /// Returns the IDs of every room the requesting user has joined.
+    /// ```
     async fn get_joined_rooms(
         &self,
         context: &C,
@@ -226,6 +442,15 @@ pub trait Api<C: Send + Sync> {
     /// Create a new room.
     ///
     /// `POST /_matrix/client/api/v1/createRoom`
+    ///
+    /// ```text
+    /// Creates a room with the requesting user as its creator and first
+    /// member. The server writes, in this order: the ``m.room.create``
+    /// event, the creator's join, the power levels, the alias (when
+    /// ``room_alias_name`` is given), the events implied by ``preset``, the
+    /// ``initial_state`` events, the name and topic, and finally the
+    /// invites listed in ``invite``.
+    /// ```
     async fn create_room(
         &self,
         body: models::CreateRoomRequest,
@@ -272,6 +497,20 @@ impl RegisterResponse {
             Self::Forbidden(body) => serde_json::to_value(body),
             Self::PayloadTooLarge(body) => serde_json::to_value(body),
             Self::TooManyRequests(body) => serde_json::to_value(body),
+        }
+    }
+    /// The variant for `status` when the spec documents it with the Matrix error body.
+    pub fn from_error(status: u16, error: models::Error) -> Option<Self> {
+        #[allow(clippy::match_single_binding)]
+        match status {
+            400 => Some(Self::BadRequest(error)),
+            403 => Some(Self::Forbidden(error)),
+            413 => Some(Self::PayloadTooLarge(error)),
+            429 => Some(Self::TooManyRequests(error)),
+            _ => {
+                let _ = error;
+                None
+            }
         }
     }
     /// Reads a response, checking that its status is documented and its body has the documented shape.
@@ -325,6 +564,17 @@ impl GetLoginFlowsResponse {
         match self {
             Self::Ok(body) => serde_json::to_value(body),
             Self::TooManyRequests(body) => serde_json::to_value(body),
+        }
+    }
+    /// The variant for `status` when the spec documents it with the Matrix error body.
+    pub fn from_error(status: u16, error: models::Error) -> Option<Self> {
+        #[allow(clippy::match_single_binding)]
+        match status {
+            429 => Some(Self::TooManyRequests(error)),
+            _ => {
+                let _ = error;
+                None
+            }
         }
     }
     /// Reads a response, checking that its status is documented and its body has the documented shape.
@@ -388,6 +638,20 @@ impl LoginResponse {
             Self::TooManyRequests(body) => serde_json::to_value(body),
         }
     }
+    /// The variant for `status` when the spec documents it with the Matrix error body.
+    pub fn from_error(status: u16, error: models::Error) -> Option<Self> {
+        #[allow(clippy::match_single_binding)]
+        match status {
+            400 => Some(Self::BadRequest(error)),
+            403 => Some(Self::Forbidden(error)),
+            413 => Some(Self::PayloadTooLarge(error)),
+            429 => Some(Self::TooManyRequests(error)),
+            _ => {
+                let _ = error;
+                None
+            }
+        }
+    }
     /// Reads a response, checking that its status is documented and its body has the documented shape.
     pub fn from_response(status: u16, body: &[u8]) -> Result<Self, DecodeError> {
         let operation = "login";
@@ -440,6 +704,17 @@ impl LogoutResponse {
             Self::Unauthorized(body) => serde_json::to_value(body),
         }
     }
+    /// The variant for `status` when the spec documents it with the Matrix error body.
+    pub fn from_error(status: u16, error: models::Error) -> Option<Self> {
+        #[allow(clippy::match_single_binding)]
+        match status {
+            401 => Some(Self::Unauthorized(error)),
+            _ => {
+                let _ = error;
+                None
+            }
+        }
+    }
     /// Reads a response, checking that its status is documented and its body has the documented shape.
     pub fn from_response(status: u16, body: &[u8]) -> Result<Self, DecodeError> {
         let operation = "logout";
@@ -487,6 +762,17 @@ impl WhoamiResponse {
         match self {
             Self::Ok(body) => serde_json::to_value(body),
             Self::Unauthorized(body) => serde_json::to_value(body),
+        }
+    }
+    /// The variant for `status` when the spec documents it with the Matrix error body.
+    pub fn from_error(status: u16, error: models::Error) -> Option<Self> {
+        #[allow(clippy::match_single_binding)]
+        match status {
+            401 => Some(Self::Unauthorized(error)),
+            _ => {
+                let _ = error;
+                None
+            }
         }
     }
     /// Reads a response, checking that its status is documented and its body has the documented shape.
@@ -540,6 +826,18 @@ impl GetRoomAliasResponse {
             Self::Ok(body) => serde_json::to_value(body),
             Self::BadRequest(body) => serde_json::to_value(body),
             Self::NotFound(body) => serde_json::to_value(body),
+        }
+    }
+    /// The variant for `status` when the spec documents it with the Matrix error body.
+    pub fn from_error(status: u16, error: models::Error) -> Option<Self> {
+        #[allow(clippy::match_single_binding)]
+        match status {
+            400 => Some(Self::BadRequest(error)),
+            404 => Some(Self::NotFound(error)),
+            _ => {
+                let _ = error;
+                None
+            }
         }
     }
     /// Reads a response, checking that its status is documented and its body has the documented shape.
@@ -612,6 +910,22 @@ impl SetRoomAliasResponse {
             Self::PayloadTooLarge(body) => serde_json::to_value(body),
         }
     }
+    /// The variant for `status` when the spec documents it with the Matrix error body.
+    pub fn from_error(status: u16, error: models::Error) -> Option<Self> {
+        #[allow(clippy::match_single_binding)]
+        match status {
+            400 => Some(Self::BadRequest(error)),
+            401 => Some(Self::Unauthorized(error)),
+            403 => Some(Self::Forbidden(error)),
+            404 => Some(Self::NotFound(error)),
+            409 => Some(Self::Conflict(error)),
+            413 => Some(Self::PayloadTooLarge(error)),
+            _ => {
+                let _ = error;
+                None
+            }
+        }
+    }
     /// Reads a response, checking that its status is documented and its body has the documented shape.
     pub fn from_response(status: u16, body: &[u8]) -> Result<Self, DecodeError> {
         let operation = "set_room_alias";
@@ -678,6 +992,20 @@ impl DeleteRoomAliasResponse {
             Self::NotFound(body) => serde_json::to_value(body),
         }
     }
+    /// The variant for `status` when the spec documents it with the Matrix error body.
+    pub fn from_error(status: u16, error: models::Error) -> Option<Self> {
+        #[allow(clippy::match_single_binding)]
+        match status {
+            400 => Some(Self::BadRequest(error)),
+            401 => Some(Self::Unauthorized(error)),
+            403 => Some(Self::Forbidden(error)),
+            404 => Some(Self::NotFound(error)),
+            _ => {
+                let _ = error;
+                None
+            }
+        }
+    }
     /// Reads a response, checking that its status is documented and its body has the documented shape.
     pub fn from_response(status: u16, body: &[u8]) -> Result<Self, DecodeError> {
         let operation = "delete_room_alias";
@@ -724,6 +1052,16 @@ impl GetVersionsResponse {
     pub fn to_json(&self) -> Result<serde_json::Value, serde_json::Error> {
         match self {
             Self::Ok(body) => serde_json::to_value(body),
+        }
+    }
+    /// The variant for `status` when the spec documents it with the Matrix error body.
+    pub fn from_error(status: u16, error: models::Error) -> Option<Self> {
+        #[allow(clippy::match_single_binding)]
+        match status {
+            _ => {
+                let _ = error;
+                None
+            }
         }
     }
     /// Reads a response, checking that its status is documented and its body has the documented shape.
@@ -792,6 +1130,22 @@ impl PostRoomsRoomIdJoinResponse {
             Self::NotFound(body) => serde_json::to_value(body),
             Self::PayloadTooLarge(body) => serde_json::to_value(body),
             Self::TooManyRequests(body) => serde_json::to_value(body),
+        }
+    }
+    /// The variant for `status` when the spec documents it with the Matrix error body.
+    pub fn from_error(status: u16, error: models::Error) -> Option<Self> {
+        #[allow(clippy::match_single_binding)]
+        match status {
+            400 => Some(Self::BadRequest(error)),
+            401 => Some(Self::Unauthorized(error)),
+            403 => Some(Self::Forbidden(error)),
+            404 => Some(Self::NotFound(error)),
+            413 => Some(Self::PayloadTooLarge(error)),
+            429 => Some(Self::TooManyRequests(error)),
+            _ => {
+                let _ = error;
+                None
+            }
         }
     }
     /// Reads a response, checking that its status is documented and its body has the documented shape.
@@ -868,6 +1222,22 @@ impl PostRoomsRoomIdInviteResponse {
             Self::TooManyRequests(body) => serde_json::to_value(body),
         }
     }
+    /// The variant for `status` when the spec documents it with the Matrix error body.
+    pub fn from_error(status: u16, error: models::Error) -> Option<Self> {
+        #[allow(clippy::match_single_binding)]
+        match status {
+            400 => Some(Self::BadRequest(error)),
+            401 => Some(Self::Unauthorized(error)),
+            403 => Some(Self::Forbidden(error)),
+            404 => Some(Self::NotFound(error)),
+            413 => Some(Self::PayloadTooLarge(error)),
+            429 => Some(Self::TooManyRequests(error)),
+            _ => {
+                let _ = error;
+                None
+            }
+        }
+    }
     /// Reads a response, checking that its status is documented and its body has the documented shape.
     pub fn from_response(status: u16, body: &[u8]) -> Result<Self, DecodeError> {
         let operation = "post_rooms_room_id_invite";
@@ -940,6 +1310,22 @@ impl LeaveRoomResponse {
             Self::NotFound(body) => serde_json::to_value(body),
             Self::PayloadTooLarge(body) => serde_json::to_value(body),
             Self::TooManyRequests(body) => serde_json::to_value(body),
+        }
+    }
+    /// The variant for `status` when the spec documents it with the Matrix error body.
+    pub fn from_error(status: u16, error: models::Error) -> Option<Self> {
+        #[allow(clippy::match_single_binding)]
+        match status {
+            400 => Some(Self::BadRequest(error)),
+            401 => Some(Self::Unauthorized(error)),
+            403 => Some(Self::Forbidden(error)),
+            404 => Some(Self::NotFound(error)),
+            413 => Some(Self::PayloadTooLarge(error)),
+            429 => Some(Self::TooManyRequests(error)),
+            _ => {
+                let _ = error;
+                None
+            }
         }
     }
     /// Reads a response, checking that its status is documented and its body has the documented shape.
@@ -1016,6 +1402,22 @@ impl KickResponse {
             Self::TooManyRequests(body) => serde_json::to_value(body),
         }
     }
+    /// The variant for `status` when the spec documents it with the Matrix error body.
+    pub fn from_error(status: u16, error: models::Error) -> Option<Self> {
+        #[allow(clippy::match_single_binding)]
+        match status {
+            400 => Some(Self::BadRequest(error)),
+            401 => Some(Self::Unauthorized(error)),
+            403 => Some(Self::Forbidden(error)),
+            404 => Some(Self::NotFound(error)),
+            413 => Some(Self::PayloadTooLarge(error)),
+            429 => Some(Self::TooManyRequests(error)),
+            _ => {
+                let _ = error;
+                None
+            }
+        }
+    }
     /// Reads a response, checking that its status is documented and its body has the documented shape.
     pub fn from_response(status: u16, body: &[u8]) -> Result<Self, DecodeError> {
         let operation = "kick";
@@ -1088,6 +1490,22 @@ impl BanResponse {
             Self::NotFound(body) => serde_json::to_value(body),
             Self::PayloadTooLarge(body) => serde_json::to_value(body),
             Self::TooManyRequests(body) => serde_json::to_value(body),
+        }
+    }
+    /// The variant for `status` when the spec documents it with the Matrix error body.
+    pub fn from_error(status: u16, error: models::Error) -> Option<Self> {
+        #[allow(clippy::match_single_binding)]
+        match status {
+            400 => Some(Self::BadRequest(error)),
+            401 => Some(Self::Unauthorized(error)),
+            403 => Some(Self::Forbidden(error)),
+            404 => Some(Self::NotFound(error)),
+            413 => Some(Self::PayloadTooLarge(error)),
+            429 => Some(Self::TooManyRequests(error)),
+            _ => {
+                let _ = error;
+                None
+            }
         }
     }
     /// Reads a response, checking that its status is documented and its body has the documented shape.
@@ -1164,6 +1582,22 @@ impl UnbanResponse {
             Self::TooManyRequests(body) => serde_json::to_value(body),
         }
     }
+    /// The variant for `status` when the spec documents it with the Matrix error body.
+    pub fn from_error(status: u16, error: models::Error) -> Option<Self> {
+        #[allow(clippy::match_single_binding)]
+        match status {
+            400 => Some(Self::BadRequest(error)),
+            401 => Some(Self::Unauthorized(error)),
+            403 => Some(Self::Forbidden(error)),
+            404 => Some(Self::NotFound(error)),
+            413 => Some(Self::PayloadTooLarge(error)),
+            429 => Some(Self::TooManyRequests(error)),
+            _ => {
+                let _ = error;
+                None
+            }
+        }
+    }
     /// Reads a response, checking that its status is documented and its body has the documented shape.
     pub fn from_response(status: u16, body: &[u8]) -> Result<Self, DecodeError> {
         let operation = "unban";
@@ -1230,6 +1664,20 @@ impl GetRoomStateResponse {
             Self::NotFound(body) => serde_json::to_value(body),
         }
     }
+    /// The variant for `status` when the spec documents it with the Matrix error body.
+    pub fn from_error(status: u16, error: models::Error) -> Option<Self> {
+        #[allow(clippy::match_single_binding)]
+        match status {
+            400 => Some(Self::BadRequest(error)),
+            401 => Some(Self::Unauthorized(error)),
+            403 => Some(Self::Forbidden(error)),
+            404 => Some(Self::NotFound(error)),
+            _ => {
+                let _ = error;
+                None
+            }
+        }
+    }
     /// Reads a response, checking that its status is documented and its body has the documented shape.
     pub fn from_response(status: u16, body: &[u8]) -> Result<Self, DecodeError> {
         let operation = "get_room_state";
@@ -1292,6 +1740,20 @@ impl GetRoomStateEventResponse {
             Self::Unauthorized(body) => serde_json::to_value(body),
             Self::Forbidden(body) => serde_json::to_value(body),
             Self::NotFound(body) => serde_json::to_value(body),
+        }
+    }
+    /// The variant for `status` when the spec documents it with the Matrix error body.
+    pub fn from_error(status: u16, error: models::Error) -> Option<Self> {
+        #[allow(clippy::match_single_binding)]
+        match status {
+            400 => Some(Self::BadRequest(error)),
+            401 => Some(Self::Unauthorized(error)),
+            403 => Some(Self::Forbidden(error)),
+            404 => Some(Self::NotFound(error)),
+            _ => {
+                let _ = error;
+                None
+            }
         }
     }
     /// Reads a response, checking that its status is documented and its body has the documented shape.
@@ -1362,6 +1824,21 @@ impl SetRoomStateEventResponse {
             Self::PayloadTooLarge(body) => serde_json::to_value(body),
         }
     }
+    /// The variant for `status` when the spec documents it with the Matrix error body.
+    pub fn from_error(status: u16, error: models::Error) -> Option<Self> {
+        #[allow(clippy::match_single_binding)]
+        match status {
+            400 => Some(Self::BadRequest(error)),
+            401 => Some(Self::Unauthorized(error)),
+            403 => Some(Self::Forbidden(error)),
+            404 => Some(Self::NotFound(error)),
+            413 => Some(Self::PayloadTooLarge(error)),
+            _ => {
+                let _ = error;
+                None
+            }
+        }
+    }
     /// Reads a response, checking that its status is documented and its body has the documented shape.
     pub fn from_response(status: u16, body: &[u8]) -> Result<Self, DecodeError> {
         let operation = "set_room_state_event";
@@ -1425,6 +1902,20 @@ impl GetRoomStateEventEmptyKeyResponse {
             Self::Unauthorized(body) => serde_json::to_value(body),
             Self::Forbidden(body) => serde_json::to_value(body),
             Self::NotFound(body) => serde_json::to_value(body),
+        }
+    }
+    /// The variant for `status` when the spec documents it with the Matrix error body.
+    pub fn from_error(status: u16, error: models::Error) -> Option<Self> {
+        #[allow(clippy::match_single_binding)]
+        match status {
+            400 => Some(Self::BadRequest(error)),
+            401 => Some(Self::Unauthorized(error)),
+            403 => Some(Self::Forbidden(error)),
+            404 => Some(Self::NotFound(error)),
+            _ => {
+                let _ = error;
+                None
+            }
         }
     }
     /// Reads a response, checking that its status is documented and its body has the documented shape.
@@ -1495,6 +1986,21 @@ impl SetRoomStateEventEmptyKeyResponse {
             Self::PayloadTooLarge(body) => serde_json::to_value(body),
         }
     }
+    /// The variant for `status` when the spec documents it with the Matrix error body.
+    pub fn from_error(status: u16, error: models::Error) -> Option<Self> {
+        #[allow(clippy::match_single_binding)]
+        match status {
+            400 => Some(Self::BadRequest(error)),
+            401 => Some(Self::Unauthorized(error)),
+            403 => Some(Self::Forbidden(error)),
+            404 => Some(Self::NotFound(error)),
+            413 => Some(Self::PayloadTooLarge(error)),
+            _ => {
+                let _ = error;
+                None
+            }
+        }
+    }
     /// Reads a response, checking that its status is documented and its body has the documented shape.
     pub fn from_response(status: u16, body: &[u8]) -> Result<Self, DecodeError> {
         let operation = "set_room_state_event_empty_key";
@@ -1558,6 +2064,20 @@ impl GetMembersResponse {
             Self::Unauthorized(body) => serde_json::to_value(body),
             Self::Forbidden(body) => serde_json::to_value(body),
             Self::NotFound(body) => serde_json::to_value(body),
+        }
+    }
+    /// The variant for `status` when the spec documents it with the Matrix error body.
+    pub fn from_error(status: u16, error: models::Error) -> Option<Self> {
+        #[allow(clippy::match_single_binding)]
+        match status {
+            400 => Some(Self::BadRequest(error)),
+            401 => Some(Self::Unauthorized(error)),
+            403 => Some(Self::Forbidden(error)),
+            404 => Some(Self::NotFound(error)),
+            _ => {
+                let _ = error;
+                None
+            }
         }
     }
     /// Reads a response, checking that its status is documented and its body has the documented shape.
@@ -1624,6 +2144,20 @@ impl GetJoinedMembersResponse {
             Self::NotFound(body) => serde_json::to_value(body),
         }
     }
+    /// The variant for `status` when the spec documents it with the Matrix error body.
+    pub fn from_error(status: u16, error: models::Error) -> Option<Self> {
+        #[allow(clippy::match_single_binding)]
+        match status {
+            400 => Some(Self::BadRequest(error)),
+            401 => Some(Self::Unauthorized(error)),
+            403 => Some(Self::Forbidden(error)),
+            404 => Some(Self::NotFound(error)),
+            _ => {
+                let _ = error;
+                None
+            }
+        }
+    }
     /// Reads a response, checking that its status is documented and its body has the documented shape.
     pub fn from_response(status: u16, body: &[u8]) -> Result<Self, DecodeError> {
         let operation = "get_joined_members";
@@ -1674,6 +2208,17 @@ impl GetJoinedRoomsResponse {
         match self {
             Self::Ok(body) => serde_json::to_value(body),
             Self::Unauthorized(body) => serde_json::to_value(body),
+        }
+    }
+    /// The variant for `status` when the spec documents it with the Matrix error body.
+    pub fn from_error(status: u16, error: models::Error) -> Option<Self> {
+        #[allow(clippy::match_single_binding)]
+        match status {
+            401 => Some(Self::Unauthorized(error)),
+            _ => {
+                let _ = error;
+                None
+            }
         }
     }
     /// Reads a response, checking that its status is documented and its body has the documented shape.
@@ -1739,6 +2284,21 @@ impl CreateRoomResponse {
             Self::Forbidden(body) => serde_json::to_value(body),
             Self::PayloadTooLarge(body) => serde_json::to_value(body),
             Self::TooManyRequests(body) => serde_json::to_value(body),
+        }
+    }
+    /// The variant for `status` when the spec documents it with the Matrix error body.
+    pub fn from_error(status: u16, error: models::Error) -> Option<Self> {
+        #[allow(clippy::match_single_binding)]
+        match status {
+            400 => Some(Self::BadRequest(error)),
+            401 => Some(Self::Unauthorized(error)),
+            403 => Some(Self::Forbidden(error)),
+            413 => Some(Self::PayloadTooLarge(error)),
+            429 => Some(Self::TooManyRequests(error)),
+            _ => {
+                let _ = error;
+                None
+            }
         }
     }
     /// Reads a response, checking that its status is documented and its body has the documented shape.

@@ -221,6 +221,18 @@ fn build_operation(
         }
     }
     check_path_params(&path, &params)?;
+    // The merged document lists path-level parameters on each operation.
+    let mut raw = op.clone();
+    let all: Vec<Value> = shared_params
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .chain(op.get("parameters").and_then(Value::as_array).into_iter().flatten())
+        .cloned()
+        .collect();
+    if !all.is_empty() {
+        raw["parameters"] = Value::Array(all);
+    }
 
     let mut responses = Vec::new();
     let resp_obj = op
@@ -233,6 +245,9 @@ fn build_operation(
             .map_err(|_| format!("response {code:?}: only numeric status codes are supported"))?;
         let variant =
             status_variant(status).ok_or_else(|| format!("status {status} has no variant name in the generator"))?;
+        if status == 204 {
+            return Err("response 204 is not supported: Matrix answers an empty JSON object with 200".into());
+        }
         if resp.get("headers").is_some() {
             return Err(format!("response {status}: headers are not supported by the generator"));
         }
@@ -289,7 +304,7 @@ fn build_operation(
         params,
         body,
         responses,
-        raw: op.clone(),
+        raw,
     })
 }
 

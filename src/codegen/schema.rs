@@ -102,17 +102,7 @@ impl Models {
         hint: &str,
         inputs: &mut Vec<PathBuf>,
     ) -> Result<RustType, String> {
-        let obj = schema
-            .as_object()
-            .ok_or_else(|| format!("{hint}: a schema must be an object, found {schema}"))?;
-        for key in obj.keys() {
-            if !KNOWN_KEYS.contains(&key.as_str()) && !key.starts_with("x-") {
-                return Err(format!(
-                    "{hint}: schema keyword {key:?} is not supported by the generator ({})",
-                    file.display()
-                ));
-            }
-        }
+        let obj = check_keywords(schema, hint, file)?;
         if let Some(r) = obj.get("$ref").and_then(Value::as_str) {
             let resolved = resolve_ref(r, file, inputs)?;
             let origin = format!("{}#{}", resolved.file.display(), r.split('#').nth(1).unwrap_or(""));
@@ -187,6 +177,7 @@ impl Models {
     }
 
     fn build(&mut self, name: &str, schema: &Value, file: &Path, inputs: &mut Vec<PathBuf>) -> Result<Model, String> {
+        check_keywords(schema, name, file)?;
         if let Some(values) = schema.get("enum") {
             let values = values
                 .as_array()
@@ -247,6 +238,26 @@ impl Models {
             deny_unknown,
         })
     }
+}
+
+/// The schema as an object, refusing keywords the generator cannot express.
+fn check_keywords<'a>(
+    schema: &'a Value,
+    hint: &str,
+    file: &Path,
+) -> Result<&'a serde_json::Map<String, Value>, String> {
+    let obj = schema
+        .as_object()
+        .ok_or_else(|| format!("{hint}: a schema must be an object, found {schema}"))?;
+    for key in obj.keys() {
+        if !KNOWN_KEYS.contains(&key.as_str()) && !key.starts_with("x-") {
+            return Err(format!(
+                "{hint}: schema keyword {key:?} is not supported by the generator ({})",
+                file.display()
+            ));
+        }
+    }
+    Ok(obj)
 }
 
 /// `validator` attributes for a property's constraints.

@@ -593,6 +593,8 @@ async fn mixed_run(args: &Args, target: &Target, plan: Arc<Plan>, pid: Option<u3
         cores(self_cpu0, self_cpu1),
         std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0)
     );
+    // Other work on the machine skews a loopback benchmark: say how busy it was.
+    println!("machine load at the end: {}", server::machine_load());
     let p99 = if total.all.is_empty() {
         u64::MAX
     } else {

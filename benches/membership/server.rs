@@ -101,3 +101,21 @@ pub fn cpu_time(pid: &str) -> Option<Duration> {
     let ticks = 100; // USER_HZ on Linux
     Some(Duration::from_millis((utime + stime) * 1000 / ticks))
 }
+
+/// 1-minute load average and CPU pressure (share of the last 10 s in which
+/// some runnable task waited for a CPU), e.g. `load 2.10, cpu pressure 35%`.
+pub fn machine_load() -> String {
+    let load = std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|s| s.split_whitespace().next().map(str::to_string))
+        .unwrap_or_else(|| "n/a".into());
+    let pressure = std::fs::read_to_string("/proc/pressure/cpu")
+        .ok()
+        .and_then(|s| {
+            let some = s.lines().find(|l| l.starts_with("some"))?;
+            let avg10 = some.split_whitespace().find_map(|f| f.strip_prefix("avg10="))?;
+            Some(format!("{avg10}%"))
+        })
+        .unwrap_or_else(|| "n/a".into());
+    format!("1-min load average {load}, CPU pressure (some, avg10) {pressure}")
+}

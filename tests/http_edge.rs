@@ -184,3 +184,25 @@ async fn a_header_and_a_query_token_that_disagree_are_refused() {
     .await
     .assert_error(400, "M_MISSING_TOKEN");
 }
+
+#[tokio::test]
+async fn every_operation_that_needs_a_token_refuses_a_request_without_one() {
+    use matrix_membership::generated::routes::Operation;
+    let s = common::start().await;
+    let mut checked = 0;
+    for op in Operation::ALL.iter().filter(|op| op.requires_auth()) {
+        let path: String = op
+            .path()
+            .split('/')
+            .map(|seg| if seg.starts_with('{') { "%21x%3Alocalhost" } else { seg })
+            .collect::<Vec<_>>()
+            .join("/");
+        let r = s
+            .raw(op.method(), &format!("{}{path}", op.base_path()), &[], b"{}")
+            .await;
+        assert_eq!(r.status, 401, "{} {path}", op.name());
+        assert_eq!(r.errcode(), "M_MISSING_TOKEN", "{}", op.name());
+        checked += 1;
+    }
+    assert!(checked >= 19, "only {checked} operations checked");
+}

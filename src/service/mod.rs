@@ -6,13 +6,16 @@
 
 pub mod accounts;
 pub mod api;
+pub mod client_config;
 pub mod directory;
 pub mod error;
 pub mod locks;
 pub mod membership;
+pub mod messages;
 pub mod ratelimit;
 pub mod rooms;
 pub mod state;
+pub mod sync;
 
 use crate::config::Config;
 use crate::ids::UserId;
@@ -32,6 +35,10 @@ pub struct Service {
     room_locks: RoomLocks,
     /// Open user-interactive-auth sessions of `/register`.
     uia_sessions: Mutex<HashMap<String, std::time::Instant>>,
+    /// The stream position, bumped after every durable write: wakes waiting syncs.
+    stream: tokio::sync::watch::Sender<u64>,
+    /// What `/.well-known/matrix/client` hands out as `base_url`.
+    public_base_url: String,
 }
 
 impl Service {
@@ -46,12 +53,18 @@ impl Service {
                 Limit::new(config.invite_rate, config.invite_burst),
             )
         };
+        let store = Arc::new(store);
         Ok(Service {
-            store: Arc::new(store),
+            store: store.clone(),
             server_name: config.server_name.clone(),
             limits: RateLimits { join, invite },
             room_locks: RoomLocks::new(1024),
             uia_sessions: Mutex::new(HashMap::new()),
+            stream: tokio::sync::watch::Sender::new(crate::store::Store::current_pos(store.as_ref())),
+            public_base_url: config
+                .public_base_url
+                .clone()
+                .unwrap_or_else(|| format!("http://{}", config.bind)),
         })
     }
 
@@ -72,8 +85,13 @@ impl Service {
     }
 
     /// Waits until the write `seq` is on disk: nothing is acknowledged before.
+    /// Then wakes every waiting sync, whether or not the flush succeeded (the
+    /// events are readable either way).
     async fn durable(&self, seq: WriteSeq) -> ServiceResult<()> {
-        self.store.durable(seq).await.map_err(ServiceError::from)
+        let result = self.store.durable(seq).await.map_err(ServiceError::from);
+        use crate::store::Store;
+        self.stream.send_replace(self.store.current_pos());
+        result
     }
 
     /// A user on this server, or a clear error for one elsewhere (no federation).

@@ -17,6 +17,8 @@
 //! | `alias_roomid` | alias | room |
 //! | `roomid_alias` | room 0xFF alias | empty |
 //! | `userroomtxn_eventid` | user 0xFF room 0xFF txn_id | BE u64 pos, event id |
+//! | `userfilterid_filter` | user 0xFF filter_id | filter JSON |
+//! | `userid_displayname` | user | display name |
 
 use super::commit::GroupCommit;
 use super::{Event, NewEvent, Store, StoreError, WriteSeq};
@@ -47,6 +49,10 @@ pub struct SledStore {
     alias_roomid: Tree,
     roomid_alias: Tree,
     userroomtxn_eventid: Tree,
+    userfilterid_filter: Tree,
+    userid_displayname: Tree,
+    /// Hands out filter ids.
+    db: ::sled::Db,
     /// Highest committed stream position. Held across "allocate positions +
     /// run transaction" so positions are strictly monotonic in commit order:
     /// a reader that sees position n can rely on every lower one existing.
@@ -91,6 +97,9 @@ impl SledStore {
             alias_roomid: tree("alias_roomid")?,
             roomid_alias: tree("roomid_alias")?,
             userroomtxn_eventid: tree("userroomtxn_eventid")?,
+            userfilterid_filter: tree("userfilterid_filter")?,
+            userid_displayname: tree("userid_displayname")?,
+            db: db.clone(),
             writer: Mutex::new(pos),
             visible_pos: AtomicU64::new(pos),
             commit: GroupCommit::new(db.clone())?,
@@ -587,6 +596,39 @@ impl Store for SledStore {
             Ok((written.into_iter().next().expect("one event was written"), 1))
         })
     }
+
+    fn put_filter(&self, user: &UserId, filter: &serde_json::Value) -> Result<(String, WriteSeq), StoreError> {
+        let id = self.db.generate_id()?.to_string();
+        let json =
+            serde_json::to_vec(filter).map_err(|e| StoreError::Invalid(format!("unserialisable filter: {e}")))?;
+        self.userfilterid_filter
+            .insert(join(&[user.as_str().as_bytes(), id.as_bytes()]), json)?;
+        Ok((id, self.commit.note_write()))
+    }
+
+    fn filter(&self, user: &UserId, filter_id: &str) -> Result<Option<serde_json::Value>, StoreError> {
+        self.userfilterid_filter
+            .get(join(&[user.as_str().as_bytes(), filter_id.as_bytes()]))?
+            .map(|v| serde_json::from_slice(&v).map_err(|e| corrupt(format!("undecodable filter: {e}"))))
+            .transpose()
+    }
+
+    fn set_displayname(&self, user: &UserId, name: Option<&str>) -> Result<WriteSeq, StoreError> {
+        match name {
+            Some(name) => self
+                .userid_displayname
+                .insert(user.as_str().as_bytes(), name.as_bytes())?,
+            None => self.userid_displayname.remove(user.as_str().as_bytes())?,
+        };
+        Ok(self.commit.note_write())
+    }
+
+    fn displayname(&self, user: &UserId) -> Result<Option<String>, StoreError> {
+        self.userid_displayname
+            .get(user.as_str().as_bytes())?
+            .map(|v| decode_str(&v).map(str::to_owned))
+            .transpose()
+    }
 }
 
 #[cfg(test)]
@@ -937,6 +979,32 @@ mod tests {
         let (bobs, _) = store.append_with_txn(&r, message(BOB, "mine"), "t1").unwrap();
         assert_ne!(bobs.event_id, first.event_id);
         assert_eq!(store.txn_event(&user(BOB), &r, "t1").unwrap(), Some(bobs.event_id));
+    }
+
+    #[test]
+    fn filters_and_display_names_are_kept_per_user_and_survive_a_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let (alice, bob) = (user(ALICE), user(BOB));
+        let filter = json!({"room": {"timeline": {"limit": 3}}});
+        let (first, second);
+        {
+            let store = SledStore::open(dir.path()).unwrap();
+            first = store.put_filter(&alice, &filter).unwrap().0;
+            second = store.put_filter(&alice, &json!({})).unwrap().0;
+            assert_ne!(first, second, "each filter gets its own id");
+            assert_eq!(store.filter(&bob, &first).unwrap(), None, "filters are per user");
+            assert_eq!(store.displayname(&alice).unwrap(), None);
+            store.set_displayname(&alice, Some("Alice A.")).unwrap();
+            store.set_displayname(&bob, Some("Bob")).unwrap();
+            store.set_displayname(&bob, None).unwrap();
+            store.flush().unwrap();
+        }
+        let store = SledStore::open(dir.path()).unwrap();
+        assert_eq!(store.filter(&alice, &first).unwrap(), Some(filter));
+        assert_eq!(store.filter(&alice, &second).unwrap(), Some(json!({})));
+        assert_eq!(store.filter(&alice, "nope").unwrap(), None);
+        assert_eq!(store.displayname(&alice).unwrap().as_deref(), Some("Alice A."));
+        assert_eq!(store.displayname(&bob).unwrap(), None);
     }
 
     #[test]

@@ -16,8 +16,10 @@ use serde_json::json;
 use swagger::auth::{AuthData, Authorization};
 use swagger::{ApiError, Has};
 
-/// The spec versions whose endpoints we serve.
-pub const SPEC_VERSIONS: &[&str] = &["r0.0.1", "r0.6.1", "v1.1", "v1.2", "v1.3", "v1.4", "v1.5", "v1.6"];
+/// The spec versions whose endpoints we serve, as far as room membership,
+/// sync and messages go. v1.4 and later would make clients use thread and
+/// private-receipt endpoints we do not have; matrix-js-sdk needs at least v1.1.
+pub const SPEC_VERSIONS: &[&str] = &["r0.0.1", "r0.5.0", "r0.6.0", "r0.6.1", "v1.1", "v1.2", "v1.3"];
 
 fn invalid(what: &str) -> impl Fn(IdError) -> ServiceError + '_ {
     move |e| ServiceError::invalid_param(format!("{what}: {e}"))

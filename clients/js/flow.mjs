@@ -129,6 +129,12 @@ async function main() {
         (r, membership) => r.roomId === roomId && membership === "join" && r,
         "bob's room reaching the joined state",
     );
+    const aliceSeesBob = waitFor(
+        alice,
+        sdk.RoomMemberEvent.Membership,
+        (event, m) => m.userId === bobId && m.roomId === roomId && m.membership === "join" && m,
+        "alice seeing bob's join",
+    );
     const room = await bob.joinRoom(roomId);
     assert.equal(room.roomId, roomId);
     await joined;
@@ -136,12 +142,6 @@ async function main() {
     assert.equal(bob.getRoom(roomId).getMyMembership(), "join");
 
     step("alice sees bob joined and bob receives alice's message");
-    const aliceSeesBob = waitFor(
-        alice,
-        sdk.RoomMemberEvent.Membership,
-        (event, m) => m.userId === bobId && m.roomId === roomId && m.membership === "join" && m,
-        "alice seeing bob's join",
-    );
     await aliceSeesBob;
     const received = waitFor(
         bob,

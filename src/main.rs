@@ -33,9 +33,13 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         )
         .with_writer(std::io::stderr)
         .init();
-    let config = Config::parse();
-    let service = Arc::new(Service::open(&config)?);
+    let mut config = Config::parse();
     let listener = TcpListener::bind(config.bind).await?;
+    if config.public_base_url.is_none() {
+        // The address really bound (a port of 0 picks a free one).
+        config.public_base_url = Some(format!("http://{}", listener.local_addr()?));
+    }
+    let service = Arc::new(Service::open(&config)?);
     println!(
         "matrix-membership listening on http://{} (server name {}, data in {})",
         listener.local_addr()?,

@@ -601,6 +601,43 @@ pub fn history_window(visibility: HistoryVisibility, history: &[(u64, Membership
     }
 }
 
+/// The parts of a room's history a user may read when its history
+/// visibility changed over time: each event is judged by the setting in force
+/// just before it (`shared` before the first setting) and the user's
+/// membership history, through [`history_window`]. `settings` are
+/// (position of the event that set it, setting), oldest first. The windows
+/// come back oldest first, disjoint; empty means nothing is readable.
+pub fn visible_windows(settings: &[(u64, HistoryVisibility)], history: &[(u64, Membership)]) -> Vec<Window> {
+    let mut segments: Vec<(Window, HistoryVisibility)> = Vec::new();
+    let mut after = 0;
+    let mut current = HistoryVisibility::Shared;
+    for &(pos, setting) in settings {
+        segments.push((Window { after, upto: Some(pos) }, current));
+        after = pos;
+        current = setting;
+    }
+    segments.push((Window { after, upto: None }, current));
+    let mut out: Vec<Window> = Vec::new();
+    for (segment, setting) in segments {
+        let Some(w) = history_window(setting, history) else {
+            continue;
+        };
+        let after = segment.after.max(w.after);
+        let upto = match (segment.upto, w.upto) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        if upto.is_some_and(|u| u <= after) {
+            continue;
+        }
+        match out.last_mut() {
+            Some(prev) if prev.upto == Some(after) => prev.upto = upto,
+            _ => out.push(Window { after, upto }),
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1864,7 +1901,8 @@ mod tests {
     #[test]
     fn send_message_table_covers_membership_and_levels() {
         // (sender membership, sender level, events_default, events[m.room.message], expected)
-        let rows: [(Option<Membership>, i64, i64, Option<i64>, Result<(), &str>); 10] = [
+        type Row = (Option<Membership>, i64, i64, Option<i64>, Result<(), &'static str>);
+        let rows: [Row; 10] = [
             (Some(Join), 0, 0, None, Ok(())),
             (
                 Some(Join),
@@ -1909,7 +1947,8 @@ mod tests {
         let all = |upto| Some(Window { after: 0, upto });
         let from = |after, upto| Some(Window { after, upto });
         // (visibility, the user's membership events as (pos, membership), expected window)
-        let rows: Vec<(HistoryVisibility, Vec<(u64, Membership)>, Option<Window>)> = vec![
+        type Row = (HistoryVisibility, Vec<(u64, Membership)>, Option<Window>);
+        let rows: Vec<Row> = vec![
             (WorldReadable, vec![], all(None)),
             (WorldReadable, vec![(5, Leave)], all(None)),
             (Shared, vec![], None),
@@ -1955,5 +1994,43 @@ mod tests {
         };
         assert!(!w.contains(4) && w.contains(5) && w.contains(9) && !w.contains(10));
         assert!(Window { after: 0, upto: None }.contains(u64::MAX));
+    }
+
+    #[test]
+    fn visible_windows_judge_each_event_by_the_setting_in_force_before_it() {
+        use HistoryVisibility::{Joined, Shared, WorldReadable};
+        let w = |after, upto| Window { after, upto };
+        // (settings as (pos, setting), the user's membership history, expected windows)
+        type Row = (Vec<(u64, HistoryVisibility)>, Vec<(u64, Membership)>, Vec<Window>);
+        let rows: Vec<Row> = vec![
+            // Never changed: shared for a member, nothing for a stranger.
+            (vec![], vec![(5, Join)], vec![w(0, None)]),
+            (vec![], vec![], vec![]),
+            // Shared until 10, then joined: a member who joined at 20 sees up to 10 and from 20.
+            (vec![(10, Joined)], vec![(20, Join)], vec![w(0, Some(10)), w(19, None)]),
+            // The creator joined at 2 and keeps seeing everything.
+            (vec![(10, Joined)], vec![(2, Join)], vec![w(0, None)]),
+            // Joined, then shared again at 30: the member who joined at 20 sees from 20 on.
+            (
+                vec![(10, Joined), (30, Shared)],
+                vec![(20, Join)],
+                vec![w(0, Some(10)), w(19, None)],
+            ),
+            // A stranger sees only world-readable stretches.
+            (vec![(10, WorldReadable), (30, Joined)], vec![], vec![w(10, Some(30))]),
+            // A former member: up to the leave.
+            (
+                vec![(10, Joined)],
+                vec![(20, Join), (40, Leave)],
+                vec![w(0, Some(10)), w(19, Some(40))],
+            ),
+        ];
+        for (settings, history, expected) in rows {
+            assert_eq!(
+                visible_windows(&settings, &history),
+                expected,
+                "settings {settings:?}, history {history:?}"
+            );
+        }
     }
 }

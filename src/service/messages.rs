@@ -50,49 +50,71 @@ pub fn limit_of(limit: Option<i64>, default: usize) -> ServiceResult<usize> {
 }
 
 impl Service {
-    /// The room's history visibility setting, from current state.
-    pub(super) fn history_visibility(&self, room: &RoomId) -> ServiceResult<HistoryVisibility> {
-        let event = self.store.state_event(room, "m.room.history_visibility", "")?;
-        Ok(HistoryVisibility::parse(
-            event
-                .as_ref()
-                .and_then(|e| e.content.get("history_visibility"))
-                .and_then(Value::as_str),
-        ))
+    /// The parts of the room's history `user` may read as of position `now`
+    /// (empty: none). Reads the room's log once, for the history visibility
+    /// settings over time and the user's membership events; see
+    /// `rules::visible_windows`.
+    pub fn history_windows_of(&self, room: &RoomId, user: &UserId, now: u64) -> ServiceResult<Vec<Window>> {
+        let mut settings = Vec::new();
+        let mut history = Vec::new();
+        for e in self.store.room_events(room, 0, now, usize::MAX, false)? {
+            match (e.event_type.as_str(), e.state_key.as_deref()) {
+                ("m.room.history_visibility", Some("")) => settings.push((
+                    e.stream_pos,
+                    HistoryVisibility::parse(e.content.get("history_visibility").and_then(Value::as_str)),
+                )),
+                ("m.room.member", Some(key)) if key == user.as_str() => {
+                    if let Some(m) = e
+                        .content
+                        .get("membership")
+                        .and_then(|m| serde_json::from_value::<Membership>(m.clone()).ok())
+                    {
+                        history.push((e.stream_pos, m));
+                    }
+                }
+                _ => {}
+            }
+        }
+        Ok(rules::visible_windows(&settings, &history))
     }
 
-    /// The user's membership events in the room, oldest first. Reads the
-    /// room's log up to the current membership; only needed when the
-    /// visibility setting or a former membership makes the past matter.
-    fn member_history(&self, room: &RoomId, user: &UserId, upto: u64) -> ServiceResult<Vec<(u64, Membership)>> {
-        Ok(self
-            .store
-            .room_events(room, 0, upto, usize::MAX, false)?
-            .into_iter()
-            .filter(|e| e.event_type == "m.room.member" && e.state_key.as_deref() == Some(user.as_str()))
-            .filter_map(|e| {
-                let m = serde_json::from_value::<Membership>(e.content.get("membership")?.clone()).ok()?;
-                Some((e.stream_pos, m))
+    /// Up to `limit` events inside `windows` and in (after, upto], oldest
+    /// first; the newest ones when `newest`, else the oldest ones.
+    pub(super) fn visible_events(
+        &self,
+        room: &RoomId,
+        windows: &[Window],
+        after: u64,
+        upto: u64,
+        limit: usize,
+        newest: bool,
+    ) -> ServiceResult<Vec<Event>> {
+        let ranges: Vec<(u64, u64)> = windows
+            .iter()
+            .filter_map(|w| {
+                let (a, u) = (w.after.max(after), w.upto.unwrap_or(upto).min(upto));
+                (u > a).then_some((a, u))
             })
-            .collect())
-    }
-
-    /// Which of the room's events `user` may read (`None`: none).
-    pub fn history_window_of(&self, room: &RoomId, user: &UserId) -> ServiceResult<Option<Window>> {
-        let visibility = self.history_visibility(room)?;
-        let membership = self.store.membership(room, user)?;
-        let pos = self.store.membership_pos(room, user)?;
-        let history = match (membership, pos) {
-            // Joined under `shared`: the past does not matter.
-            (Some(Membership::Join), Some(pos)) if visibility == HistoryVisibility::Shared => {
-                vec![(pos, Membership::Join)]
+            .collect();
+        let mut out: Vec<Event> = Vec::new();
+        if newest {
+            for &(a, u) in ranges.iter().rev() {
+                if out.len() >= limit {
+                    break;
+                }
+                let mut chunk = self.store.room_events(room, a, u, limit - out.len(), true)?;
+                chunk.append(&mut out);
+                out = chunk;
             }
-            (Some(_), Some(pos)) if visibility != HistoryVisibility::WorldReadable => {
-                self.member_history(room, user, pos)?
+        } else {
+            for &(a, u) in &ranges {
+                if out.len() >= limit {
+                    break;
+                }
+                out.extend(self.store.room_events(room, a, u, limit - out.len(), false)?);
             }
-            _ => Vec::new(),
-        };
-        Ok(rules::history_window(visibility, &history))
+        }
+        Ok(out)
     }
 
     /// Sends a message event; a repeated (sender, room, txn_id) returns the first event's id.
@@ -140,19 +162,17 @@ impl Service {
         self.require_room(room)?;
         let from = from.map(|f| parse_token(f, "from")).transpose()?;
         let to = to.map(|t| parse_token(t, "to")).transpose()?;
-        let window = self.history_window_of(room, user)?.ok_or_else(|| {
-            ServiceError::forbidden(format!(
-                "You are not in room {room} and never were, so you cannot read its messages"
-            ))
-        })?;
         let now = self.store.current_pos();
-        let low = window.after;
-        let high = window.upto.unwrap_or(now).min(now);
+        let windows = self.history_windows_of(room, user, now)?;
+        if windows.is_empty() {
+            return Err(ServiceError::forbidden(format!(
+                "You are not in room {room} and never were, so you cannot read its messages"
+            )));
+        }
         match dir {
             Direction::Backward => {
-                let from = from.unwrap_or(now);
-                let lower = low.max(to.unwrap_or(0));
-                let mut events = self.store.room_events(room, lower, from.min(high), limit, true)?;
+                let from = from.unwrap_or(now).min(now);
+                let mut events = self.visible_events(room, &windows, to.unwrap_or(0), from, limit, true)?;
                 events.reverse();
                 let end = (events.len() == limit && limit > 0)
                     .then(|| events.last().map(|e| token(e.stream_pos - 1)))
@@ -164,9 +184,9 @@ impl Service {
                 })
             }
             Direction::Forward => {
-                let from = from.unwrap_or(low).max(low);
-                let upper = high.min(to.unwrap_or(u64::MAX));
-                let events = self.store.room_events(room, from, upper, limit, false)?;
+                let from = from.unwrap_or(0);
+                let upper = to.unwrap_or(now).min(now);
+                let events = self.visible_events(room, &windows, from, upper, limit, false)?;
                 let end = (events.len() == limit && limit > 0)
                     .then(|| events.last().map(|e| token(e.stream_pos)))
                     .flatten();

@@ -208,20 +208,21 @@ impl Service {
         })
     }
 
-    /// The newest events in (after, upto], whether older ones were left out,
-    /// the prev_batch token, and the position of the first event.
+    /// The newest events inside `windows` and in (after, upto], whether
+    /// older visible ones were left out, the prev_batch token, and the
+    /// position of the first event.
     fn timeline(
         &self,
         room: &RoomId,
-        after: u64,
-        upto: u64,
+        windows: &[Window],
+        (after, upto): (u64, u64),
         limit: usize,
     ) -> ServiceResult<(models::Timeline, Option<u64>)> {
-        let events = self.store.room_events(room, after, upto, limit, true)?;
+        let events = self.visible_events(room, windows, after, upto, limit, true)?;
         let first = events.first().map(|e| e.stream_pos);
         let limited = match first {
-            Some(f) => !self.store.room_events(room, after, f - 1, 1, true)?.is_empty(),
-            None => after < upto && limit == 0,
+            Some(f) => !self.visible_events(room, windows, after, f - 1, 1, true)?.is_empty(),
+            None => limit == 0 && !self.visible_events(room, windows, after, upto, 1, true)?.is_empty(),
         };
         let timeline = models::Timeline {
             prev_batch: Some(token(first.map_or(upto, |f| f - 1))),
@@ -241,16 +242,21 @@ impl Service {
         req: &SyncRequest,
     ) -> ServiceResult<Option<models::JoinedRoom>> {
         let newly_joined = since.is_none_or(|s| mpos > s);
-        let after = if newly_joined {
-            let window = self.history_window_of(room, user)?.unwrap_or(Window {
-                after: mpos.saturating_sub(1),
-                upto: None,
-            });
-            window.after
+        // Joined since before `since`: everything after it is visible, no need to read the past.
+        let (windows, after) = if newly_joined {
+            let mut windows = self.history_windows_of(room, user, now)?;
+            if windows.is_empty() {
+                windows.push(Window {
+                    after: mpos.saturating_sub(1),
+                    upto: None,
+                });
+            }
+            (windows, 0)
         } else {
-            since.unwrap_or(0)
+            let after = since.unwrap_or(0);
+            (vec![Window { after, upto: None }], after)
         };
-        let (timeline, first) = self.timeline(room, after, now, req.timeline_limit)?;
+        let (timeline, first) = self.timeline(room, &windows, (after, now), req.timeline_limit)?;
         if !newly_joined && !req.full_state && timeline.events.is_empty() {
             return Ok(None);
         }
@@ -313,22 +319,8 @@ impl Service {
         mpos: u64,
         req: &SyncRequest,
     ) -> ServiceResult<models::LeftRoom> {
-        let mut timeline = match self.history_window_of(room, user)? {
-            Some(w) => {
-                self.timeline(
-                    room,
-                    since.max(w.after),
-                    w.upto.unwrap_or(mpos).min(mpos),
-                    req.timeline_limit,
-                )?
-                .0
-            }
-            None => models::Timeline {
-                events: Vec::new(),
-                limited: false,
-                prev_batch: Some(token(mpos.saturating_sub(1))),
-            },
-        };
+        let windows = self.history_windows_of(room, user, mpos)?;
+        let (mut timeline, _) = self.timeline(room, &windows, (since, mpos), req.timeline_limit)?;
         // The membership change itself is always delivered, so the client learns it is out.
         if let Some(own) = self.store.state_event(room, "m.room.member", user.as_str())? {
             if !timeline.events.iter().any(|e| e.event_id == own.event_id) {
@@ -399,11 +391,9 @@ impl Service {
         now: u64,
     ) -> ServiceResult<models::RoomInitialSync> {
         let state = self.visible_state(room, user)?;
-        let (after, upto) = match self.history_window_of(room, user)? {
-            Some(w) => (w.after, w.upto.unwrap_or(now).min(now)),
-            None => (now, now),
-        };
-        let events = self.store.room_events(room, after, upto, limit, true)?;
+        let windows = self.history_windows_of(room, user, now)?;
+        let upto = windows.last().and_then(|w| w.upto).unwrap_or(now).min(now);
+        let events = self.visible_events(room, &windows, 0, upto, limit, true)?;
         let start = token(events.first().map_or(upto, |e| e.stream_pos - 1));
         Ok(models::RoomInitialSync {
             room_id: room.to_string(),
@@ -442,5 +432,12 @@ impl Service {
             inviter: Some(inviter),
             account_data: Some(Vec::new()),
         })
+    }
+}
+
+impl Service {
+    /// How many syncs are waiting for a change right now (for tests and metrics).
+    pub fn waiting_syncs(&self) -> usize {
+        self.stream.receiver_count()
     }
 }

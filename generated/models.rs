@@ -349,9 +349,11 @@ pub struct LoginResponse {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Validate)]
 pub struct MembershipChange {
     /// The full user ID of the user whose membership changes.
+    #[validate(length(min = 3, max = 255))]
     pub user_id: String,
     /// An optional reason, shown to the user and stored in the membership event.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[validate(length(max = 1024))]
     pub reason: Option<String>,
 }
 /// A batch of room events and the tokens around it. Fetching from ``end`` in

@@ -432,3 +432,42 @@ async fn state_is_readable_by_members_and_former_members_only() {
         GetMembersResponse::Forbidden(_)
     ));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_membership_operation_on_an_unknown_room_is_404_and_a_malformed_id_400() {
+    let s = common::start().await;
+    let alice = s.register("alice").await;
+    let bob = s.register("bob").await;
+    let c = &alice.client;
+    let room = "!nope:localhost";
+    let statuses = [
+        c.post_rooms_room_id_invite(room, &invite_body(&bob.id))
+            .await
+            .unwrap()
+            .status(),
+        c.leave_room(room, None).await.unwrap().status(),
+        c.kick(room, &change(&bob.id)).await.unwrap().status(),
+        c.ban(room, &change(&bob.id)).await.unwrap().status(),
+        c.unban(room, &change(&bob.id)).await.unwrap().status(),
+        c.get_room_state(room).await.unwrap().status(),
+        c.get_members(room, None, None).await.unwrap().status(),
+        c.get_joined_members(room).await.unwrap().status(),
+    ];
+    assert_eq!(statuses, [404; 8]);
+    match c.kick("no-sigil", &change(&bob.id)).await.unwrap() {
+        KickResponse::BadRequest(e) => assert_eq!(e.errcode, "M_INVALID_PARAM"),
+        other => panic!("{other:?}"),
+    }
+    match c.get_room_state("#alias:localhost").await.unwrap() {
+        GetRoomStateResponse::BadRequest(e) => assert_eq!(e.errcode, "M_INVALID_PARAM"),
+        other => panic!("{other:?}"),
+    }
+    match c
+        .post_rooms_room_id_invite("!nope:elsewhere.org", &invite_body(&bob.id))
+        .await
+        .unwrap()
+    {
+        PostRoomsRoomIdInviteResponse::NotFound(e) => assert!(e.error.unwrap().contains("federation")),
+        other => panic!("{other:?}"),
+    }
+}

@@ -143,9 +143,9 @@ impl Service {
         } else {
             Some(self.open_session(&user_id, reg.device_id).await?)
         };
-        // create_user's write is covered by the session's flush; without a session flush here.
+        // With a session, its token write's flush covers the account too.
         if session.is_none() {
-            self.store.flush()?;
+            self.durable(self.store.last_write_seq()).await?;
         }
         Ok(RegisterOutcome::Registered { user_id, session })
     }

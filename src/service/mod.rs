@@ -73,6 +73,11 @@ impl Service {
         &self.server_name
     }
 
+    /// The underlying store, for tools and tests that inspect what was written.
+    pub fn store(&self) -> &SledStore {
+        &self.store
+    }
+
     /// The newest event's stream position.
     pub fn stream_position(&self) -> u64 {
         use crate::store::Store;

@@ -87,5 +87,5 @@ if [ "$failed" -ne 0 ]; then
 fi
 stop_server
 echo
-echo "client flows: $passed passed, $failed failed"
+echo "clients: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]

@@ -647,7 +647,7 @@ pub trait Api<C: Send + Sync> {
     /// ```text
     /// The same snapshot ``/initialSync`` gives for one room. A member gets
     /// the current state and newest messages; someone who left gets the
-    /// room as it was when they left.
+    /// room as it was when they left; an invitee gets the invite.
     /// ```
     ///
     /// Parameters:

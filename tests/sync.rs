@@ -130,6 +130,19 @@ async fn next_batch_tokens_stay_valid_across_a_restart_so_no_event_is_lost_or_re
 
     let after = sync(&bob, Some(&resumed.next_batch), Some(0), None).await;
     assert!(after.rooms.join.is_empty(), "nothing new: {:?}", after.rooms.join);
+    // full_state answers at once with every joined room and its state, and no old events.
+    let full = match bob
+        .client
+        .sync(Some(&resumed.next_batch), Some(30000), None, Some(true), None)
+        .await
+        .unwrap()
+    {
+        SyncResponse::Ok(ok) => ok,
+        other => panic!("{other:?}"),
+    };
+    let joined = &full.rooms.join[&room];
+    assert!(joined.timeline.events.is_empty());
+    assert!(joined.state.events.iter().any(|e| e.r#type == "m.room.create"));
     drop(s);
 }
 
@@ -304,6 +317,13 @@ async fn initial_sync_lists_joined_rooms_with_messages_and_invites_with_the_invi
         RoomInitialSyncResponse::Ok(one) => {
             assert_eq!(one.room_id, room);
             assert_eq!(bodies(&one.messages.unwrap().chunk), vec!["one", "two"]);
+        }
+        other => panic!("{other:?}"),
+    }
+    match bob.client.room_initial_sync(&other).await.unwrap() {
+        RoomInitialSyncResponse::Ok(one) => {
+            assert_eq!(one.membership, "invite");
+            assert_eq!(one.inviter.as_deref(), Some(alice.id.as_str()));
         }
         other => panic!("{other:?}"),
     }

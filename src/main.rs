@@ -53,7 +53,14 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             body_limit: config.body_limit,
         },
     ));
-    serve(listener, edge, shutdown_signal(), Duration::from_secs(10)).await;
+    let stopping = {
+        let service = service.clone();
+        async move {
+            shutdown_signal().await;
+            service.end_waiting_syncs();
+        }
+    };
+    serve(listener, edge, stopping, Duration::from_secs(10)).await;
     service.flush()?;
     tracing::info!("stopped; database flushed");
     Ok(())

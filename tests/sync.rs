@@ -578,3 +578,26 @@ async fn register_token(s: &TestServer) -> String {
         other => panic!("{other:?}"),
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutting_down_answers_waiting_syncs_at_once_so_long_polls_do_not_hold_the_server() {
+    let s = common::start().await;
+    let bob = s.register("bob").await;
+    let since = sync(&bob, None, None, None).await.next_batch;
+    let waiting = {
+        let client = bob.client.clone();
+        tokio::spawn(async move { client.sync(Some(&since), Some(600_000), None, None, None).await })
+    };
+    while s.service.waiting_syncs() == 0 {
+        tokio::task::yield_now().await;
+    }
+    // What the binary does when SIGINT or SIGTERM arrives.
+    s.service.end_waiting_syncs();
+    match waiting.await.unwrap().unwrap() {
+        SyncResponse::Ok(ok) => assert!(ok.rooms.join.is_empty() && ok.rooms.invite.is_empty()),
+        other => panic!("{other:?}"),
+    }
+    // Later syncs do not wait either.
+    let next = sync(&bob, None, None, None).await.next_batch;
+    sync(&bob, Some(&next), Some(600_000), None).await;
+}

@@ -37,6 +37,8 @@ pub struct Service {
     uia_sessions: Mutex<HashMap<String, std::time::Instant>>,
     /// The stream position, bumped after every durable write: wakes waiting syncs.
     stream: tokio::sync::watch::Sender<u64>,
+    /// Set at shutdown: waiting syncs answer at once instead of holding the server up.
+    closing: std::sync::atomic::AtomicBool,
     /// What `/.well-known/matrix/client` hands out as `base_url`.
     public_base_url: String,
 }
@@ -61,6 +63,7 @@ impl Service {
             room_locks: RoomLocks::new(1024),
             uia_sessions: Mutex::new(HashMap::new()),
             stream: tokio::sync::watch::Sender::new(crate::store::Store::current_pos(store.as_ref())),
+            closing: std::sync::atomic::AtomicBool::new(false),
             public_base_url: config
                 .public_base_url
                 .clone()

@@ -144,7 +144,8 @@ impl Service {
             let now = self.store.current_pos();
             let rooms = self.sync_rooms(user, req, now)?;
             let nothing = rooms.join.is_empty() && rooms.invite.is_empty() && rooms.leave.is_empty();
-            if req.since.is_none() || req.full_state || !nothing || tokio::time::Instant::now() >= deadline {
+            let closing = self.closing.load(std::sync::atomic::Ordering::Acquire);
+            if req.since.is_none() || req.full_state || !nothing || closing || tokio::time::Instant::now() >= deadline {
                 return Ok(models::SyncResponse {
                     next_batch: token(now),
                     rooms,
@@ -439,5 +440,12 @@ impl Service {
     /// How many syncs are waiting for a change right now (for tests and metrics).
     pub fn waiting_syncs(&self) -> usize {
         self.stream.receiver_count()
+    }
+
+    /// Makes every waiting sync answer now, and later ones not wait: called
+    /// when the server starts shutting down, so long polls do not hold it up.
+    pub fn end_waiting_syncs(&self) {
+        self.closing.store(true, std::sync::atomic::Ordering::Release);
+        self.stream.send_modify(|_| {});
     }
 }

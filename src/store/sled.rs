@@ -129,7 +129,7 @@ impl SledStore {
     /// others find their answer waiting when they get the lock. Positions stay
     /// strictly monotonic in commit order because the lock is held across
     /// "allocate positions + run transaction".
-    fn room_write(&self, op: RoomOp) -> Result<(Vec<Event>, WriteSeq), StoreError> {
+    fn room_write(&self, op: RoomOp) -> WriteResult {
         let pending = Arc::new(Pending {
             op,
             done: Mutex::new(None),
@@ -416,10 +416,13 @@ enum RoomOp {
     },
 }
 
+/// What a room write answers: its events and write number.
+type WriteResult = Result<(Vec<Event>, WriteSeq), StoreError>;
+
 /// A queued write and, once applied, its answer.
 struct Pending {
     op: RoomOp,
-    done: Mutex<Option<Result<(Vec<Event>, WriteSeq), StoreError>>>,
+    done: Mutex<Option<WriteResult>>,
 }
 
 /// A poisoned lock only means another writer panicked; the data it guards is

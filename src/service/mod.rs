@@ -102,6 +102,21 @@ impl Service {
         result
     }
 
+    /// Runs a room write on the blocking pool. It may wait for the writer lock
+    /// and for sled's synchronous buffer writes, which must not stall the async
+    /// workers; and writers waiting there together are combined by the store
+    /// into one transaction, which is where the throughput comes from.
+    async fn write<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&SledStore) -> Result<T, StoreError> + Send + 'static,
+    ) -> ServiceResult<T> {
+        let store = self.store.clone();
+        tokio::task::spawn_blocking(move || f(&store))
+            .await
+            .map_err(ServiceError::internal)?
+            .map_err(ServiceError::from)
+    }
+
     /// A user on this server, or a clear error for one elsewhere (no federation).
     fn require_local(&self, user: &UserId, what: &str) -> ServiceResult<()> {
         if user.server_name() == self.server_name {

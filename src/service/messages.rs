@@ -143,7 +143,9 @@ impl Service {
                 state_key: None,
                 content,
             };
-            self.store.append_with_txn(room, new, txn_id)?
+            let (room, txn_id) = (room.clone(), txn_id.to_string());
+            self.write(move |store| store.append_with_txn(&room, new, &txn_id))
+                .await?
         };
         self.durable(seq).await?;
         Ok(event.event_id)

@@ -99,6 +99,68 @@ pub trait Api<C: Send + Sync> {
     /// request belongs to.
     /// ```
     async fn whoami(&self, context: &C) -> Result<WhoamiResponse, swagger::ApiError>;
+    /// Find out what the server lets clients do.
+    ///
+    /// `GET /_matrix/client/api/v1/capabilities`
+    ///
+    /// ```text
+    /// Lists the optional features a client may use on this server:
+    /// changing passwords is not offered, and rooms are created at room
+    /// version 10, the only one available.
+    /// ```
+    async fn get_capabilities(
+        &self,
+        context: &C,
+    ) -> Result<GetCapabilitiesResponse, swagger::ApiError>;
+    /// Get the user's push rules.
+    ///
+    /// `GET /_matrix/client/api/v1/pushrules`
+    ///
+    /// ```text
+    /// Returns the push rules of the user. This server sends no push
+    /// notifications and keeps no rules, so every rule set is empty. Clients
+    /// usually ask for ``/pushrules/``, with a trailing slash, which is the
+    /// same request.
+    /// ```
+    async fn get_push_rules(
+        &self,
+        context: &C,
+    ) -> Result<GetPushRulesResponse, swagger::ApiError>;
+    /// Upload a filter for later syncs.
+    ///
+    /// `POST /_matrix/client/api/v1/user/{userId}/filter`
+    ///
+    /// ```text
+    /// Stores a filter for the user and returns its ID, which ``/sync``
+    /// accepts as its ``filter`` parameter. Of a filter this server applies
+    /// ``room.timeline.limit``; the rest is stored as given.
+    /// ```
+    ///
+    /// Parameters:
+    /// - `user_id`: The user the filter belongs to; it must be the requesting user.
+    async fn define_filter(
+        &self,
+        user_id: String,
+        body: models::JsonObject,
+        context: &C,
+    ) -> Result<DefineFilterResponse, swagger::ApiError>;
+    /// Download a filter.
+    ///
+    /// `GET /_matrix/client/api/v1/user/{userId}/filter/{filterId}`
+    ///
+    /// ```text
+    /// Returns a filter the user uploaded earlier, as it was uploaded.
+    /// ```
+    ///
+    /// Parameters:
+    /// - `user_id`: The user the filter belongs to; it must be the requesting user.
+    /// - `filter_id`: The ID the upload returned.
+    async fn get_filter(
+        &self,
+        user_id: String,
+        filter_id: String,
+        context: &C,
+    ) -> Result<GetFilterResponse, swagger::ApiError>;
     /// Look up the room an alias points at.
     ///
     /// `GET /_matrix/client/api/v1/directory/room/{roomAlias}`
@@ -216,6 +278,110 @@ pub trait Api<C: Send + Sync> {
         body: models::PostRoomsRoomIdInviteBody,
         context: &C,
     ) -> Result<PostRoomsRoomIdInviteResponse, swagger::ApiError>;
+    /// Send a message event to a room.
+    ///
+    /// `PUT /_matrix/client/api/v1/rooms/{roomId}/send/{eventType}/{txnId}`
+    ///
+    /// ```text
+    /// Sends a (non-state) event of the given type to the room. The body is
+    /// the event's content. The transaction ID makes the request safe to
+    /// retry: sending again with the same ID in the same room answers with
+    /// the event the first request created and sends nothing new.
+    ///
+    /// The sender must be in the room, with a power level at least the
+    /// room's level for this event type (``events``, else ``events_default``).
+    /// ```
+    ///
+    /// Parameters:
+    /// - `room_id`: The ID of the room.
+    /// - `event_type`: The type of the event, e.g. ``m.room.message``.
+    /// - `txn_id`: An ID the client makes up for this request, unique for its session.
+    async fn send_message(
+        &self,
+        room_id: String,
+        event_type: String,
+        txn_id: String,
+        body: models::JsonObject,
+        context: &C,
+    ) -> Result<SendMessageResponse, swagger::ApiError>;
+    /// Page through a room's events.
+    ///
+    /// `GET /_matrix/client/api/v1/rooms/{roomId}/messages`
+    ///
+    /// ```text
+    /// Returns a batch of the room's events going backwards (``dir=b``,
+    /// newest first) or forwards (``dir=f``, oldest first) from a token.
+    /// Only events the user may see under the room's history visibility are
+    /// returned: members see the history the setting allows, former members
+    /// what they could see up to the moment they left.
+    /// ```
+    ///
+    /// Parameters:
+    /// - `room_id`: The ID of the room.
+    /// - `from`: Where to start: a ``prev_batch`` or ``next_batch`` of a sync, or the ``start``/``end`` of an earlier batch. Without it, backwards starts at the newest event and forwards at the oldest.
+    /// - `to`: Where to stop; the batch never goes past this token.
+    /// - `dir`: ``b`` to go back in time, ``f`` to go forwards.
+    /// - `limit`: The most events to return. Defaults to 10.
+    /// - `filter`: Accepted and ignored.
+    async fn get_room_events(
+        &self,
+        room_id: String,
+        from: Option<String>,
+        to: Option<String>,
+        dir: String,
+        limit: Option<i64>,
+        filter: Option<String>,
+        context: &C,
+    ) -> Result<GetRoomEventsResponse, swagger::ApiError>;
+    /// Get a user's profile.
+    ///
+    /// `GET /_matrix/client/api/v1/profile/{userId}`
+    ///
+    /// ```text
+    /// Returns the display name of a user of this server: the one they set,
+    /// or else their localpart. No access token is needed.
+    /// ```
+    ///
+    /// Parameters:
+    /// - `user_id`: The user whose profile to get.
+    async fn get_profile(
+        &self,
+        user_id: String,
+        context: &C,
+    ) -> Result<GetProfileResponse, swagger::ApiError>;
+    /// Get a user's display name.
+    ///
+    /// `GET /_matrix/client/api/v1/profile/{userId}/displayname`
+    ///
+    /// ```text
+    /// Returns the display name of a user of this server: the one they set,
+    /// or else their localpart. No access token is needed.
+    /// ```
+    ///
+    /// Parameters:
+    /// - `user_id`: The user whose display name to get.
+    async fn get_display_name(
+        &self,
+        user_id: String,
+        context: &C,
+    ) -> Result<GetDisplayNameResponse, swagger::ApiError>;
+    /// Set your display name.
+    ///
+    /// `PUT /_matrix/client/api/v1/profile/{userId}/displayname`
+    ///
+    /// ```text
+    /// Sets the display name that ``/profile`` returns for the requesting
+    /// user. Rooms the user is in are not changed.
+    /// ```
+    ///
+    /// Parameters:
+    /// - `user_id`: The user whose display name to set; it must be the requesting user.
+    async fn set_display_name(
+        &self,
+        user_id: String,
+        body: models::SetDisplayNameBody,
+        context: &C,
+    ) -> Result<SetDisplayNameResponse, swagger::ApiError>;
     /// Stop participating in a room.
     ///
     /// `POST /_matrix/client/api/v1/rooms/{roomId}/leave`
@@ -456,6 +622,81 @@ pub trait Api<C: Send + Sync> {
         body: models::CreateRoomRequest,
         context: &C,
     ) -> Result<CreateRoomResponse, swagger::ApiError>;
+    /// Get a snapshot of every room the user is in or invited to.
+    ///
+    /// `GET /_matrix/client/api/v1/initialSync`
+    ///
+    /// ```text
+    /// The original (v1) way for a client to start: one entry per room the
+    /// user has joined, with its current state and newest messages, and one
+    /// per room the user is invited to, carrying the invite event. The
+    /// ``end`` token is where a later event stream or sync picks up.
+    /// ```
+    ///
+    /// Parameters:
+    /// - `limit`: How many of the newest messages to return per room. Defaults to 10.
+    async fn initial_sync(
+        &self,
+        limit: Option<i64>,
+        context: &C,
+    ) -> Result<InitialSyncResponse, swagger::ApiError>;
+    /// Get a snapshot of one room.
+    ///
+    /// `GET /_matrix/client/api/v1/rooms/{roomId}/initialSync`
+    ///
+    /// ```text
+    /// The same snapshot ``/initialSync`` gives for one room. A member gets
+    /// the current state and newest messages; someone who left gets the
+    /// room as it was when they left; an invitee gets the invite.
+    /// ```
+    ///
+    /// Parameters:
+    /// - `room_id`: The ID of the room.
+    async fn room_initial_sync(
+        &self,
+        room_id: String,
+        context: &C,
+    ) -> Result<RoomInitialSyncResponse, swagger::ApiError>;
+    /// Get what changed for the user since the last sync.
+    ///
+    /// `GET /_matrix/client/api/v1/sync`
+    ///
+    /// ```text
+    /// Without ``since``, returns every room the user is in (state and
+    /// newest events) and every pending invite. With the ``next_batch`` of
+    /// an earlier response as ``since``, returns only what changed after
+    /// it: new events in joined rooms, new invites, and rooms the user
+    /// left or was removed from. When nothing changed the request waits up
+    /// to ``timeout`` milliseconds and answers as soon as something does.
+    /// ```
+    ///
+    /// Parameters:
+    /// - `since`: The ``next_batch`` token of an earlier sync.
+    /// - `timeout`: How many milliseconds to wait for something to change before answering with nothing new. Defaults to 0 (answer at once).
+    /// - `filter`: A filter ID from ``POST /user/{userId}/filter``, or a filter written inline as JSON (starting with ``{``). Of the filter this server applies ``room.timeline.limit``.
+    /// - `full_state`: When true, joined rooms that changed carry their full state, and every joined room is returned, even with ``since``.
+    /// - `set_presence`: Accepted and ignored; this server keeps no presence.
+    async fn sync(
+        &self,
+        since: Option<String>,
+        timeout: Option<i64>,
+        filter: Option<String>,
+        full_state: Option<bool>,
+        set_presence: Option<String>,
+        context: &C,
+    ) -> Result<SyncResponse, swagger::ApiError>;
+    /// Find the homeserver's client API.
+    ///
+    /// `GET /.well-known/matrix/client`
+    ///
+    /// ```text
+    /// Tells a client that only knows the server name where the client-server
+    /// API is served. No access token is needed.
+    /// ```
+    async fn get_well_known(
+        &self,
+        context: &C,
+    ) -> Result<GetWellKnownResponse, swagger::ApiError>;
 }
 /// The documented responses of `register`.
 #[derive(Debug, Clone, PartialEq)]
@@ -817,6 +1058,312 @@ impl WhoamiResponse {
             200 => serde_json::from_slice(body).map(Self::Ok).map_err(bad),
             400 => serde_json::from_slice(body).map(Self::BadRequest).map_err(bad),
             401 => serde_json::from_slice(body).map(Self::Unauthorized).map_err(bad),
+            413 => serde_json::from_slice(body).map(Self::PayloadTooLarge).map_err(bad),
+            _ => {
+                Err(DecodeError::UndocumentedStatus {
+                    operation,
+                    status,
+                    body: text(),
+                })
+            }
+        }
+    }
+}
+/// The documented responses of `get_capabilities`.
+#[derive(Debug, Clone, PartialEq)]
+#[must_use]
+pub enum GetCapabilitiesResponse {
+    /// 200: The server's capabilities.
+    Ok(models::GetCapabilitiesOk),
+    /// 400: The request carried two different access tokens, one in the
+    BadRequest(models::Error),
+    /// 401: No access token was given (``M_MISSING_TOKEN``) or it is not
+    Unauthorized(models::Error),
+    /// 413: The request carried a body larger than the server accepts
+    PayloadTooLarge(models::Error),
+}
+impl GetCapabilitiesResponse {
+    /// Every status the spec documents for this operation.
+    pub const STATUSES: &'static [u16] = &[200, 400, 401, 413];
+    /// The HTTP status of this response.
+    pub fn status(&self) -> u16 {
+        match self {
+            Self::Ok(_) => 200,
+            Self::BadRequest(_) => 400,
+            Self::Unauthorized(_) => 401,
+            Self::PayloadTooLarge(_) => 413,
+        }
+    }
+    /// The JSON body of this response.
+    pub fn to_json(&self) -> Result<serde_json::Value, serde_json::Error> {
+        match self {
+            Self::Ok(body) => serde_json::to_value(body),
+            Self::BadRequest(body) => serde_json::to_value(body),
+            Self::Unauthorized(body) => serde_json::to_value(body),
+            Self::PayloadTooLarge(body) => serde_json::to_value(body),
+        }
+    }
+    /// The variant for `status` when the spec documents it with the Matrix error body.
+    pub fn from_error(status: u16, error: models::Error) -> Option<Self> {
+        #[allow(clippy::match_single_binding)]
+        match status {
+            400 => Some(Self::BadRequest(error)),
+            401 => Some(Self::Unauthorized(error)),
+            413 => Some(Self::PayloadTooLarge(error)),
+            _ => {
+                let _ = error;
+                None
+            }
+        }
+    }
+    /// Reads a response, checking that its status is documented and its body has the documented shape.
+    pub fn from_response(status: u16, body: &[u8]) -> Result<Self, DecodeError> {
+        let operation = "get_capabilities";
+        let text = || String::from_utf8_lossy(body).into_owned();
+        let bad = |e: serde_json::Error| DecodeError::Body {
+            operation,
+            status,
+            error: e.to_string(),
+            body: text(),
+        };
+        match status {
+            200 => serde_json::from_slice(body).map(Self::Ok).map_err(bad),
+            400 => serde_json::from_slice(body).map(Self::BadRequest).map_err(bad),
+            401 => serde_json::from_slice(body).map(Self::Unauthorized).map_err(bad),
+            413 => serde_json::from_slice(body).map(Self::PayloadTooLarge).map_err(bad),
+            _ => {
+                Err(DecodeError::UndocumentedStatus {
+                    operation,
+                    status,
+                    body: text(),
+                })
+            }
+        }
+    }
+}
+/// The documented responses of `get_push_rules`.
+#[derive(Debug, Clone, PartialEq)]
+#[must_use]
+pub enum GetPushRulesResponse {
+    /// 200: The push rules.
+    Ok(models::GetPushRulesOk),
+    /// 400: The request carried two different access tokens, one in the
+    BadRequest(models::Error),
+    /// 401: No access token was given (``M_MISSING_TOKEN``) or it is not
+    Unauthorized(models::Error),
+    /// 413: The request carried a body larger than the server accepts
+    PayloadTooLarge(models::Error),
+}
+impl GetPushRulesResponse {
+    /// Every status the spec documents for this operation.
+    pub const STATUSES: &'static [u16] = &[200, 400, 401, 413];
+    /// The HTTP status of this response.
+    pub fn status(&self) -> u16 {
+        match self {
+            Self::Ok(_) => 200,
+            Self::BadRequest(_) => 400,
+            Self::Unauthorized(_) => 401,
+            Self::PayloadTooLarge(_) => 413,
+        }
+    }
+    /// The JSON body of this response.
+    pub fn to_json(&self) -> Result<serde_json::Value, serde_json::Error> {
+        match self {
+            Self::Ok(body) => serde_json::to_value(body),
+            Self::BadRequest(body) => serde_json::to_value(body),
+            Self::Unauthorized(body) => serde_json::to_value(body),
+            Self::PayloadTooLarge(body) => serde_json::to_value(body),
+        }
+    }
+    /// The variant for `status` when the spec documents it with the Matrix error body.
+    pub fn from_error(status: u16, error: models::Error) -> Option<Self> {
+        #[allow(clippy::match_single_binding)]
+        match status {
+            400 => Some(Self::BadRequest(error)),
+            401 => Some(Self::Unauthorized(error)),
+            413 => Some(Self::PayloadTooLarge(error)),
+            _ => {
+                let _ = error;
+                None
+            }
+        }
+    }
+    /// Reads a response, checking that its status is documented and its body has the documented shape.
+    pub fn from_response(status: u16, body: &[u8]) -> Result<Self, DecodeError> {
+        let operation = "get_push_rules";
+        let text = || String::from_utf8_lossy(body).into_owned();
+        let bad = |e: serde_json::Error| DecodeError::Body {
+            operation,
+            status,
+            error: e.to_string(),
+            body: text(),
+        };
+        match status {
+            200 => serde_json::from_slice(body).map(Self::Ok).map_err(bad),
+            400 => serde_json::from_slice(body).map(Self::BadRequest).map_err(bad),
+            401 => serde_json::from_slice(body).map(Self::Unauthorized).map_err(bad),
+            413 => serde_json::from_slice(body).map(Self::PayloadTooLarge).map_err(bad),
+            _ => {
+                Err(DecodeError::UndocumentedStatus {
+                    operation,
+                    status,
+                    body: text(),
+                })
+            }
+        }
+    }
+}
+/// The documented responses of `define_filter`.
+#[derive(Debug, Clone, PartialEq)]
+#[must_use]
+pub enum DefineFilterResponse {
+    /// 200: The filter has been stored.
+    Ok(models::DefineFilterOk),
+    /// 400: The body is not a JSON object (``M_NOT_JSON``, ``M_BAD_JSON``) or
+    BadRequest(models::Error),
+    /// 401: No access token was given (``M_MISSING_TOKEN``) or it is not
+    Unauthorized(models::Error),
+    /// 403: The user ID is not the requesting user's (``M_FORBIDDEN``).
+    Forbidden(models::Error),
+    /// 413: The request body is too large (``M_TOO_LARGE``).
+    PayloadTooLarge(models::Error),
+}
+impl DefineFilterResponse {
+    /// Every status the spec documents for this operation.
+    pub const STATUSES: &'static [u16] = &[200, 400, 401, 403, 413];
+    /// The HTTP status of this response.
+    pub fn status(&self) -> u16 {
+        match self {
+            Self::Ok(_) => 200,
+            Self::BadRequest(_) => 400,
+            Self::Unauthorized(_) => 401,
+            Self::Forbidden(_) => 403,
+            Self::PayloadTooLarge(_) => 413,
+        }
+    }
+    /// The JSON body of this response.
+    pub fn to_json(&self) -> Result<serde_json::Value, serde_json::Error> {
+        match self {
+            Self::Ok(body) => serde_json::to_value(body),
+            Self::BadRequest(body) => serde_json::to_value(body),
+            Self::Unauthorized(body) => serde_json::to_value(body),
+            Self::Forbidden(body) => serde_json::to_value(body),
+            Self::PayloadTooLarge(body) => serde_json::to_value(body),
+        }
+    }
+    /// The variant for `status` when the spec documents it with the Matrix error body.
+    pub fn from_error(status: u16, error: models::Error) -> Option<Self> {
+        #[allow(clippy::match_single_binding)]
+        match status {
+            400 => Some(Self::BadRequest(error)),
+            401 => Some(Self::Unauthorized(error)),
+            403 => Some(Self::Forbidden(error)),
+            413 => Some(Self::PayloadTooLarge(error)),
+            _ => {
+                let _ = error;
+                None
+            }
+        }
+    }
+    /// Reads a response, checking that its status is documented and its body has the documented shape.
+    pub fn from_response(status: u16, body: &[u8]) -> Result<Self, DecodeError> {
+        let operation = "define_filter";
+        let text = || String::from_utf8_lossy(body).into_owned();
+        let bad = |e: serde_json::Error| DecodeError::Body {
+            operation,
+            status,
+            error: e.to_string(),
+            body: text(),
+        };
+        match status {
+            200 => serde_json::from_slice(body).map(Self::Ok).map_err(bad),
+            400 => serde_json::from_slice(body).map(Self::BadRequest).map_err(bad),
+            401 => serde_json::from_slice(body).map(Self::Unauthorized).map_err(bad),
+            403 => serde_json::from_slice(body).map(Self::Forbidden).map_err(bad),
+            413 => serde_json::from_slice(body).map(Self::PayloadTooLarge).map_err(bad),
+            _ => {
+                Err(DecodeError::UndocumentedStatus {
+                    operation,
+                    status,
+                    body: text(),
+                })
+            }
+        }
+    }
+}
+/// The documented responses of `get_filter`.
+#[derive(Debug, Clone, PartialEq)]
+#[must_use]
+pub enum GetFilterResponse {
+    /// 200: The filter.
+    Ok(models::JsonObject),
+    /// 400: The user ID is not valid (``M_INVALID_PARAM``).
+    BadRequest(models::Error),
+    /// 401: No access token was given (``M_MISSING_TOKEN``) or it is not
+    Unauthorized(models::Error),
+    /// 403: The user ID is not the requesting user's (``M_FORBIDDEN``).
+    Forbidden(models::Error),
+    /// 404: The user has no filter with this ID (``M_NOT_FOUND``).
+    NotFound(models::Error),
+    /// 413: The request carried a body larger than the server accepts
+    PayloadTooLarge(models::Error),
+}
+impl GetFilterResponse {
+    /// Every status the spec documents for this operation.
+    pub const STATUSES: &'static [u16] = &[200, 400, 401, 403, 404, 413];
+    /// The HTTP status of this response.
+    pub fn status(&self) -> u16 {
+        match self {
+            Self::Ok(_) => 200,
+            Self::BadRequest(_) => 400,
+            Self::Unauthorized(_) => 401,
+            Self::Forbidden(_) => 403,
+            Self::NotFound(_) => 404,
+            Self::PayloadTooLarge(_) => 413,
+        }
+    }
+    /// The JSON body of this response.
+    pub fn to_json(&self) -> Result<serde_json::Value, serde_json::Error> {
+        match self {
+            Self::Ok(body) => serde_json::to_value(body),
+            Self::BadRequest(body) => serde_json::to_value(body),
+            Self::Unauthorized(body) => serde_json::to_value(body),
+            Self::Forbidden(body) => serde_json::to_value(body),
+            Self::NotFound(body) => serde_json::to_value(body),
+            Self::PayloadTooLarge(body) => serde_json::to_value(body),
+        }
+    }
+    /// The variant for `status` when the spec documents it with the Matrix error body.
+    pub fn from_error(status: u16, error: models::Error) -> Option<Self> {
+        #[allow(clippy::match_single_binding)]
+        match status {
+            400 => Some(Self::BadRequest(error)),
+            401 => Some(Self::Unauthorized(error)),
+            403 => Some(Self::Forbidden(error)),
+            404 => Some(Self::NotFound(error)),
+            413 => Some(Self::PayloadTooLarge(error)),
+            _ => {
+                let _ = error;
+                None
+            }
+        }
+    }
+    /// Reads a response, checking that its status is documented and its body has the documented shape.
+    pub fn from_response(status: u16, body: &[u8]) -> Result<Self, DecodeError> {
+        let operation = "get_filter";
+        let text = || String::from_utf8_lossy(body).into_owned();
+        let bad = |e: serde_json::Error| DecodeError::Body {
+            operation,
+            status,
+            error: e.to_string(),
+            body: text(),
+        };
+        match status {
+            200 => serde_json::from_slice(body).map(Self::Ok).map_err(bad),
+            400 => serde_json::from_slice(body).map(Self::BadRequest).map_err(bad),
+            401 => serde_json::from_slice(body).map(Self::Unauthorized).map_err(bad),
+            403 => serde_json::from_slice(body).map(Self::Forbidden).map_err(bad),
+            404 => serde_json::from_slice(body).map(Self::NotFound).map_err(bad),
             413 => serde_json::from_slice(body).map(Self::PayloadTooLarge).map_err(bad),
             _ => {
                 Err(DecodeError::UndocumentedStatus {
@@ -1304,6 +1851,396 @@ impl PostRoomsRoomIdInviteResponse {
             404 => serde_json::from_slice(body).map(Self::NotFound).map_err(bad),
             413 => serde_json::from_slice(body).map(Self::PayloadTooLarge).map_err(bad),
             429 => serde_json::from_slice(body).map(Self::TooManyRequests).map_err(bad),
+            _ => {
+                Err(DecodeError::UndocumentedStatus {
+                    operation,
+                    status,
+                    body: text(),
+                })
+            }
+        }
+    }
+}
+/// The documented responses of `send_message`.
+#[derive(Debug, Clone, PartialEq)]
+#[must_use]
+pub enum SendMessageResponse {
+    /// 200: The event has been sent (or had been, by an earlier request with this transaction ID).
+    Ok(models::EventIdResponse),
+    /// 400: The body is not a JSON object (``M_NOT_JSON``, ``M_BAD_JSON``) or a
+    BadRequest(models::Error),
+    /// 401: No access token was given (``M_MISSING_TOKEN``) or it is not
+    Unauthorized(models::Error),
+    /// 403: The user is not in the room, or their power level is below the
+    Forbidden(models::Error),
+    /// 404: The room is unknown to this server (``M_NOT_FOUND``).
+    NotFound(models::Error),
+    /// 413: The request body is too large (``M_TOO_LARGE``).
+    PayloadTooLarge(models::Error),
+}
+impl SendMessageResponse {
+    /// Every status the spec documents for this operation.
+    pub const STATUSES: &'static [u16] = &[200, 400, 401, 403, 404, 413];
+    /// The HTTP status of this response.
+    pub fn status(&self) -> u16 {
+        match self {
+            Self::Ok(_) => 200,
+            Self::BadRequest(_) => 400,
+            Self::Unauthorized(_) => 401,
+            Self::Forbidden(_) => 403,
+            Self::NotFound(_) => 404,
+            Self::PayloadTooLarge(_) => 413,
+        }
+    }
+    /// The JSON body of this response.
+    pub fn to_json(&self) -> Result<serde_json::Value, serde_json::Error> {
+        match self {
+            Self::Ok(body) => serde_json::to_value(body),
+            Self::BadRequest(body) => serde_json::to_value(body),
+            Self::Unauthorized(body) => serde_json::to_value(body),
+            Self::Forbidden(body) => serde_json::to_value(body),
+            Self::NotFound(body) => serde_json::to_value(body),
+            Self::PayloadTooLarge(body) => serde_json::to_value(body),
+        }
+    }
+    /// The variant for `status` when the spec documents it with the Matrix error body.
+    pub fn from_error(status: u16, error: models::Error) -> Option<Self> {
+        #[allow(clippy::match_single_binding)]
+        match status {
+            400 => Some(Self::BadRequest(error)),
+            401 => Some(Self::Unauthorized(error)),
+            403 => Some(Self::Forbidden(error)),
+            404 => Some(Self::NotFound(error)),
+            413 => Some(Self::PayloadTooLarge(error)),
+            _ => {
+                let _ = error;
+                None
+            }
+        }
+    }
+    /// Reads a response, checking that its status is documented and its body has the documented shape.
+    pub fn from_response(status: u16, body: &[u8]) -> Result<Self, DecodeError> {
+        let operation = "send_message";
+        let text = || String::from_utf8_lossy(body).into_owned();
+        let bad = |e: serde_json::Error| DecodeError::Body {
+            operation,
+            status,
+            error: e.to_string(),
+            body: text(),
+        };
+        match status {
+            200 => serde_json::from_slice(body).map(Self::Ok).map_err(bad),
+            400 => serde_json::from_slice(body).map(Self::BadRequest).map_err(bad),
+            401 => serde_json::from_slice(body).map(Self::Unauthorized).map_err(bad),
+            403 => serde_json::from_slice(body).map(Self::Forbidden).map_err(bad),
+            404 => serde_json::from_slice(body).map(Self::NotFound).map_err(bad),
+            413 => serde_json::from_slice(body).map(Self::PayloadTooLarge).map_err(bad),
+            _ => {
+                Err(DecodeError::UndocumentedStatus {
+                    operation,
+                    status,
+                    body: text(),
+                })
+            }
+        }
+    }
+}
+/// The documented responses of `get_room_events`.
+#[derive(Debug, Clone, PartialEq)]
+#[must_use]
+pub enum GetRoomEventsResponse {
+    /// 200: A batch of events.
+    Ok(models::PaginationChunk),
+    /// 400: ``dir`` is not ``b`` or ``f``, a token is not one this server
+    BadRequest(models::Error),
+    /// 401: No access token was given (``M_MISSING_TOKEN``) or it is not
+    Unauthorized(models::Error),
+    /// 403: The user may not see this room's events: they are not in it and
+    Forbidden(models::Error),
+    /// 404: The room is unknown to this server (``M_NOT_FOUND``).
+    NotFound(models::Error),
+    /// 413: The request carried a body larger than the server accepts
+    PayloadTooLarge(models::Error),
+}
+impl GetRoomEventsResponse {
+    /// Every status the spec documents for this operation.
+    pub const STATUSES: &'static [u16] = &[200, 400, 401, 403, 404, 413];
+    /// The HTTP status of this response.
+    pub fn status(&self) -> u16 {
+        match self {
+            Self::Ok(_) => 200,
+            Self::BadRequest(_) => 400,
+            Self::Unauthorized(_) => 401,
+            Self::Forbidden(_) => 403,
+            Self::NotFound(_) => 404,
+            Self::PayloadTooLarge(_) => 413,
+        }
+    }
+    /// The JSON body of this response.
+    pub fn to_json(&self) -> Result<serde_json::Value, serde_json::Error> {
+        match self {
+            Self::Ok(body) => serde_json::to_value(body),
+            Self::BadRequest(body) => serde_json::to_value(body),
+            Self::Unauthorized(body) => serde_json::to_value(body),
+            Self::Forbidden(body) => serde_json::to_value(body),
+            Self::NotFound(body) => serde_json::to_value(body),
+            Self::PayloadTooLarge(body) => serde_json::to_value(body),
+        }
+    }
+    /// The variant for `status` when the spec documents it with the Matrix error body.
+    pub fn from_error(status: u16, error: models::Error) -> Option<Self> {
+        #[allow(clippy::match_single_binding)]
+        match status {
+            400 => Some(Self::BadRequest(error)),
+            401 => Some(Self::Unauthorized(error)),
+            403 => Some(Self::Forbidden(error)),
+            404 => Some(Self::NotFound(error)),
+            413 => Some(Self::PayloadTooLarge(error)),
+            _ => {
+                let _ = error;
+                None
+            }
+        }
+    }
+    /// Reads a response, checking that its status is documented and its body has the documented shape.
+    pub fn from_response(status: u16, body: &[u8]) -> Result<Self, DecodeError> {
+        let operation = "get_room_events";
+        let text = || String::from_utf8_lossy(body).into_owned();
+        let bad = |e: serde_json::Error| DecodeError::Body {
+            operation,
+            status,
+            error: e.to_string(),
+            body: text(),
+        };
+        match status {
+            200 => serde_json::from_slice(body).map(Self::Ok).map_err(bad),
+            400 => serde_json::from_slice(body).map(Self::BadRequest).map_err(bad),
+            401 => serde_json::from_slice(body).map(Self::Unauthorized).map_err(bad),
+            403 => serde_json::from_slice(body).map(Self::Forbidden).map_err(bad),
+            404 => serde_json::from_slice(body).map(Self::NotFound).map_err(bad),
+            413 => serde_json::from_slice(body).map(Self::PayloadTooLarge).map_err(bad),
+            _ => {
+                Err(DecodeError::UndocumentedStatus {
+                    operation,
+                    status,
+                    body: text(),
+                })
+            }
+        }
+    }
+}
+/// The documented responses of `get_profile`.
+#[derive(Debug, Clone, PartialEq)]
+#[must_use]
+pub enum GetProfileResponse {
+    /// 200: The profile.
+    Ok(models::GetProfileOk),
+    /// 400: The user ID is not valid (``M_INVALID_PARAM``).
+    BadRequest(models::Error),
+    /// 404: There is no such user on this server (``M_NOT_FOUND``).
+    NotFound(models::Error),
+    /// 413: The request carried a body larger than the server accepts
+    PayloadTooLarge(models::Error),
+}
+impl GetProfileResponse {
+    /// Every status the spec documents for this operation.
+    pub const STATUSES: &'static [u16] = &[200, 400, 404, 413];
+    /// The HTTP status of this response.
+    pub fn status(&self) -> u16 {
+        match self {
+            Self::Ok(_) => 200,
+            Self::BadRequest(_) => 400,
+            Self::NotFound(_) => 404,
+            Self::PayloadTooLarge(_) => 413,
+        }
+    }
+    /// The JSON body of this response.
+    pub fn to_json(&self) -> Result<serde_json::Value, serde_json::Error> {
+        match self {
+            Self::Ok(body) => serde_json::to_value(body),
+            Self::BadRequest(body) => serde_json::to_value(body),
+            Self::NotFound(body) => serde_json::to_value(body),
+            Self::PayloadTooLarge(body) => serde_json::to_value(body),
+        }
+    }
+    /// The variant for `status` when the spec documents it with the Matrix error body.
+    pub fn from_error(status: u16, error: models::Error) -> Option<Self> {
+        #[allow(clippy::match_single_binding)]
+        match status {
+            400 => Some(Self::BadRequest(error)),
+            404 => Some(Self::NotFound(error)),
+            413 => Some(Self::PayloadTooLarge(error)),
+            _ => {
+                let _ = error;
+                None
+            }
+        }
+    }
+    /// Reads a response, checking that its status is documented and its body has the documented shape.
+    pub fn from_response(status: u16, body: &[u8]) -> Result<Self, DecodeError> {
+        let operation = "get_profile";
+        let text = || String::from_utf8_lossy(body).into_owned();
+        let bad = |e: serde_json::Error| DecodeError::Body {
+            operation,
+            status,
+            error: e.to_string(),
+            body: text(),
+        };
+        match status {
+            200 => serde_json::from_slice(body).map(Self::Ok).map_err(bad),
+            400 => serde_json::from_slice(body).map(Self::BadRequest).map_err(bad),
+            404 => serde_json::from_slice(body).map(Self::NotFound).map_err(bad),
+            413 => serde_json::from_slice(body).map(Self::PayloadTooLarge).map_err(bad),
+            _ => {
+                Err(DecodeError::UndocumentedStatus {
+                    operation,
+                    status,
+                    body: text(),
+                })
+            }
+        }
+    }
+}
+/// The documented responses of `get_display_name`.
+#[derive(Debug, Clone, PartialEq)]
+#[must_use]
+pub enum GetDisplayNameResponse {
+    /// 200: The display name.
+    Ok(models::GetDisplayNameOk),
+    /// 400: The user ID is not valid (``M_INVALID_PARAM``).
+    BadRequest(models::Error),
+    /// 404: There is no such user on this server (``M_NOT_FOUND``).
+    NotFound(models::Error),
+    /// 413: The request carried a body larger than the server accepts
+    PayloadTooLarge(models::Error),
+}
+impl GetDisplayNameResponse {
+    /// Every status the spec documents for this operation.
+    pub const STATUSES: &'static [u16] = &[200, 400, 404, 413];
+    /// The HTTP status of this response.
+    pub fn status(&self) -> u16 {
+        match self {
+            Self::Ok(_) => 200,
+            Self::BadRequest(_) => 400,
+            Self::NotFound(_) => 404,
+            Self::PayloadTooLarge(_) => 413,
+        }
+    }
+    /// The JSON body of this response.
+    pub fn to_json(&self) -> Result<serde_json::Value, serde_json::Error> {
+        match self {
+            Self::Ok(body) => serde_json::to_value(body),
+            Self::BadRequest(body) => serde_json::to_value(body),
+            Self::NotFound(body) => serde_json::to_value(body),
+            Self::PayloadTooLarge(body) => serde_json::to_value(body),
+        }
+    }
+    /// The variant for `status` when the spec documents it with the Matrix error body.
+    pub fn from_error(status: u16, error: models::Error) -> Option<Self> {
+        #[allow(clippy::match_single_binding)]
+        match status {
+            400 => Some(Self::BadRequest(error)),
+            404 => Some(Self::NotFound(error)),
+            413 => Some(Self::PayloadTooLarge(error)),
+            _ => {
+                let _ = error;
+                None
+            }
+        }
+    }
+    /// Reads a response, checking that its status is documented and its body has the documented shape.
+    pub fn from_response(status: u16, body: &[u8]) -> Result<Self, DecodeError> {
+        let operation = "get_display_name";
+        let text = || String::from_utf8_lossy(body).into_owned();
+        let bad = |e: serde_json::Error| DecodeError::Body {
+            operation,
+            status,
+            error: e.to_string(),
+            body: text(),
+        };
+        match status {
+            200 => serde_json::from_slice(body).map(Self::Ok).map_err(bad),
+            400 => serde_json::from_slice(body).map(Self::BadRequest).map_err(bad),
+            404 => serde_json::from_slice(body).map(Self::NotFound).map_err(bad),
+            413 => serde_json::from_slice(body).map(Self::PayloadTooLarge).map_err(bad),
+            _ => {
+                Err(DecodeError::UndocumentedStatus {
+                    operation,
+                    status,
+                    body: text(),
+                })
+            }
+        }
+    }
+}
+/// The documented responses of `set_display_name`.
+#[derive(Debug, Clone, PartialEq)]
+#[must_use]
+pub enum SetDisplayNameResponse {
+    /// 200: The display name has been set.
+    Ok(models::JsonObject),
+    /// 400: The body is not a JSON object (``M_NOT_JSON``, ``M_BAD_JSON``) or
+    BadRequest(models::Error),
+    /// 401: No access token was given (``M_MISSING_TOKEN``) or it is not
+    Unauthorized(models::Error),
+    /// 403: The user ID is not the requesting user's (``M_FORBIDDEN``).
+    Forbidden(models::Error),
+    /// 413: The request body is too large (``M_TOO_LARGE``).
+    PayloadTooLarge(models::Error),
+}
+impl SetDisplayNameResponse {
+    /// Every status the spec documents for this operation.
+    pub const STATUSES: &'static [u16] = &[200, 400, 401, 403, 413];
+    /// The HTTP status of this response.
+    pub fn status(&self) -> u16 {
+        match self {
+            Self::Ok(_) => 200,
+            Self::BadRequest(_) => 400,
+            Self::Unauthorized(_) => 401,
+            Self::Forbidden(_) => 403,
+            Self::PayloadTooLarge(_) => 413,
+        }
+    }
+    /// The JSON body of this response.
+    pub fn to_json(&self) -> Result<serde_json::Value, serde_json::Error> {
+        match self {
+            Self::Ok(body) => serde_json::to_value(body),
+            Self::BadRequest(body) => serde_json::to_value(body),
+            Self::Unauthorized(body) => serde_json::to_value(body),
+            Self::Forbidden(body) => serde_json::to_value(body),
+            Self::PayloadTooLarge(body) => serde_json::to_value(body),
+        }
+    }
+    /// The variant for `status` when the spec documents it with the Matrix error body.
+    pub fn from_error(status: u16, error: models::Error) -> Option<Self> {
+        #[allow(clippy::match_single_binding)]
+        match status {
+            400 => Some(Self::BadRequest(error)),
+            401 => Some(Self::Unauthorized(error)),
+            403 => Some(Self::Forbidden(error)),
+            413 => Some(Self::PayloadTooLarge(error)),
+            _ => {
+                let _ = error;
+                None
+            }
+        }
+    }
+    /// Reads a response, checking that its status is documented and its body has the documented shape.
+    pub fn from_response(status: u16, body: &[u8]) -> Result<Self, DecodeError> {
+        let operation = "set_display_name";
+        let text = || String::from_utf8_lossy(body).into_owned();
+        let bad = |e: serde_json::Error| DecodeError::Body {
+            operation,
+            status,
+            error: e.to_string(),
+            body: text(),
+        };
+        match status {
+            200 => serde_json::from_slice(body).map(Self::Ok).map_err(bad),
+            400 => serde_json::from_slice(body).map(Self::BadRequest).map_err(bad),
+            401 => serde_json::from_slice(body).map(Self::Unauthorized).map_err(bad),
+            403 => serde_json::from_slice(body).map(Self::Forbidden).map_err(bad),
+            413 => serde_json::from_slice(body).map(Self::PayloadTooLarge).map_err(bad),
             _ => {
                 Err(DecodeError::UndocumentedStatus {
                     operation,
@@ -2408,6 +3345,294 @@ impl CreateRoomResponse {
             403 => serde_json::from_slice(body).map(Self::Forbidden).map_err(bad),
             413 => serde_json::from_slice(body).map(Self::PayloadTooLarge).map_err(bad),
             429 => serde_json::from_slice(body).map(Self::TooManyRequests).map_err(bad),
+            _ => {
+                Err(DecodeError::UndocumentedStatus {
+                    operation,
+                    status,
+                    body: text(),
+                })
+            }
+        }
+    }
+}
+/// The documented responses of `initial_sync`.
+#[derive(Debug, Clone, PartialEq)]
+#[must_use]
+pub enum InitialSyncResponse {
+    /// 200: The user's rooms.
+    Ok(models::InitialSyncOk),
+    /// 400: ``limit`` is not a non-negative integer (``M_INVALID_PARAM``).
+    BadRequest(models::Error),
+    /// 401: No access token was given (``M_MISSING_TOKEN``) or it is not
+    Unauthorized(models::Error),
+    /// 413: The request carried a body larger than the server accepts
+    PayloadTooLarge(models::Error),
+}
+impl InitialSyncResponse {
+    /// Every status the spec documents for this operation.
+    pub const STATUSES: &'static [u16] = &[200, 400, 401, 413];
+    /// The HTTP status of this response.
+    pub fn status(&self) -> u16 {
+        match self {
+            Self::Ok(_) => 200,
+            Self::BadRequest(_) => 400,
+            Self::Unauthorized(_) => 401,
+            Self::PayloadTooLarge(_) => 413,
+        }
+    }
+    /// The JSON body of this response.
+    pub fn to_json(&self) -> Result<serde_json::Value, serde_json::Error> {
+        match self {
+            Self::Ok(body) => serde_json::to_value(body),
+            Self::BadRequest(body) => serde_json::to_value(body),
+            Self::Unauthorized(body) => serde_json::to_value(body),
+            Self::PayloadTooLarge(body) => serde_json::to_value(body),
+        }
+    }
+    /// The variant for `status` when the spec documents it with the Matrix error body.
+    pub fn from_error(status: u16, error: models::Error) -> Option<Self> {
+        #[allow(clippy::match_single_binding)]
+        match status {
+            400 => Some(Self::BadRequest(error)),
+            401 => Some(Self::Unauthorized(error)),
+            413 => Some(Self::PayloadTooLarge(error)),
+            _ => {
+                let _ = error;
+                None
+            }
+        }
+    }
+    /// Reads a response, checking that its status is documented and its body has the documented shape.
+    pub fn from_response(status: u16, body: &[u8]) -> Result<Self, DecodeError> {
+        let operation = "initial_sync";
+        let text = || String::from_utf8_lossy(body).into_owned();
+        let bad = |e: serde_json::Error| DecodeError::Body {
+            operation,
+            status,
+            error: e.to_string(),
+            body: text(),
+        };
+        match status {
+            200 => serde_json::from_slice(body).map(Self::Ok).map_err(bad),
+            400 => serde_json::from_slice(body).map(Self::BadRequest).map_err(bad),
+            401 => serde_json::from_slice(body).map(Self::Unauthorized).map_err(bad),
+            413 => serde_json::from_slice(body).map(Self::PayloadTooLarge).map_err(bad),
+            _ => {
+                Err(DecodeError::UndocumentedStatus {
+                    operation,
+                    status,
+                    body: text(),
+                })
+            }
+        }
+    }
+}
+/// The documented responses of `room_initial_sync`.
+#[derive(Debug, Clone, PartialEq)]
+#[must_use]
+pub enum RoomInitialSyncResponse {
+    /// 200: The room.
+    Ok(models::RoomInitialSync),
+    /// 400: The room ID is not valid (``M_INVALID_PARAM``).
+    BadRequest(models::Error),
+    /// 401: No access token was given (``M_MISSING_TOKEN``) or it is not
+    Unauthorized(models::Error),
+    /// 403: The user is not in the room and never was (``M_FORBIDDEN``).
+    Forbidden(models::Error),
+    /// 404: The room is unknown to this server (``M_NOT_FOUND``).
+    NotFound(models::Error),
+    /// 413: The request carried a body larger than the server accepts
+    PayloadTooLarge(models::Error),
+}
+impl RoomInitialSyncResponse {
+    /// Every status the spec documents for this operation.
+    pub const STATUSES: &'static [u16] = &[200, 400, 401, 403, 404, 413];
+    /// The HTTP status of this response.
+    pub fn status(&self) -> u16 {
+        match self {
+            Self::Ok(_) => 200,
+            Self::BadRequest(_) => 400,
+            Self::Unauthorized(_) => 401,
+            Self::Forbidden(_) => 403,
+            Self::NotFound(_) => 404,
+            Self::PayloadTooLarge(_) => 413,
+        }
+    }
+    /// The JSON body of this response.
+    pub fn to_json(&self) -> Result<serde_json::Value, serde_json::Error> {
+        match self {
+            Self::Ok(body) => serde_json::to_value(body),
+            Self::BadRequest(body) => serde_json::to_value(body),
+            Self::Unauthorized(body) => serde_json::to_value(body),
+            Self::Forbidden(body) => serde_json::to_value(body),
+            Self::NotFound(body) => serde_json::to_value(body),
+            Self::PayloadTooLarge(body) => serde_json::to_value(body),
+        }
+    }
+    /// The variant for `status` when the spec documents it with the Matrix error body.
+    pub fn from_error(status: u16, error: models::Error) -> Option<Self> {
+        #[allow(clippy::match_single_binding)]
+        match status {
+            400 => Some(Self::BadRequest(error)),
+            401 => Some(Self::Unauthorized(error)),
+            403 => Some(Self::Forbidden(error)),
+            404 => Some(Self::NotFound(error)),
+            413 => Some(Self::PayloadTooLarge(error)),
+            _ => {
+                let _ = error;
+                None
+            }
+        }
+    }
+    /// Reads a response, checking that its status is documented and its body has the documented shape.
+    pub fn from_response(status: u16, body: &[u8]) -> Result<Self, DecodeError> {
+        let operation = "room_initial_sync";
+        let text = || String::from_utf8_lossy(body).into_owned();
+        let bad = |e: serde_json::Error| DecodeError::Body {
+            operation,
+            status,
+            error: e.to_string(),
+            body: text(),
+        };
+        match status {
+            200 => serde_json::from_slice(body).map(Self::Ok).map_err(bad),
+            400 => serde_json::from_slice(body).map(Self::BadRequest).map_err(bad),
+            401 => serde_json::from_slice(body).map(Self::Unauthorized).map_err(bad),
+            403 => serde_json::from_slice(body).map(Self::Forbidden).map_err(bad),
+            404 => serde_json::from_slice(body).map(Self::NotFound).map_err(bad),
+            413 => serde_json::from_slice(body).map(Self::PayloadTooLarge).map_err(bad),
+            _ => {
+                Err(DecodeError::UndocumentedStatus {
+                    operation,
+                    status,
+                    body: text(),
+                })
+            }
+        }
+    }
+}
+/// The documented responses of `sync`.
+#[derive(Debug, Clone, PartialEq)]
+#[must_use]
+pub enum SyncResponse {
+    /// 200: The changes, possibly none.
+    Ok(models::SyncResponse),
+    /// 400: ``since`` is not a token this server handed out, ``timeout`` is
+    BadRequest(models::Error),
+    /// 401: No access token was given (``M_MISSING_TOKEN``) or it is not
+    Unauthorized(models::Error),
+    /// 413: The request carried a body larger than the server accepts
+    PayloadTooLarge(models::Error),
+}
+impl SyncResponse {
+    /// Every status the spec documents for this operation.
+    pub const STATUSES: &'static [u16] = &[200, 400, 401, 413];
+    /// The HTTP status of this response.
+    pub fn status(&self) -> u16 {
+        match self {
+            Self::Ok(_) => 200,
+            Self::BadRequest(_) => 400,
+            Self::Unauthorized(_) => 401,
+            Self::PayloadTooLarge(_) => 413,
+        }
+    }
+    /// The JSON body of this response.
+    pub fn to_json(&self) -> Result<serde_json::Value, serde_json::Error> {
+        match self {
+            Self::Ok(body) => serde_json::to_value(body),
+            Self::BadRequest(body) => serde_json::to_value(body),
+            Self::Unauthorized(body) => serde_json::to_value(body),
+            Self::PayloadTooLarge(body) => serde_json::to_value(body),
+        }
+    }
+    /// The variant for `status` when the spec documents it with the Matrix error body.
+    pub fn from_error(status: u16, error: models::Error) -> Option<Self> {
+        #[allow(clippy::match_single_binding)]
+        match status {
+            400 => Some(Self::BadRequest(error)),
+            401 => Some(Self::Unauthorized(error)),
+            413 => Some(Self::PayloadTooLarge(error)),
+            _ => {
+                let _ = error;
+                None
+            }
+        }
+    }
+    /// Reads a response, checking that its status is documented and its body has the documented shape.
+    pub fn from_response(status: u16, body: &[u8]) -> Result<Self, DecodeError> {
+        let operation = "sync";
+        let text = || String::from_utf8_lossy(body).into_owned();
+        let bad = |e: serde_json::Error| DecodeError::Body {
+            operation,
+            status,
+            error: e.to_string(),
+            body: text(),
+        };
+        match status {
+            200 => serde_json::from_slice(body).map(Self::Ok).map_err(bad),
+            400 => serde_json::from_slice(body).map(Self::BadRequest).map_err(bad),
+            401 => serde_json::from_slice(body).map(Self::Unauthorized).map_err(bad),
+            413 => serde_json::from_slice(body).map(Self::PayloadTooLarge).map_err(bad),
+            _ => {
+                Err(DecodeError::UndocumentedStatus {
+                    operation,
+                    status,
+                    body: text(),
+                })
+            }
+        }
+    }
+}
+/// The documented responses of `get_well_known`.
+#[derive(Debug, Clone, PartialEq)]
+#[must_use]
+pub enum GetWellKnownResponse {
+    /// 200: Where the homeserver is.
+    Ok(models::GetWellKnownOk),
+    /// 413: The request carried a body larger than the server accepts
+    PayloadTooLarge(models::Error),
+}
+impl GetWellKnownResponse {
+    /// Every status the spec documents for this operation.
+    pub const STATUSES: &'static [u16] = &[200, 413];
+    /// The HTTP status of this response.
+    pub fn status(&self) -> u16 {
+        match self {
+            Self::Ok(_) => 200,
+            Self::PayloadTooLarge(_) => 413,
+        }
+    }
+    /// The JSON body of this response.
+    pub fn to_json(&self) -> Result<serde_json::Value, serde_json::Error> {
+        match self {
+            Self::Ok(body) => serde_json::to_value(body),
+            Self::PayloadTooLarge(body) => serde_json::to_value(body),
+        }
+    }
+    /// The variant for `status` when the spec documents it with the Matrix error body.
+    pub fn from_error(status: u16, error: models::Error) -> Option<Self> {
+        #[allow(clippy::match_single_binding)]
+        match status {
+            413 => Some(Self::PayloadTooLarge(error)),
+            _ => {
+                let _ = error;
+                None
+            }
+        }
+    }
+    /// Reads a response, checking that its status is documented and its body has the documented shape.
+    pub fn from_response(status: u16, body: &[u8]) -> Result<Self, DecodeError> {
+        let operation = "get_well_known";
+        let text = || String::from_utf8_lossy(body).into_owned();
+        let bad = |e: serde_json::Error| DecodeError::Body {
+            operation,
+            status,
+            error: e.to_string(),
+            body: text(),
+        };
+        match status {
+            200 => serde_json::from_slice(body).map(Self::Ok).map_err(bad),
+            413 => serde_json::from_slice(body).map(Self::PayloadTooLarge).map_err(bad),
             _ => {
                 Err(DecodeError::UndocumentedStatus {
                     operation,

@@ -222,6 +222,76 @@ impl Client {
         let mut path = format!("/_matrix/client/api/v1/account/whoami");
         self.send("whoami", "GET", path, None, WhoamiResponse::from_response).await
     }
+    /// Find out what the server lets clients do.
+    ///
+    /// `GET /_matrix/client/api/v1/capabilities`
+    pub async fn get_capabilities(
+        &self,
+    ) -> Result<GetCapabilitiesResponse, ClientError> {
+        #[allow(unused_mut)]
+        let mut path = format!("/_matrix/client/api/v1/capabilities");
+        self.send(
+                "get_capabilities",
+                "GET",
+                path,
+                None,
+                GetCapabilitiesResponse::from_response,
+            )
+            .await
+    }
+    /// Get the user's push rules.
+    ///
+    /// `GET /_matrix/client/api/v1/pushrules`
+    pub async fn get_push_rules(&self) -> Result<GetPushRulesResponse, ClientError> {
+        #[allow(unused_mut)]
+        let mut path = format!("/_matrix/client/api/v1/pushrules");
+        self.send(
+                "get_push_rules",
+                "GET",
+                path,
+                None,
+                GetPushRulesResponse::from_response,
+            )
+            .await
+    }
+    /// Upload a filter for later syncs.
+    ///
+    /// `POST /_matrix/client/api/v1/user/{userId}/filter`
+    pub async fn define_filter(
+        &self,
+        user_id: &str,
+        body: &models::JsonObject,
+    ) -> Result<DefineFilterResponse, ClientError> {
+        #[allow(unused_mut)]
+        let mut path = format!("/_matrix/client/api/v1/user/{}/filter", encode(user_id));
+        self.send(
+                "define_filter",
+                "POST",
+                path,
+                Some(
+                    serde_json::to_vec(body)
+                        .map_err(|e| ClientError::Transport(e.to_string()))?,
+                ),
+                DefineFilterResponse::from_response,
+            )
+            .await
+    }
+    /// Download a filter.
+    ///
+    /// `GET /_matrix/client/api/v1/user/{userId}/filter/{filterId}`
+    pub async fn get_filter(
+        &self,
+        user_id: &str,
+        filter_id: &str,
+    ) -> Result<GetFilterResponse, ClientError> {
+        #[allow(unused_mut)]
+        let mut path = format!(
+            "/_matrix/client/api/v1/user/{}/filter/{}", encode(user_id),
+            encode(filter_id)
+        );
+        self.send("get_filter", "GET", path, None, GetFilterResponse::from_response)
+            .await
+    }
     /// Look up the room an alias points at.
     ///
     /// `GET /_matrix/client/api/v1/directory/room/{roomAlias}`
@@ -343,6 +413,134 @@ impl Client {
                         .map_err(|e| ClientError::Transport(e.to_string()))?,
                 ),
                 PostRoomsRoomIdInviteResponse::from_response,
+            )
+            .await
+    }
+    /// Send a message event to a room.
+    ///
+    /// `PUT /_matrix/client/api/v1/rooms/{roomId}/send/{eventType}/{txnId}`
+    pub async fn send_message(
+        &self,
+        room_id: &str,
+        event_type: &str,
+        txn_id: &str,
+        body: &models::JsonObject,
+    ) -> Result<SendMessageResponse, ClientError> {
+        #[allow(unused_mut)]
+        let mut path = format!(
+            "/_matrix/client/api/v1/rooms/{}/send/{}/{}", encode(room_id),
+            encode(event_type), encode(txn_id)
+        );
+        self.send(
+                "send_message",
+                "PUT",
+                path,
+                Some(
+                    serde_json::to_vec(body)
+                        .map_err(|e| ClientError::Transport(e.to_string()))?,
+                ),
+                SendMessageResponse::from_response,
+            )
+            .await
+    }
+    /// Page through a room's events.
+    ///
+    /// `GET /_matrix/client/api/v1/rooms/{roomId}/messages`
+    pub async fn get_room_events(
+        &self,
+        room_id: &str,
+        from: Option<&str>,
+        to: Option<&str>,
+        dir: &str,
+        limit: Option<i64>,
+        filter: Option<&str>,
+    ) -> Result<GetRoomEventsResponse, ClientError> {
+        #[allow(unused_mut)]
+        let mut path = format!(
+            "/_matrix/client/api/v1/rooms/{}/messages", encode(room_id)
+        );
+        let mut query: Vec<String> = Vec::new();
+        if let Some(v) = from {
+            query.push(format!("from={}", encode(& v.to_string())));
+        }
+        if let Some(v) = to {
+            query.push(format!("to={}", encode(& v.to_string())));
+        }
+        if let Some(v) = Some(dir) {
+            query.push(format!("dir={}", encode(& v.to_string())));
+        }
+        if let Some(v) = limit {
+            query.push(format!("limit={}", encode(& v.to_string())));
+        }
+        if let Some(v) = filter {
+            query.push(format!("filter={}", encode(& v.to_string())));
+        }
+        if !query.is_empty() {
+            path.push('?');
+            path.push_str(&query.join("&"));
+        }
+        self.send(
+                "get_room_events",
+                "GET",
+                path,
+                None,
+                GetRoomEventsResponse::from_response,
+            )
+            .await
+    }
+    /// Get a user's profile.
+    ///
+    /// `GET /_matrix/client/api/v1/profile/{userId}`
+    pub async fn get_profile(
+        &self,
+        user_id: &str,
+    ) -> Result<GetProfileResponse, ClientError> {
+        #[allow(unused_mut)]
+        let mut path = format!("/_matrix/client/api/v1/profile/{}", encode(user_id));
+        self.send("get_profile", "GET", path, None, GetProfileResponse::from_response)
+            .await
+    }
+    /// Get a user's display name.
+    ///
+    /// `GET /_matrix/client/api/v1/profile/{userId}/displayname`
+    pub async fn get_display_name(
+        &self,
+        user_id: &str,
+    ) -> Result<GetDisplayNameResponse, ClientError> {
+        #[allow(unused_mut)]
+        let mut path = format!(
+            "/_matrix/client/api/v1/profile/{}/displayname", encode(user_id)
+        );
+        self.send(
+                "get_display_name",
+                "GET",
+                path,
+                None,
+                GetDisplayNameResponse::from_response,
+            )
+            .await
+    }
+    /// Set your display name.
+    ///
+    /// `PUT /_matrix/client/api/v1/profile/{userId}/displayname`
+    pub async fn set_display_name(
+        &self,
+        user_id: &str,
+        body: &models::SetDisplayNameBody,
+    ) -> Result<SetDisplayNameResponse, ClientError> {
+        #[allow(unused_mut)]
+        let mut path = format!(
+            "/_matrix/client/api/v1/profile/{}/displayname", encode(user_id)
+        );
+        self.send(
+                "set_display_name",
+                "PUT",
+                path,
+                Some(
+                    serde_json::to_vec(body)
+                        .map_err(|e| ClientError::Transport(e.to_string()))?,
+                ),
+                SetDisplayNameResponse::from_response,
             )
             .await
     }
@@ -635,6 +833,96 @@ impl Client {
                         .map_err(|e| ClientError::Transport(e.to_string()))?,
                 ),
                 CreateRoomResponse::from_response,
+            )
+            .await
+    }
+    /// Get a snapshot of every room the user is in or invited to.
+    ///
+    /// `GET /_matrix/client/api/v1/initialSync`
+    pub async fn initial_sync(
+        &self,
+        limit: Option<i64>,
+    ) -> Result<InitialSyncResponse, ClientError> {
+        #[allow(unused_mut)]
+        let mut path = format!("/_matrix/client/api/v1/initialSync");
+        let mut query: Vec<String> = Vec::new();
+        if let Some(v) = limit {
+            query.push(format!("limit={}", encode(& v.to_string())));
+        }
+        if !query.is_empty() {
+            path.push('?');
+            path.push_str(&query.join("&"));
+        }
+        self.send("initial_sync", "GET", path, None, InitialSyncResponse::from_response)
+            .await
+    }
+    /// Get a snapshot of one room.
+    ///
+    /// `GET /_matrix/client/api/v1/rooms/{roomId}/initialSync`
+    pub async fn room_initial_sync(
+        &self,
+        room_id: &str,
+    ) -> Result<RoomInitialSyncResponse, ClientError> {
+        #[allow(unused_mut)]
+        let mut path = format!(
+            "/_matrix/client/api/v1/rooms/{}/initialSync", encode(room_id)
+        );
+        self.send(
+                "room_initial_sync",
+                "GET",
+                path,
+                None,
+                RoomInitialSyncResponse::from_response,
+            )
+            .await
+    }
+    /// Get what changed for the user since the last sync.
+    ///
+    /// `GET /_matrix/client/api/v1/sync`
+    pub async fn sync(
+        &self,
+        since: Option<&str>,
+        timeout: Option<i64>,
+        filter: Option<&str>,
+        full_state: Option<bool>,
+        set_presence: Option<&str>,
+    ) -> Result<SyncResponse, ClientError> {
+        #[allow(unused_mut)]
+        let mut path = format!("/_matrix/client/api/v1/sync");
+        let mut query: Vec<String> = Vec::new();
+        if let Some(v) = since {
+            query.push(format!("since={}", encode(& v.to_string())));
+        }
+        if let Some(v) = timeout {
+            query.push(format!("timeout={}", encode(& v.to_string())));
+        }
+        if let Some(v) = filter {
+            query.push(format!("filter={}", encode(& v.to_string())));
+        }
+        if let Some(v) = full_state {
+            query.push(format!("full_state={}", encode(& v.to_string())));
+        }
+        if let Some(v) = set_presence {
+            query.push(format!("set_presence={}", encode(& v.to_string())));
+        }
+        if !query.is_empty() {
+            path.push('?');
+            path.push_str(&query.join("&"));
+        }
+        self.send("sync", "GET", path, None, SyncResponse::from_response).await
+    }
+    /// Find the homeserver's client API.
+    ///
+    /// `GET /.well-known/matrix/client`
+    pub async fn get_well_known(&self) -> Result<GetWellKnownResponse, ClientError> {
+        #[allow(unused_mut)]
+        let mut path = format!("/.well-known/matrix/client");
+        self.send(
+                "get_well_known",
+                "GET",
+                path,
+                None,
+                GetWellKnownResponse::from_response,
             )
             .await
     }

@@ -136,6 +136,21 @@ impl CreateRoomRequestVisibility {
         }
     }
 }
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Validate)]
+pub struct DefineFilterOk {
+    /// The ID of the new filter.
+    pub filter_id: String,
+}
+/// Users whose end-to-end encryption devices changed; always empty here.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Validate)]
+pub struct DeviceLists {
+    /// Users whose devices changed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub changed: Option<Vec<String>>,
+    /// Users the client no longer shares a room with.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub left: Option<Vec<String>>,
+}
 /// The Matrix standard error object. Every error response of the
 /// Client-Server API carries one.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Validate)]
@@ -155,6 +170,25 @@ pub struct Error {
 pub struct EventIdResponse {
     /// The ID of the new event.
     pub event_id: String,
+}
+/// A list of events that are not room events, such as presence or account
+/// data. This server keeps none of them, so the list is always empty.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Validate)]
+pub struct EventList {
+    /// The events.
+    pub events: Vec<JsonObject>,
+}
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Validate)]
+pub struct GetCapabilitiesOk {
+    /// The capabilities by name, such as ``m.change_password`` and
+    /// ``m.room_versions``.
+    pub capabilities: JsonObject,
+}
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Validate)]
+pub struct GetDisplayNameOk {
+    /// The user's display name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub displayname: Option<String>,
 }
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Validate)]
 pub struct GetJoinedMembersOk {
@@ -177,6 +211,20 @@ pub struct GetMembersOk {
     pub chunk: Vec<ClientEvent>,
 }
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Validate)]
+pub struct GetProfileOk {
+    /// The user's display name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub displayname: Option<String>,
+    /// The ``mxc://`` URI of the user's avatar, when they have one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub avatar_url: Option<String>,
+}
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Validate)]
+pub struct GetPushRulesOk {
+    /// The rules that apply on every device, by kind.
+    pub global: JsonObject,
+}
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Validate)]
 pub struct GetRoomAliasOk {
     /// The ID of the room.
     pub room_id: String,
@@ -193,10 +241,68 @@ pub struct GetVersionsOk {
     pub unstable_features: Option<std::collections::BTreeMap<String, bool>>,
 }
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Validate)]
+pub struct GetWellKnownOk {
+    /// The homeserver, as an object whose ``base_url`` is the URL to use.
+    #[serde(rename = "m.homeserver")]
+    pub m_homeserver: JsonObject,
+}
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Validate)]
+pub struct InitialSyncOk {
+    /// A token for the point in the event stream this snapshot was taken at.
+    pub end: String,
+    /// Presence events; this server keeps no presence, so it is empty.
+    pub presence: Vec<JsonObject>,
+    /// Global private data of the user; always empty here.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub account_data: Option<Vec<JsonObject>>,
+    /// One entry per room the user has joined or is invited to.
+    pub rooms: Vec<RoomInitialSync>,
+}
+/// Stripped state of a room the user is invited to: its create event, join
+/// rules, name, canonical alias, avatar and encryption when set, and the
+/// invite itself.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Validate)]
+pub struct InviteState {
+    /// The stripped state events.
+    pub events: Vec<StrippedStateEvent>,
+}
+/// A room the user is invited to and has not answered yet.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Validate)]
+pub struct InvitedRoom {
+    #[validate(nested)]
+    pub invite_state: InviteState,
+}
+/// What changed in a room the user is in.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Validate)]
+pub struct JoinedRoom {
+    #[validate(nested)]
+    pub state: StateEvents,
+    #[validate(nested)]
+    pub timeline: Timeline,
+    #[validate(nested)]
+    pub ephemeral: EventList,
+    #[validate(nested)]
+    pub account_data: EventList,
+    #[validate(nested)]
+    pub unread_notifications: UnreadNotifications,
+}
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Validate)]
 pub struct LeaveRoomBody {
     /// An optional reason, stored in the membership event.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+}
+/// A room the user left, was kicked or banned from, or whose invite was
+/// withdrawn or turned down since the last sync: the events up to and
+/// including that membership change.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Validate)]
+pub struct LeftRoom {
+    #[validate(nested)]
+    pub state: StateEvents,
+    #[validate(nested)]
+    pub timeline: Timeline,
+    #[validate(nested)]
+    pub account_data: EventList,
 }
 /// One login type the server accepts.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Validate)]
@@ -249,6 +355,18 @@ pub struct MembershipChange {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[validate(length(max = 1024))]
     pub reason: Option<String>,
+}
+/// A batch of room events and the tokens around it. Fetching from ``end`` in
+/// the same direction continues where this batch stopped.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Validate)]
+pub struct PaginationChunk {
+    /// The events, in the order of the request's direction.
+    pub chunk: Vec<ClientEvent>,
+    /// The token the batch starts at.
+    pub start: String,
+    /// The token to continue from; absent when there is nothing further in that direction.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub end: Option<String>,
 }
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Validate)]
 pub struct PostRoomsRoomIdInviteBody {
@@ -307,6 +425,35 @@ pub struct RegisterResponse {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub home_server: Option<String>,
 }
+/// One room in an initial sync. For a room the user is in: its current state
+/// and newest messages. For a room the user is invited to: only the invite.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Validate)]
+pub struct RoomInitialSync {
+    /// The ID of the room.
+    pub room_id: String,
+    /// The user's membership, ``join`` or ``invite`` (``leave`` for a former member asking about one room).
+    pub membership: String,
+    /// The room's state events: the current ones for a member, the state as
+    /// it was when they left for a former member, and just the invite for
+    /// an invitee.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state: Option<Vec<ClientEvent>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[validate(nested)]
+    pub messages: Option<PaginationChunk>,
+    /// ``public`` when the room is joinable by anyone, else ``private``.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub visibility: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[validate(nested)]
+    pub invite: Option<ClientEvent>,
+    /// For an invited room, who sent the invite.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub inviter: Option<String>,
+    /// Private data the user stored for this room; always empty here.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub account_data: Option<Vec<JsonObject>>,
+}
 /// The profile a joined member uses in a room.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Validate)]
 pub struct RoomMember {
@@ -316,6 +463,12 @@ pub struct RoomMember {
     /// The ``mxc://`` URI of the member's avatar in this room, if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub avatar_url: Option<String>,
+}
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Validate)]
+pub struct SetDisplayNameBody {
+    /// The new display name; empty or absent goes back to the localpart.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub displayname: Option<String>,
 }
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Validate)]
 pub struct SetRoomAliasBody {
@@ -332,6 +485,79 @@ pub struct StateEventInput {
     pub state_key: Option<String>,
     /// The content of the event.
     pub content: JsonObject,
+}
+/// State events of a room.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Validate)]
+pub struct StateEvents {
+    /// The state events, at most one per event type and state key.
+    pub events: Vec<ClientEvent>,
+}
+/// A cut-down state event: enough for someone who is not in the room yet (an
+/// invitee) to show what the room is, without its ID or timestamps.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Validate)]
+pub struct StrippedStateEvent {
+    /// The event type, e.g. ``m.room.name``.
+    pub r#type: String,
+    /// The state key of the event.
+    pub state_key: String,
+    /// Who sent the event.
+    pub sender: String,
+    /// The content of the event.
+    pub content: JsonObject,
+}
+/// What changed for the user since the ``since`` token (or everything, without one).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Validate)]
+pub struct SyncResponse {
+    /// An opaque token to pass as ``since`` on the next sync. It stays valid
+    /// across server restarts.
+    pub next_batch: String,
+    #[validate(nested)]
+    pub rooms: SyncRooms,
+    #[validate(nested)]
+    pub presence: EventList,
+    #[validate(nested)]
+    pub account_data: EventList,
+    #[validate(nested)]
+    pub to_device: EventList,
+    #[validate(nested)]
+    pub device_lists: DeviceLists,
+    /// One-time keys left on the server, by algorithm; always empty here.
+    pub device_one_time_keys_count: std::collections::BTreeMap<String, i64>,
+}
+/// The user's rooms that changed, by the user's membership, each keyed by room ID.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Validate)]
+pub struct SyncRooms {
+    /// Rooms the user is in.
+    pub join: std::collections::BTreeMap<String, JoinedRoom>,
+    /// Rooms the user is invited to.
+    pub invite: std::collections::BTreeMap<String, InvitedRoom>,
+    /// Rooms the user left or was removed from.
+    pub leave: std::collections::BTreeMap<String, LeftRoom>,
+    /// Rooms the user knocked on; always empty, since this server does not support knocking.
+    pub knock: JsonObject,
+}
+/// The newest events of a room since the last sync, oldest first. When
+/// ``limited`` is true there were more than the filter's limit and the
+/// client can fetch the rest with ``/messages`` from ``prev_batch``.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Validate)]
+pub struct Timeline {
+    /// The events, oldest first.
+    pub events: Vec<ClientEvent>,
+    /// Whether older events since the last sync were left out.
+    pub limited: bool,
+    /// A token for ``/messages`` (with ``dir=b``) that continues just before the first event.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prev_batch: Option<String>,
+}
+/// Counts of unread notifications; this server has no push rules, so both are zero.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Validate)]
+pub struct UnreadNotifications {
+    /// Unread notifications that are highlighted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub highlight_count: Option<i64>,
+    /// Unread notifications in total.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notification_count: Option<i64>,
 }
 /// Who is logging in.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Validate)]

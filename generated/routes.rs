@@ -17,6 +17,14 @@ pub enum Operation {
     Logout,
     /// `GET /_matrix/client/api/v1/account/whoami`
     Whoami,
+    /// `GET /_matrix/client/api/v1/capabilities`
+    GetCapabilities,
+    /// `GET /_matrix/client/api/v1/pushrules`
+    GetPushRules,
+    /// `POST /_matrix/client/api/v1/user/{userId}/filter`
+    DefineFilter,
+    /// `GET /_matrix/client/api/v1/user/{userId}/filter/{filterId}`
+    GetFilter,
     /// `GET /_matrix/client/api/v1/directory/room/{roomAlias}`
     GetRoomAlias,
     /// `PUT /_matrix/client/api/v1/directory/room/{roomAlias}`
@@ -29,6 +37,16 @@ pub enum Operation {
     PostRoomsRoomIdJoin,
     /// `POST /_matrix/client/api/v1/rooms/{roomId}/invite`
     PostRoomsRoomIdInvite,
+    /// `PUT /_matrix/client/api/v1/rooms/{roomId}/send/{eventType}/{txnId}`
+    SendMessage,
+    /// `GET /_matrix/client/api/v1/rooms/{roomId}/messages`
+    GetRoomEvents,
+    /// `GET /_matrix/client/api/v1/profile/{userId}`
+    GetProfile,
+    /// `GET /_matrix/client/api/v1/profile/{userId}/displayname`
+    GetDisplayName,
+    /// `PUT /_matrix/client/api/v1/profile/{userId}/displayname`
+    SetDisplayName,
     /// `POST /_matrix/client/api/v1/rooms/{roomId}/leave`
     LeaveRoom,
     /// `POST /_matrix/client/api/v1/rooms/{roomId}/kick`
@@ -55,6 +73,14 @@ pub enum Operation {
     GetJoinedRooms,
     /// `POST /_matrix/client/api/v1/createRoom`
     CreateRoom,
+    /// `GET /_matrix/client/api/v1/initialSync`
+    InitialSync,
+    /// `GET /_matrix/client/api/v1/rooms/{roomId}/initialSync`
+    RoomInitialSync,
+    /// `GET /_matrix/client/api/v1/sync`
+    Sync,
+    /// `GET /.well-known/matrix/client`
+    GetWellKnown,
 }
 impl Operation {
     /// Every operation, in spec order.
@@ -64,12 +90,21 @@ impl Operation {
         Self::Login,
         Self::Logout,
         Self::Whoami,
+        Self::GetCapabilities,
+        Self::GetPushRules,
+        Self::DefineFilter,
+        Self::GetFilter,
         Self::GetRoomAlias,
         Self::SetRoomAlias,
         Self::DeleteRoomAlias,
         Self::GetVersions,
         Self::PostRoomsRoomIdJoin,
         Self::PostRoomsRoomIdInvite,
+        Self::SendMessage,
+        Self::GetRoomEvents,
+        Self::GetProfile,
+        Self::GetDisplayName,
+        Self::SetDisplayName,
         Self::LeaveRoom,
         Self::Kick,
         Self::Ban,
@@ -83,6 +118,10 @@ impl Operation {
         Self::GetJoinedMembers,
         Self::GetJoinedRooms,
         Self::CreateRoom,
+        Self::InitialSync,
+        Self::RoomInitialSync,
+        Self::Sync,
+        Self::GetWellKnown,
     ];
     /// The `Api` method name, which is also the spec's operationId.
     pub fn name(self) -> &'static str {
@@ -92,12 +131,21 @@ impl Operation {
             Self::Login => "login",
             Self::Logout => "logout",
             Self::Whoami => "whoami",
+            Self::GetCapabilities => "get_capabilities",
+            Self::GetPushRules => "get_push_rules",
+            Self::DefineFilter => "define_filter",
+            Self::GetFilter => "get_filter",
             Self::GetRoomAlias => "get_room_alias",
             Self::SetRoomAlias => "set_room_alias",
             Self::DeleteRoomAlias => "delete_room_alias",
             Self::GetVersions => "get_versions",
             Self::PostRoomsRoomIdJoin => "post_rooms_room_id_join",
             Self::PostRoomsRoomIdInvite => "post_rooms_room_id_invite",
+            Self::SendMessage => "send_message",
+            Self::GetRoomEvents => "get_room_events",
+            Self::GetProfile => "get_profile",
+            Self::GetDisplayName => "get_display_name",
+            Self::SetDisplayName => "set_display_name",
             Self::LeaveRoom => "leave_room",
             Self::Kick => "kick",
             Self::Ban => "ban",
@@ -111,6 +159,10 @@ impl Operation {
             Self::GetJoinedMembers => "get_joined_members",
             Self::GetJoinedRooms => "get_joined_rooms",
             Self::CreateRoom => "create_room",
+            Self::InitialSync => "initial_sync",
+            Self::RoomInitialSync => "room_initial_sync",
+            Self::Sync => "sync",
+            Self::GetWellKnown => "get_well_known",
         }
     }
     /// The HTTP method.
@@ -121,12 +173,21 @@ impl Operation {
             Self::Login => "POST",
             Self::Logout => "POST",
             Self::Whoami => "GET",
+            Self::GetCapabilities => "GET",
+            Self::GetPushRules => "GET",
+            Self::DefineFilter => "POST",
+            Self::GetFilter => "GET",
             Self::GetRoomAlias => "GET",
             Self::SetRoomAlias => "PUT",
             Self::DeleteRoomAlias => "DELETE",
             Self::GetVersions => "GET",
             Self::PostRoomsRoomIdJoin => "POST",
             Self::PostRoomsRoomIdInvite => "POST",
+            Self::SendMessage => "PUT",
+            Self::GetRoomEvents => "GET",
+            Self::GetProfile => "GET",
+            Self::GetDisplayName => "GET",
+            Self::SetDisplayName => "PUT",
             Self::LeaveRoom => "POST",
             Self::Kick => "POST",
             Self::Ban => "POST",
@@ -140,6 +201,10 @@ impl Operation {
             Self::GetJoinedMembers => "GET",
             Self::GetJoinedRooms => "GET",
             Self::CreateRoom => "POST",
+            Self::InitialSync => "GET",
+            Self::RoomInitialSync => "GET",
+            Self::Sync => "GET",
+            Self::GetWellKnown => "GET",
         }
     }
     /// The document's basePath.
@@ -150,12 +215,21 @@ impl Operation {
             Self::Login => "/_matrix/client/api/v1",
             Self::Logout => "/_matrix/client/api/v1",
             Self::Whoami => "/_matrix/client/api/v1",
+            Self::GetCapabilities => "/_matrix/client/api/v1",
+            Self::GetPushRules => "/_matrix/client/api/v1",
+            Self::DefineFilter => "/_matrix/client/api/v1",
+            Self::GetFilter => "/_matrix/client/api/v1",
             Self::GetRoomAlias => "/_matrix/client/api/v1",
             Self::SetRoomAlias => "/_matrix/client/api/v1",
             Self::DeleteRoomAlias => "/_matrix/client/api/v1",
             Self::GetVersions => "/_matrix/client",
             Self::PostRoomsRoomIdJoin => "/_matrix/client/api/v1",
             Self::PostRoomsRoomIdInvite => "/_matrix/client/api/v1",
+            Self::SendMessage => "/_matrix/client/api/v1",
+            Self::GetRoomEvents => "/_matrix/client/api/v1",
+            Self::GetProfile => "/_matrix/client/api/v1",
+            Self::GetDisplayName => "/_matrix/client/api/v1",
+            Self::SetDisplayName => "/_matrix/client/api/v1",
             Self::LeaveRoom => "/_matrix/client/api/v1",
             Self::Kick => "/_matrix/client/api/v1",
             Self::Ban => "/_matrix/client/api/v1",
@@ -169,6 +243,10 @@ impl Operation {
             Self::GetJoinedMembers => "/_matrix/client/api/v1",
             Self::GetJoinedRooms => "/_matrix/client/api/v1",
             Self::CreateRoom => "/_matrix/client/api/v1",
+            Self::InitialSync => "/_matrix/client/api/v1",
+            Self::RoomInitialSync => "/_matrix/client/api/v1",
+            Self::Sync => "/_matrix/client/api/v1",
+            Self::GetWellKnown => "/.well-known/matrix",
         }
     }
     /// The canonical path template, relative to the basePath.
@@ -179,12 +257,21 @@ impl Operation {
             Self::Login => "/login",
             Self::Logout => "/logout",
             Self::Whoami => "/account/whoami",
+            Self::GetCapabilities => "/capabilities",
+            Self::GetPushRules => "/pushrules",
+            Self::DefineFilter => "/user/{userId}/filter",
+            Self::GetFilter => "/user/{userId}/filter/{filterId}",
             Self::GetRoomAlias => "/directory/room/{roomAlias}",
             Self::SetRoomAlias => "/directory/room/{roomAlias}",
             Self::DeleteRoomAlias => "/directory/room/{roomAlias}",
             Self::GetVersions => "/versions",
             Self::PostRoomsRoomIdJoin => "/rooms/{roomId}/join",
             Self::PostRoomsRoomIdInvite => "/rooms/{roomId}/invite",
+            Self::SendMessage => "/rooms/{roomId}/send/{eventType}/{txnId}",
+            Self::GetRoomEvents => "/rooms/{roomId}/messages",
+            Self::GetProfile => "/profile/{userId}",
+            Self::GetDisplayName => "/profile/{userId}/displayname",
+            Self::SetDisplayName => "/profile/{userId}/displayname",
             Self::LeaveRoom => "/rooms/{roomId}/leave",
             Self::Kick => "/rooms/{roomId}/kick",
             Self::Ban => "/rooms/{roomId}/ban",
@@ -198,6 +285,10 @@ impl Operation {
             Self::GetJoinedMembers => "/rooms/{roomId}/joined_members",
             Self::GetJoinedRooms => "/joined_rooms",
             Self::CreateRoom => "/createRoom",
+            Self::InitialSync => "/initialSync",
+            Self::RoomInitialSync => "/rooms/{roomId}/initialSync",
+            Self::Sync => "/sync",
+            Self::GetWellKnown => "/client",
         }
     }
     /// Whether the spec asks for an access token.
@@ -208,12 +299,21 @@ impl Operation {
             Self::Login => false,
             Self::Logout => true,
             Self::Whoami => true,
+            Self::GetCapabilities => true,
+            Self::GetPushRules => true,
+            Self::DefineFilter => true,
+            Self::GetFilter => true,
             Self::GetRoomAlias => false,
             Self::SetRoomAlias => true,
             Self::DeleteRoomAlias => true,
             Self::GetVersions => false,
             Self::PostRoomsRoomIdJoin => true,
             Self::PostRoomsRoomIdInvite => true,
+            Self::SendMessage => true,
+            Self::GetRoomEvents => true,
+            Self::GetProfile => false,
+            Self::GetDisplayName => false,
+            Self::SetDisplayName => true,
             Self::LeaveRoom => true,
             Self::Kick => true,
             Self::Ban => true,
@@ -227,6 +327,10 @@ impl Operation {
             Self::GetJoinedMembers => true,
             Self::GetJoinedRooms => true,
             Self::CreateRoom => true,
+            Self::InitialSync => true,
+            Self::RoomInitialSync => true,
+            Self::Sync => true,
+            Self::GetWellKnown => false,
         }
     }
     /// Every documented status.
@@ -237,6 +341,10 @@ impl Operation {
             Self::Login => super::api::LoginResponse::STATUSES,
             Self::Logout => super::api::LogoutResponse::STATUSES,
             Self::Whoami => super::api::WhoamiResponse::STATUSES,
+            Self::GetCapabilities => super::api::GetCapabilitiesResponse::STATUSES,
+            Self::GetPushRules => super::api::GetPushRulesResponse::STATUSES,
+            Self::DefineFilter => super::api::DefineFilterResponse::STATUSES,
+            Self::GetFilter => super::api::GetFilterResponse::STATUSES,
             Self::GetRoomAlias => super::api::GetRoomAliasResponse::STATUSES,
             Self::SetRoomAlias => super::api::SetRoomAliasResponse::STATUSES,
             Self::DeleteRoomAlias => super::api::DeleteRoomAliasResponse::STATUSES,
@@ -247,6 +355,11 @@ impl Operation {
             Self::PostRoomsRoomIdInvite => {
                 super::api::PostRoomsRoomIdInviteResponse::STATUSES
             }
+            Self::SendMessage => super::api::SendMessageResponse::STATUSES,
+            Self::GetRoomEvents => super::api::GetRoomEventsResponse::STATUSES,
+            Self::GetProfile => super::api::GetProfileResponse::STATUSES,
+            Self::GetDisplayName => super::api::GetDisplayNameResponse::STATUSES,
+            Self::SetDisplayName => super::api::SetDisplayNameResponse::STATUSES,
             Self::LeaveRoom => super::api::LeaveRoomResponse::STATUSES,
             Self::Kick => super::api::KickResponse::STATUSES,
             Self::Ban => super::api::BanResponse::STATUSES,
@@ -264,6 +377,10 @@ impl Operation {
             Self::GetJoinedMembers => super::api::GetJoinedMembersResponse::STATUSES,
             Self::GetJoinedRooms => super::api::GetJoinedRoomsResponse::STATUSES,
             Self::CreateRoom => super::api::CreateRoomResponse::STATUSES,
+            Self::InitialSync => super::api::InitialSyncResponse::STATUSES,
+            Self::RoomInitialSync => super::api::RoomInitialSyncResponse::STATUSES,
+            Self::Sync => super::api::SyncResponse::STATUSES,
+            Self::GetWellKnown => super::api::GetWellKnownResponse::STATUSES,
         }
     }
 }
@@ -306,6 +423,30 @@ pub const ROUTES: &[Route] = &[
         base_path: "/_matrix/client/api/v1",
         template: "/account/whoami",
         operation: Operation::Whoami,
+    },
+    Route {
+        method: "GET",
+        base_path: "/_matrix/client/api/v1",
+        template: "/capabilities",
+        operation: Operation::GetCapabilities,
+    },
+    Route {
+        method: "GET",
+        base_path: "/_matrix/client/api/v1",
+        template: "/pushrules",
+        operation: Operation::GetPushRules,
+    },
+    Route {
+        method: "POST",
+        base_path: "/_matrix/client/api/v1",
+        template: "/user/{userId}/filter",
+        operation: Operation::DefineFilter,
+    },
+    Route {
+        method: "GET",
+        base_path: "/_matrix/client/api/v1",
+        template: "/user/{userId}/filter/{filterId}",
+        operation: Operation::GetFilter,
     },
     Route {
         method: "GET",
@@ -354,6 +495,36 @@ pub const ROUTES: &[Route] = &[
         base_path: "/_matrix/client/api/v1",
         template: "/rooms/{roomId}/invite ",
         operation: Operation::PostRoomsRoomIdInvite,
+    },
+    Route {
+        method: "PUT",
+        base_path: "/_matrix/client/api/v1",
+        template: "/rooms/{roomId}/send/{eventType}/{txnId}",
+        operation: Operation::SendMessage,
+    },
+    Route {
+        method: "GET",
+        base_path: "/_matrix/client/api/v1",
+        template: "/rooms/{roomId}/messages",
+        operation: Operation::GetRoomEvents,
+    },
+    Route {
+        method: "GET",
+        base_path: "/_matrix/client/api/v1",
+        template: "/profile/{userId}",
+        operation: Operation::GetProfile,
+    },
+    Route {
+        method: "GET",
+        base_path: "/_matrix/client/api/v1",
+        template: "/profile/{userId}/displayname",
+        operation: Operation::GetDisplayName,
+    },
+    Route {
+        method: "PUT",
+        base_path: "/_matrix/client/api/v1",
+        template: "/profile/{userId}/displayname",
+        operation: Operation::SetDisplayName,
     },
     Route {
         method: "POST",
@@ -432,6 +603,30 @@ pub const ROUTES: &[Route] = &[
         base_path: "/_matrix/client/api/v1",
         template: "/createRoom",
         operation: Operation::CreateRoom,
+    },
+    Route {
+        method: "GET",
+        base_path: "/_matrix/client/api/v1",
+        template: "/initialSync",
+        operation: Operation::InitialSync,
+    },
+    Route {
+        method: "GET",
+        base_path: "/_matrix/client/api/v1",
+        template: "/rooms/{roomId}/initialSync",
+        operation: Operation::RoomInitialSync,
+    },
+    Route {
+        method: "GET",
+        base_path: "/_matrix/client/api/v1",
+        template: "/sync",
+        operation: Operation::Sync,
+    },
+    Route {
+        method: "GET",
+        base_path: "/.well-known/matrix",
+        template: "/client",
+        operation: Operation::GetWellKnown,
     },
 ];
 /// A request the route table matched, before its parameters are typed.
@@ -592,6 +787,41 @@ where
             let response = api.whoami(context).await.map_err(DispatchError::Api)?;
             respond(response.status(), response.to_json())
         }
+        Operation::GetCapabilities => {
+            let response = api
+                .get_capabilities(context)
+                .await
+                .map_err(DispatchError::Api)?;
+            respond(response.status(), response.to_json())
+        }
+        Operation::GetPushRules => {
+            let response = api
+                .get_push_rules(context)
+                .await
+                .map_err(DispatchError::Api)?;
+            respond(response.status(), response.to_json())
+        }
+        Operation::DefineFilter => {
+            let user_id = path_param(&request, "userId")?;
+            let body = required(
+                json_value_body::<models::JsonObject>(request.body)?,
+                "a JSON request body",
+            )?;
+            let response = api
+                .define_filter(user_id, body, context)
+                .await
+                .map_err(DispatchError::Api)?;
+            respond(response.status(), response.to_json())
+        }
+        Operation::GetFilter => {
+            let user_id = path_param(&request, "userId")?;
+            let filter_id = path_param(&request, "filterId")?;
+            let response = api
+                .get_filter(user_id, filter_id, context)
+                .await
+                .map_err(DispatchError::Api)?;
+            respond(response.status(), response.to_json())
+        }
         Operation::GetRoomAlias => {
             let room_alias = path_param(&request, "roomAlias")?;
             let response = api
@@ -641,6 +871,64 @@ where
             )?;
             let response = api
                 .post_rooms_room_id_invite(room_id, body, context)
+                .await
+                .map_err(DispatchError::Api)?;
+            respond(response.status(), response.to_json())
+        }
+        Operation::SendMessage => {
+            let room_id = path_param(&request, "roomId")?;
+            let event_type = path_param(&request, "eventType")?;
+            let txn_id = path_param(&request, "txnId")?;
+            let body = required(
+                json_value_body::<models::JsonObject>(request.body)?,
+                "a JSON request body",
+            )?;
+            let response = api
+                .send_message(room_id, event_type, txn_id, body, context)
+                .await
+                .map_err(DispatchError::Api)?;
+            respond(response.status(), response.to_json())
+        }
+        Operation::GetRoomEvents => {
+            let room_id = path_param(&request, "roomId")?;
+            let from = query_param::<String>(&request, "from")?;
+            let to = query_param::<String>(&request, "to")?;
+            let dir = required(
+                query_param::<String>(&request, "dir")?,
+                "query parameter dir",
+            )?;
+            let limit = query_param::<i64>(&request, "limit")?;
+            let filter = query_param::<String>(&request, "filter")?;
+            let response = api
+                .get_room_events(room_id, from, to, dir, limit, filter, context)
+                .await
+                .map_err(DispatchError::Api)?;
+            respond(response.status(), response.to_json())
+        }
+        Operation::GetProfile => {
+            let user_id = path_param(&request, "userId")?;
+            let response = api
+                .get_profile(user_id, context)
+                .await
+                .map_err(DispatchError::Api)?;
+            respond(response.status(), response.to_json())
+        }
+        Operation::GetDisplayName => {
+            let user_id = path_param(&request, "userId")?;
+            let response = api
+                .get_display_name(user_id, context)
+                .await
+                .map_err(DispatchError::Api)?;
+            respond(response.status(), response.to_json())
+        }
+        Operation::SetDisplayName => {
+            let user_id = path_param(&request, "userId")?;
+            let body = required(
+                json_body::<models::SetDisplayNameBody>(request.body)?,
+                "a JSON request body",
+            )?;
+            let response = api
+                .set_display_name(user_id, body, context)
                 .await
                 .map_err(DispatchError::Api)?;
             respond(response.status(), response.to_json())
@@ -776,6 +1064,41 @@ where
             )?;
             let response = api
                 .create_room(body, context)
+                .await
+                .map_err(DispatchError::Api)?;
+            respond(response.status(), response.to_json())
+        }
+        Operation::InitialSync => {
+            let limit = query_param::<i64>(&request, "limit")?;
+            let response = api
+                .initial_sync(limit, context)
+                .await
+                .map_err(DispatchError::Api)?;
+            respond(response.status(), response.to_json())
+        }
+        Operation::RoomInitialSync => {
+            let room_id = path_param(&request, "roomId")?;
+            let response = api
+                .room_initial_sync(room_id, context)
+                .await
+                .map_err(DispatchError::Api)?;
+            respond(response.status(), response.to_json())
+        }
+        Operation::Sync => {
+            let since = query_param::<String>(&request, "since")?;
+            let timeout = query_param::<i64>(&request, "timeout")?;
+            let filter = query_param::<String>(&request, "filter")?;
+            let full_state = query_param::<bool>(&request, "full_state")?;
+            let set_presence = query_param::<String>(&request, "set_presence")?;
+            let response = api
+                .sync(since, timeout, filter, full_state, set_presence, context)
+                .await
+                .map_err(DispatchError::Api)?;
+            respond(response.status(), response.to_json())
+        }
+        Operation::GetWellKnown => {
+            let response = api
+                .get_well_known(context)
                 .await
                 .map_err(DispatchError::Api)?;
             respond(response.status(), response.to_json())

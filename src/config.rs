@@ -43,4 +43,8 @@ pub struct Config {
     /// Turns every rate limit off (for benchmarks).
     #[arg(long, env = "MATRIX_MEMBERSHIP_NO_RATE_LIMITS")]
     pub no_rate_limits: bool,
+
+    /// The URL clients should use, as `/.well-known/matrix/client` tells them (default: `http://` + the bound address).
+    #[arg(long, env = "MATRIX_MEMBERSHIP_PUBLIC_BASE_URL")]
+    pub public_base_url: Option<String>,
 }

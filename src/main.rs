@@ -34,9 +34,13 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
-    let config = Config::parse();
-    let service = Arc::new(Service::open(&config)?);
+    let mut config = Config::parse();
     let listener = TcpListener::bind(config.bind).await?;
+    if config.public_base_url.is_none() {
+        // The address really bound (a port of 0 picks a free one).
+        config.public_base_url = Some(format!("http://{}", listener.local_addr()?));
+    }
+    let service = Arc::new(Service::open(&config)?);
     println!(
         "matrix-membership listening on http://{} (server name {}, data in {})",
         listener.local_addr()?,
@@ -49,7 +53,14 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             body_limit: config.body_limit,
         },
     ));
-    serve(listener, edge, shutdown_signal(), Duration::from_secs(10)).await;
+    let stopping = {
+        let service = service.clone();
+        async move {
+            shutdown_signal().await;
+            service.end_waiting_syncs();
+        }
+    };
+    serve(listener, edge, stopping, Duration::from_secs(10)).await;
     service.flush()?;
     tracing::info!("stopped; database flushed");
     Ok(())

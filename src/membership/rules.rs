@@ -484,6 +484,160 @@ pub fn may_read_state(membership: Option<Membership>) -> ReadAccess {
     }
 }
 
+// ---------------------------------------------------------------------------
+// messages and history
+// ---------------------------------------------------------------------------
+
+/// Sending a message (non-state) event of `event_type`.
+///
+/// The sender must be joined, and their level must reach the room's level
+/// for that event type: its `events` entry, else `events_default`.
+pub fn may_send_message(
+    room: RoomView<'_>,
+    sender: &UserId,
+    sender_membership: Option<Membership>,
+    event_type: &str,
+) -> Decision {
+    let check = || -> Check {
+        let action = format!("send {event_type} events");
+        require_joined(sender_membership, &action)?;
+        let pl = room.power_levels;
+        let needed = pl.events.get(event_type).copied().unwrap_or(pl.events_default);
+        require_level(pl.user_level(sender), needed, &action)
+    };
+    check().into()
+}
+
+/// `m.room.history_visibility` `history_visibility`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HistoryVisibility {
+    WorldReadable,
+    Shared,
+    Invited,
+    Joined,
+}
+
+impl HistoryVisibility {
+    /// The setting as the event content spells it; `shared` when absent or unknown, as the spec says.
+    pub fn parse(value: Option<&str>) -> Self {
+        match value {
+            Some("world_readable") => Self::WorldReadable,
+            Some("invited") => Self::Invited,
+            Some("joined") => Self::Joined,
+            _ => Self::Shared,
+        }
+    }
+}
+
+/// The stream positions a user may read: `after < pos`, and `pos <= upto` when `upto` is set.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Window {
+    pub after: u64,
+    pub upto: Option<u64>,
+}
+
+impl Window {
+    /// Whether the event at `pos` is inside the window.
+    pub fn contains(&self, pos: u64) -> bool {
+        pos > self.after && self.upto.is_none_or(|u| pos <= u)
+    }
+}
+
+/// Which of a room's events a user may read, from the room's history
+/// visibility and the user's membership events in the room, oldest first, as
+/// (stream position, membership). `None` means none at all.
+///
+/// - `world_readable`: everything, to anyone.
+/// - A joined member: everything under `shared`; from the join (or, under
+///   `invited`, from the invite that led to it) under the other settings.
+/// - An invitee: from the invite under `invited`, otherwise nothing.
+/// - A former member who was joined at some point: as a member would, but
+///   only up to the membership change that ended their last join.
+/// - Anyone else (never joined, knocking): nothing.
+pub fn history_window(visibility: HistoryVisibility, history: &[(u64, Membership)]) -> Option<Window> {
+    if visibility == HistoryVisibility::WorldReadable {
+        return Some(Window { after: 0, upto: None });
+    }
+    let (_, current) = *history.last()?;
+    // The first entry of the run of `m` entries ending at index `end`.
+    let run_start = |end: usize, m: Membership| -> usize {
+        let mut i = end;
+        while i > 0 && history[i - 1].1 == m {
+            i -= 1;
+        }
+        i
+    };
+    // Where the member's view starts for a join run starting at `start`.
+    let from = |start: usize| -> u64 {
+        let pos = match visibility {
+            HistoryVisibility::Invited if start > 0 && history[start - 1].1 == Membership::Invite => {
+                history[run_start(start - 1, Membership::Invite)].0
+            }
+            _ => history[start].0,
+        };
+        match visibility {
+            HistoryVisibility::Shared | HistoryVisibility::WorldReadable => 0,
+            HistoryVisibility::Invited | HistoryVisibility::Joined => pos.saturating_sub(1),
+        }
+    };
+    let last = history.len() - 1;
+    match current {
+        Membership::Join => Some(Window {
+            after: from(run_start(last, Membership::Join)),
+            upto: None,
+        }),
+        Membership::Invite if visibility == HistoryVisibility::Invited => Some(Window {
+            after: history[run_start(last, Membership::Invite)].0.saturating_sub(1),
+            upto: None,
+        }),
+        Membership::Leave | Membership::Ban => {
+            let joined = history.iter().rposition(|(_, m)| *m == Membership::Join)?;
+            Some(Window {
+                after: from(run_start(joined, Membership::Join)),
+                upto: history.get(joined + 1).map(|(pos, _)| *pos),
+            })
+        }
+        Membership::Invite | Membership::Knock => None,
+    }
+}
+
+/// The parts of a room's history a user may read when its history
+/// visibility changed over time: each event is judged by the setting in force
+/// just before it (`shared` before the first setting) and the user's
+/// membership history, through [`history_window`]. `settings` are
+/// (position of the event that set it, setting), oldest first. The windows
+/// come back oldest first, disjoint; empty means nothing is readable.
+pub fn visible_windows(settings: &[(u64, HistoryVisibility)], history: &[(u64, Membership)]) -> Vec<Window> {
+    let mut segments: Vec<(Window, HistoryVisibility)> = Vec::new();
+    let mut after = 0;
+    let mut current = HistoryVisibility::Shared;
+    for &(pos, setting) in settings {
+        segments.push((Window { after, upto: Some(pos) }, current));
+        after = pos;
+        current = setting;
+    }
+    segments.push((Window { after, upto: None }, current));
+    let mut out: Vec<Window> = Vec::new();
+    for (segment, setting) in segments {
+        let Some(w) = history_window(setting, history) else {
+            continue;
+        };
+        let after = segment.after.max(w.after);
+        let upto = match (segment.upto, w.upto) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        if upto.is_some_and(|u| u <= after) {
+            continue;
+        }
+        match out.last_mut() {
+            Some(prev) if prev.upto == Some(after) => prev.upto = upto,
+            _ => out.push(Window { after, upto }),
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1740,5 +1894,143 @@ mod tests {
     fn invited_user_cannot_read_state() {
         assert_eq!(may_read_state(Some(Invite)), ReadAccess::Denied);
         assert_eq!(may_read_state(None), ReadAccess::Denied);
+    }
+
+    // -- messages and history --------------------------------------------------
+
+    #[test]
+    fn send_message_table_covers_membership_and_levels() {
+        // (sender membership, sender level, events_default, events[m.room.message], expected)
+        type Row = (Option<Membership>, i64, i64, Option<i64>, Result<(), &'static str>);
+        let rows: [Row; 10] = [
+            (Some(Join), 0, 0, None, Ok(())),
+            (
+                Some(Join),
+                0,
+                50,
+                None,
+                Err("Your power level 0 is below the 50 needed"),
+            ),
+            (Some(Join), 50, 50, None, Ok(())),
+            (
+                Some(Join),
+                0,
+                0,
+                Some(10),
+                Err("below the 10 needed to send m.room.message"),
+            ),
+            (Some(Join), 100, 100, Some(0), Ok(())),
+            (None, 100, 0, None, Err("you have never joined it")),
+            (Some(Invite), 100, 0, None, Err("you are invited but have not joined")),
+            (Some(Leave), 100, 0, None, Err("you have left it")),
+            (Some(Ban), 100, 0, None, Err("you are banned from it")),
+            (Some(Knock), 100, 0, None, Err("you have knocked")),
+        ];
+        for (membership, level, events_default, message_level, expected) in rows {
+            let mut pl = PowerLevels {
+                events_default,
+                users: BTreeMap::from([(ALICE.to_string(), level)]),
+                ..PowerLevels::default()
+            };
+            if let Some(l) = message_level {
+                pl.events.insert("m.room.message".into(), l);
+            }
+            let actual = may_send_message(room(JoinRule::Invite, &pl), &alice(), membership, "m.room.message");
+            let case = format!("{membership:?} at {level}, events_default {events_default}, message {message_level:?}");
+            assert_decision(&actual, expected, &case);
+        }
+    }
+
+    #[test]
+    fn history_window_table_covers_each_visibility_and_membership_history() {
+        use HistoryVisibility::{Invited, Joined, Shared, WorldReadable};
+        let all = |upto| Some(Window { after: 0, upto });
+        let from = |after, upto| Some(Window { after, upto });
+        // (visibility, the user's membership events as (pos, membership), expected window)
+        type Row = (HistoryVisibility, Vec<(u64, Membership)>, Option<Window>);
+        let rows: Vec<Row> = vec![
+            (WorldReadable, vec![], all(None)),
+            (WorldReadable, vec![(5, Leave)], all(None)),
+            (Shared, vec![], None),
+            (Shared, vec![(5, Join)], all(None)),
+            (Shared, vec![(3, Invite), (5, Join)], all(None)),
+            (Joined, vec![(3, Invite), (5, Join)], from(4, None)),
+            (Invited, vec![(3, Invite), (5, Join)], from(2, None)),
+            (Invited, vec![(5, Join)], from(4, None)),
+            (Joined, vec![(5, Join), (7, Join)], from(4, None)),
+            (Shared, vec![(3, Invite)], None),
+            (Joined, vec![(3, Invite)], None),
+            (Invited, vec![(3, Invite)], from(2, None)),
+            (Shared, vec![(5, Join), (9, Leave)], all(Some(9))),
+            (Joined, vec![(5, Join), (9, Ban)], from(4, Some(9))),
+            (Invited, vec![(3, Invite), (5, Join), (9, Leave)], from(2, Some(9))),
+            (
+                Shared,
+                vec![(5, Join), (9, Leave), (12, Invite), (14, Leave)],
+                all(Some(9)),
+            ),
+            (Joined, vec![(5, Join), (9, Leave), (12, Join)], from(11, None)),
+            (Shared, vec![(3, Invite), (4, Leave)], None),
+            (Shared, vec![(3, Knock)], None),
+            (Invited, vec![(3, Knock)], None),
+        ];
+        for (visibility, history, expected) in rows {
+            assert_eq!(
+                history_window(visibility, &history),
+                expected,
+                "{visibility:?} with history {history:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn history_visibility_defaults_to_shared_and_a_window_bounds_both_ends() {
+        assert_eq!(HistoryVisibility::parse(None), HistoryVisibility::Shared);
+        assert_eq!(HistoryVisibility::parse(Some("bogus")), HistoryVisibility::Shared);
+        assert_eq!(HistoryVisibility::parse(Some("joined")), HistoryVisibility::Joined);
+        let w = Window {
+            after: 4,
+            upto: Some(9),
+        };
+        assert!(!w.contains(4) && w.contains(5) && w.contains(9) && !w.contains(10));
+        assert!(Window { after: 0, upto: None }.contains(u64::MAX));
+    }
+
+    #[test]
+    fn visible_windows_judge_each_event_by_the_setting_in_force_before_it() {
+        use HistoryVisibility::{Joined, Shared, WorldReadable};
+        let w = |after, upto| Window { after, upto };
+        // (settings as (pos, setting), the user's membership history, expected windows)
+        type Row = (Vec<(u64, HistoryVisibility)>, Vec<(u64, Membership)>, Vec<Window>);
+        let rows: Vec<Row> = vec![
+            // Never changed: shared for a member, nothing for a stranger.
+            (vec![], vec![(5, Join)], vec![w(0, None)]),
+            (vec![], vec![], vec![]),
+            // Shared until 10, then joined: a member who joined at 20 sees up to 10 and from 20.
+            (vec![(10, Joined)], vec![(20, Join)], vec![w(0, Some(10)), w(19, None)]),
+            // The creator joined at 2 and keeps seeing everything.
+            (vec![(10, Joined)], vec![(2, Join)], vec![w(0, None)]),
+            // Joined, then shared again at 30: the member who joined at 20 sees from 20 on.
+            (
+                vec![(10, Joined), (30, Shared)],
+                vec![(20, Join)],
+                vec![w(0, Some(10)), w(19, None)],
+            ),
+            // A stranger sees only world-readable stretches.
+            (vec![(10, WorldReadable), (30, Joined)], vec![], vec![w(10, Some(30))]),
+            // A former member: up to the leave.
+            (
+                vec![(10, Joined)],
+                vec![(20, Join), (40, Leave)],
+                vec![w(0, Some(10)), w(19, Some(40))],
+            ),
+        ];
+        for (settings, history, expected) in rows {
+            assert_eq!(
+                visible_windows(&settings, &history),
+                expected,
+                "settings {settings:?}, history {history:?}"
+            );
+        }
     }
 }

@@ -4,19 +4,22 @@
 use super::accounts::{RegisterOutcome, Registration, DUMMY_STAGE};
 use super::error::{respond, ServiceError, ServiceResult};
 use super::membership::Action;
+use super::messages::{limit_of, Direction};
 use super::rooms::{Preset, RoomSpec};
+use super::sync::{client_event, DEFAULT_TIMELINE_LIMIT};
 use super::Service;
 use crate::generated::api::*;
 use crate::generated::models;
 use crate::http::auth::token_of;
 use crate::ids::{IdError, RoomAliasId, RoomId, RoomOrAlias, UserId};
-use crate::store::Event;
 use serde_json::json;
 use swagger::auth::{AuthData, Authorization};
 use swagger::{ApiError, Has};
 
-/// The spec versions whose endpoints we serve.
-pub const SPEC_VERSIONS: &[&str] = &["r0.0.1", "r0.6.1", "v1.1", "v1.2", "v1.3", "v1.4", "v1.5", "v1.6"];
+/// The spec versions whose endpoints we serve, as far as room membership,
+/// sync and messages go. v1.4 and later would make clients use thread and
+/// private-receipt endpoints we do not have; matrix-js-sdk needs at least v1.1.
+pub const SPEC_VERSIONS: &[&str] = &["r0.0.1", "r0.5.0", "r0.6.0", "r0.6.1", "v1.1", "v1.2", "v1.3"];
 
 fn invalid(what: &str) -> impl Fn(IdError) -> ServiceError + '_ {
     move |e| ServiceError::invalid_param(format!("{what}: {e}"))
@@ -40,23 +43,6 @@ fn access_token<C: Has<Option<AuthData>>>(context: &C) -> ServiceResult<String> 
 
 fn room_id(raw: &str) -> ServiceResult<RoomId> {
     RoomId::parse(raw).map_err(invalid("roomId"))
-}
-
-fn client_event(e: Event) -> models::ClientEvent {
-    let content = match e.content {
-        serde_json::Value::Object(map) => map,
-        _ => models::JsonObject::new(),
-    };
-    models::ClientEvent {
-        event_id: e.event_id,
-        r#type: e.event_type,
-        sender: e.sender,
-        origin_server_ts: e.origin_server_ts as i64,
-        content,
-        room_id: e.room_id,
-        state_key: e.state_key,
-        unsigned: None,
-    }
 }
 
 fn object(value: serde_json::Value) -> models::JsonObject {
@@ -594,5 +580,205 @@ where
             result.map(CreateRoomResponse::Ok),
             CreateRoomResponse::from_error,
         )
+    }
+
+    // -- sync, messages and start-up endpoints (issue 4); the work is in sync.rs, messages.rs, client_config.rs.
+
+    async fn initial_sync(&self, limit: Option<i64>, context: &C) -> Result<InitialSyncResponse, ApiError> {
+        let result =
+            sender(context).and_then(|user| self.initial_sync(&user, limit_of(limit, DEFAULT_TIMELINE_LIMIT)?));
+        respond(
+            "initial_sync",
+            result.map(InitialSyncResponse::Ok),
+            InitialSyncResponse::from_error,
+        )
+    }
+
+    async fn room_initial_sync(&self, room_id: String, context: &C) -> Result<RoomInitialSyncResponse, ApiError> {
+        let result = sender(context).and_then(|user| self.room_initial_sync(&self::room_id(&room_id)?, &user));
+        respond(
+            "room_initial_sync",
+            result.map(RoomInitialSyncResponse::Ok),
+            RoomInitialSyncResponse::from_error,
+        )
+    }
+
+    async fn sync(
+        &self,
+        since: Option<String>,
+        timeout: Option<i64>,
+        filter: Option<String>,
+        full_state: Option<bool>,
+        _set_presence: Option<String>,
+        context: &C,
+    ) -> Result<SyncResponse, ApiError> {
+        let result = async {
+            let user = sender(context)?;
+            let req = self.sync_request(&user, since.as_deref(), timeout, filter.as_deref(), full_state)?;
+            self.sync(&user, &req).await
+        }
+        .await;
+        respond("sync", result.map(SyncResponse::Ok), SyncResponse::from_error)
+    }
+
+    async fn send_message(
+        &self,
+        room_id: String,
+        event_type: String,
+        txn_id: String,
+        body: models::JsonObject,
+        context: &C,
+    ) -> Result<SendMessageResponse, ApiError> {
+        let result = async {
+            let user = sender(context)?;
+            let room = self::room_id(&room_id)?;
+            let event_id = self
+                .send_message(&room, &user, &event_type, &txn_id, serde_json::Value::Object(body))
+                .await?;
+            Ok(models::EventIdResponse { event_id })
+        }
+        .await;
+        respond(
+            "send_message",
+            result.map(SendMessageResponse::Ok),
+            SendMessageResponse::from_error,
+        )
+    }
+
+    async fn get_room_events(
+        &self,
+        room_id: String,
+        from: Option<String>,
+        to: Option<String>,
+        dir: String,
+        limit: Option<i64>,
+        _filter: Option<String>,
+        context: &C,
+    ) -> Result<GetRoomEventsResponse, ApiError> {
+        let result = sender(context).and_then(|user| {
+            let dir = match dir.as_str() {
+                "b" => Direction::Backward,
+                "f" => Direction::Forward,
+                other => {
+                    return Err(ServiceError::invalid_param(format!(
+                        "dir must be b or f, not {other:?}"
+                    )))
+                }
+            };
+            let page = self.room_messages(
+                &self::room_id(&room_id)?,
+                &user,
+                from.as_deref(),
+                to.as_deref(),
+                dir,
+                limit_of(limit, 10)?,
+            )?;
+            Ok(models::PaginationChunk {
+                chunk: page.events.into_iter().map(client_event).collect(),
+                start: page.start,
+                end: page.end,
+            })
+        });
+        respond(
+            "get_room_events",
+            result.map(GetRoomEventsResponse::Ok),
+            GetRoomEventsResponse::from_error,
+        )
+    }
+
+    async fn define_filter(
+        &self,
+        user_id: String,
+        body: models::JsonObject,
+        context: &C,
+    ) -> Result<DefineFilterResponse, ApiError> {
+        let result = async {
+            let sender = sender(context)?;
+            let user = UserId::parse(&user_id).map_err(invalid("userId"))?;
+            let filter_id = self
+                .define_filter(&sender, &user, serde_json::Value::Object(body))
+                .await?;
+            Ok(models::DefineFilterOk { filter_id })
+        }
+        .await;
+        respond(
+            "define_filter",
+            result.map(DefineFilterResponse::Ok),
+            DefineFilterResponse::from_error,
+        )
+    }
+
+    async fn get_filter(&self, user_id: String, filter_id: String, context: &C) -> Result<GetFilterResponse, ApiError> {
+        let result = sender(context).and_then(|sender| {
+            let user = UserId::parse(&user_id).map_err(invalid("userId"))?;
+            Ok(object(self.get_filter(&sender, &user, &filter_id)?))
+        });
+        respond(
+            "get_filter",
+            result.map(GetFilterResponse::Ok),
+            GetFilterResponse::from_error,
+        )
+    }
+
+    async fn get_profile(&self, user_id: String, _context: &C) -> Result<GetProfileResponse, ApiError> {
+        let result = UserId::parse(&user_id)
+            .map_err(invalid("userId"))
+            .and_then(|user| self.display_name(&user))
+            .map(|name| {
+                GetProfileResponse::Ok(models::GetProfileOk {
+                    displayname: Some(name),
+                    avatar_url: None,
+                })
+            });
+        respond("get_profile", result, GetProfileResponse::from_error)
+    }
+
+    async fn get_display_name(&self, user_id: String, _context: &C) -> Result<GetDisplayNameResponse, ApiError> {
+        let result = UserId::parse(&user_id)
+            .map_err(invalid("userId"))
+            .and_then(|user| self.display_name(&user))
+            .map(|name| {
+                GetDisplayNameResponse::Ok(models::GetDisplayNameOk {
+                    displayname: Some(name),
+                })
+            });
+        respond("get_display_name", result, GetDisplayNameResponse::from_error)
+    }
+
+    async fn set_display_name(
+        &self,
+        user_id: String,
+        body: models::SetDisplayNameBody,
+        context: &C,
+    ) -> Result<SetDisplayNameResponse, ApiError> {
+        let result = async {
+            let sender = sender(context)?;
+            let user = UserId::parse(&user_id).map_err(invalid("userId"))?;
+            self.set_display_name(&sender, &user, body.displayname.as_deref()).await
+        }
+        .await;
+        respond(
+            "set_display_name",
+            result.map(|_| SetDisplayNameResponse::Ok(object(json!({})))),
+            SetDisplayNameResponse::from_error,
+        )
+    }
+
+    async fn get_capabilities(&self, _context: &C) -> Result<GetCapabilitiesResponse, ApiError> {
+        Ok(GetCapabilitiesResponse::Ok(models::GetCapabilitiesOk {
+            capabilities: object(self.capabilities()),
+        }))
+    }
+
+    async fn get_push_rules(&self, _context: &C) -> Result<GetPushRulesResponse, ApiError> {
+        Ok(GetPushRulesResponse::Ok(models::GetPushRulesOk {
+            global: object(self.push_rules()),
+        }))
+    }
+
+    async fn get_well_known(&self, _context: &C) -> Result<GetWellKnownResponse, ApiError> {
+        Ok(GetWellKnownResponse::Ok(models::GetWellKnownOk {
+            m_homeserver: object(self.well_known_homeserver()),
+        }))
     }
 }

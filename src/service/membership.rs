@@ -174,7 +174,8 @@ impl Service {
                 state_key: Some(target.to_string()),
                 content,
             };
-            self.store.append(room, &[event])?.1
+            let room = room.clone();
+            self.write(move |store| store.append(&room, &[event])).await?.1
         };
         self.durable(seq).await
     }

@@ -6,13 +6,16 @@
 
 pub mod accounts;
 pub mod api;
+pub mod client_config;
 pub mod directory;
 pub mod error;
 pub mod locks;
 pub mod membership;
+pub mod messages;
 pub mod ratelimit;
 pub mod rooms;
 pub mod state;
+pub mod sync;
 
 use crate::config::Config;
 use crate::ids::UserId;
@@ -32,6 +35,12 @@ pub struct Service {
     room_locks: RoomLocks,
     /// Open user-interactive-auth sessions of `/register`.
     uia_sessions: Mutex<HashMap<String, std::time::Instant>>,
+    /// The stream position, bumped after every durable write: wakes waiting syncs.
+    stream: tokio::sync::watch::Sender<u64>,
+    /// Set at shutdown: waiting syncs answer at once instead of holding the server up.
+    closing: std::sync::atomic::AtomicBool,
+    /// What `/.well-known/matrix/client` hands out as `base_url`.
+    public_base_url: String,
 }
 
 impl Service {
@@ -46,12 +55,19 @@ impl Service {
                 Limit::new(config.invite_rate, config.invite_burst),
             )
         };
+        let store = Arc::new(store);
         Ok(Service {
-            store: Arc::new(store),
+            store: store.clone(),
             server_name: config.server_name.clone(),
             limits: RateLimits { join, invite },
             room_locks: RoomLocks::new(1024),
             uia_sessions: Mutex::new(HashMap::new()),
+            stream: tokio::sync::watch::Sender::new(crate::store::Store::current_pos(store.as_ref())),
+            closing: std::sync::atomic::AtomicBool::new(false),
+            public_base_url: config
+                .public_base_url
+                .clone()
+                .unwrap_or_else(|| format!("http://{}", config.bind)),
         })
     }
 
@@ -77,8 +93,28 @@ impl Service {
     }
 
     /// Waits until the write `seq` is on disk: nothing is acknowledged before.
+    /// Then wakes every waiting sync, whether or not the flush succeeded (the
+    /// events are readable either way).
     async fn durable(&self, seq: WriteSeq) -> ServiceResult<()> {
-        self.store.durable(seq).await.map_err(ServiceError::from)
+        let result = self.store.durable(seq).await.map_err(ServiceError::from);
+        use crate::store::Store;
+        self.stream.send_replace(self.store.current_pos());
+        result
+    }
+
+    /// Runs a room write on the blocking pool. It may wait for the writer lock
+    /// and for sled's synchronous buffer writes, which must not stall the async
+    /// workers; and writers waiting there together are combined by the store
+    /// into one transaction, which is where the throughput comes from.
+    async fn write<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&SledStore) -> Result<T, StoreError> + Send + 'static,
+    ) -> ServiceResult<T> {
+        let store = self.store.clone();
+        tokio::task::spawn_blocking(move || f(&store))
+            .await
+            .map_err(ServiceError::internal)?
+            .map_err(ServiceError::from)
     }
 
     /// A user on this server, or a clear error for one elsewhere (no federation).

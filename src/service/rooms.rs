@@ -135,7 +135,11 @@ impl Service {
             }
         };
         let events = initial_events(creator, preset, alias.as_ref(), &spec);
-        let mut seq = self.store.create_room(&room_id, creator, &events)?.1;
+        let (room, owner) = (room_id.clone(), creator.clone());
+        let mut seq = self
+            .write(move |store| store.create_room(&room, &owner, &events))
+            .await?
+            .1;
         if let Some(alias) = &alias {
             // The store needs the room to exist before an alias can point at it.
             // A creation racing for the same alias loses here; its room stays

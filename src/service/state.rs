@@ -135,7 +135,8 @@ impl Service {
                 state_key: Some(state_key.to_string()),
                 content,
             };
-            let (events, seq) = self.store.append(room, &[event])?;
+            let room = room.clone();
+            let (events, seq) = self.write(move |store| store.append(&room, &[event])).await?;
             (events.into_iter().next().map(|e| e.event_id).unwrap_or_default(), seq)
         };
         self.durable(seq).await?;

@@ -175,4 +175,13 @@ pub trait Store: Send + Sync {
     /// Appends one event unless (sender, room, txn_id) was seen, in which case
     /// the earlier event is returned and nothing is written.
     fn append_with_txn(&self, room: &RoomId, event: NewEvent, txn_id: &str) -> Result<(Event, WriteSeq), StoreError>;
+
+    /// Stores a sync filter of `user` and returns its new id (unique per database).
+    fn put_filter(&self, user: &UserId, filter: &serde_json::Value) -> Result<(String, WriteSeq), StoreError>;
+    /// A filter `user` stored earlier.
+    fn filter(&self, user: &UserId, filter_id: &str) -> Result<Option<serde_json::Value>, StoreError>;
+    /// Sets (`Some`) or clears (`None`) the user's profile display name.
+    fn set_displayname(&self, user: &UserId, name: Option<&str>) -> Result<WriteSeq, StoreError>;
+    /// The display name the user set, if any.
+    fn displayname(&self, user: &UserId) -> Result<Option<String>, StoreError>;
 }

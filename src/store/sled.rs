@@ -17,6 +17,8 @@
 //! | `alias_roomid` | alias | room |
 //! | `roomid_alias` | room 0xFF alias | empty |
 //! | `userroomtxn_eventid` | user 0xFF room 0xFF txn_id | BE u64 pos, event id |
+//! | `userfilterid_filter` | user 0xFF filter_id | filter JSON |
+//! | `userid_displayname` | user | display name |
 
 use super::commit::GroupCommit;
 use super::{Event, NewEvent, Store, StoreError, WriteSeq};
@@ -24,10 +26,11 @@ use crate::ids::{RoomAliasId, RoomId, UserId};
 use crate::membership::state::Membership;
 use ::sled::transaction::{ConflictableTransactionError, TransactionalTree};
 use ::sled::{Transactional, Tree};
+use std::cell::Cell;
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 const SEP: u8 = 0xFF;
 const MEMBER_EVENT: &str = "m.room.member";
@@ -47,10 +50,16 @@ pub struct SledStore {
     alias_roomid: Tree,
     roomid_alias: Tree,
     userroomtxn_eventid: Tree,
+    userfilterid_filter: Tree,
+    userid_displayname: Tree,
+    /// Hands out filter ids.
+    db: ::sled::Db,
     /// Highest committed stream position. Held across "allocate positions +
     /// run transaction" so positions are strictly monotonic in commit order:
     /// a reader that sees position n can rely on every lower one existing.
     writer: Mutex<u64>,
+    /// Room writes waiting for a combiner (see [`SledStore::room_write`]).
+    queue: Mutex<Vec<Arc<Pending>>>,
     /// Copy of the committed position for lock-free `current_pos`.
     visible_pos: AtomicU64,
     commit: GroupCommit,
@@ -91,7 +100,11 @@ impl SledStore {
             alias_roomid: tree("alias_roomid")?,
             roomid_alias: tree("roomid_alias")?,
             userroomtxn_eventid: tree("userroomtxn_eventid")?,
+            userfilterid_filter: tree("userfilterid_filter")?,
+            userid_displayname: tree("userid_displayname")?,
+            db: db.clone(),
             writer: Mutex::new(pos),
+            queue: Mutex::new(Vec::new()),
             visible_pos: AtomicU64::new(pos),
             commit: GroupCommit::new(db.clone())?,
         })
@@ -117,42 +130,102 @@ impl SledStore {
         self.commit.flush_count()
     }
 
-    /// Runs `body` in one transaction over the room trees with positions
-    /// starting at the next free one; `body` returns how many it used.
-    fn room_write<T>(
-        &self,
-        body: impl Fn(&RoomTx<'_>, u64) -> TxResult<(T, u64)>,
-    ) -> Result<(T, WriteSeq), StoreError> {
-        let mut pos = self.writer.lock().unwrap_or_else(|e| e.into_inner());
-        let next = *pos + 1;
-        let (value, used) = (
-            &self.roomid_meta,
-            &self.roomid_state,
-            &self.roompos_event,
-            &self.pos_roomid,
-            &self.roomuserid_membership,
-            &self.userroomid_membership,
-            &self.userroomtxn_eventid,
-        )
-            .transaction(|(meta, state, events, pos_room, room_user, user_room, txn)| {
-                let tx = RoomTx {
-                    meta,
-                    state,
-                    events,
-                    pos_room,
-                    room_user,
-                    user_room,
-                    txn,
-                };
-                body(&tx, next)
-            })?;
-        *pos += used;
-        self.visible_pos.store(*pos, Ordering::Release);
-        // Numbered while still holding the lock: a duplicate transaction id
-        // handled after this returns a number at least as high, so waiting on
-        // it also covers the original write.
-        let seq = self.commit.note_write();
-        Ok((value, seq))
+    /// Applies one room write and returns its events and write number.
+    ///
+    /// Writes are combined: every sled transaction costs two synchronous
+    /// buffer writes however small it is, so the caller that takes the writer
+    /// lock applies every write queued so far in ONE transaction, and the
+    /// others find their answer waiting when they get the lock. Positions stay
+    /// strictly monotonic in commit order because the lock is held across
+    /// "allocate positions + run transaction".
+    fn room_write(&self, op: RoomOp) -> WriteResult {
+        let pending = Arc::new(Pending {
+            op,
+            done: Mutex::new(None),
+        });
+        lock(&self.queue).push(pending.clone());
+        let mut pos = lock(&self.writer);
+        // A combiner that took our job finished before releasing the lock.
+        if let Some(done) = lock(&pending.done).take() {
+            return done;
+        }
+        let batch = std::mem::take(&mut *lock(&self.queue));
+        self.run_batch(&mut pos, batch);
+        let done = lock(&pending.done).take();
+        done.expect("the combiner answers every job it took")
+    }
+
+    /// Runs `batch` in one transaction; a job that aborts is answered with its
+    /// error and the rest are retried without it, so one bad write never
+    /// fails its neighbours.
+    fn run_batch(&self, pos: &mut u64, mut live: Vec<Arc<Pending>>) {
+        while !live.is_empty() {
+            let failed = Cell::new(None);
+            let result = (
+                &self.roomid_meta,
+                &self.roomid_state,
+                &self.roompos_event,
+                &self.pos_roomid,
+                &self.roomuserid_membership,
+                &self.userroomid_membership,
+                &self.userroomtxn_eventid,
+            )
+                .transaction(|(meta, state, events, pos_room, room_user, user_room, txn)| {
+                    let tx = RoomTx {
+                        meta,
+                        state,
+                        events,
+                        pos_room,
+                        room_user,
+                        user_room,
+                        txn,
+                    };
+                    let mut next = *pos + 1;
+                    let mut outputs = Vec::with_capacity(live.len());
+                    for (i, job) in live.iter().enumerate() {
+                        match apply(&tx, &job.op, next) {
+                            Ok((written, used)) => {
+                                next += used;
+                                outputs.push(written);
+                            }
+                            Err(e) => {
+                                failed.set(Some(i));
+                                return Err(e);
+                            }
+                        }
+                    }
+                    Ok((outputs, next - 1 - *pos))
+                });
+            match result {
+                Ok((outputs, used)) => {
+                    *pos += used;
+                    self.visible_pos.store(*pos, Ordering::Release);
+                    // Numbered while still holding the lock: a duplicate transaction
+                    // id handled later gets a number at least as high, so waiting on
+                    // it also covers the original write.
+                    let seq = self.commit.note_write();
+                    for (job, written) in live.iter().zip(outputs) {
+                        *lock(&job.done) = Some(Ok((written, seq)));
+                    }
+                    return;
+                }
+                Err(e) => {
+                    let e = StoreError::from(e);
+                    match failed.get() {
+                        Some(i) => {
+                            let job = live.remove(i);
+                            *lock(&job.done) = Some(Err(e));
+                        }
+                        None => {
+                            for job in &live {
+                                *lock(&job.done) = Some(Err(e.clone()));
+                            }
+                            return;
+                        }
+                    }
+                }
+            }
+        }
     }
 
     fn event_at(&self, room: &str, pos: u64) -> Result<Option<Event>, StoreError> {
@@ -333,6 +406,79 @@ fn write_events(tx: &RoomTx<'_>, room: &RoomId, first: u64, events: &[NewEvent])
     Ok(out)
 }
 
+/// A room write waiting to be applied by a combiner.
+enum RoomOp {
+    Create {
+        room: RoomId,
+        meta: String,
+        events: Vec<NewEvent>,
+    },
+    Append {
+        room: RoomId,
+        events: Vec<NewEvent>,
+    },
+    AppendTxn {
+        room: RoomId,
+        event: NewEvent,
+        key: Vec<u8>,
+        txn_id: String,
+    },
+}
+
+/// What a room write answers: its events and write number.
+type WriteResult = Result<(Vec<Event>, WriteSeq), StoreError>;
+
+/// A queued write and, once applied, its answer.
+struct Pending {
+    op: RoomOp,
+    done: Mutex<Option<WriteResult>>,
+}
+
+/// A poisoned lock only means another writer panicked; the data it guards is
+/// still consistent because sled transactions are all-or-nothing.
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Applies one write at positions `first..`; returns its events and how many positions it used.
+fn apply(tx: &RoomTx<'_>, op: &RoomOp, first: u64) -> TxResult<(Vec<Event>, u64)> {
+    match op {
+        RoomOp::Create { room, meta, events } => {
+            if tx.meta.get(room.as_str().as_bytes())?.is_some() {
+                return abort(StoreError::RoomExists(room.as_str().to_owned()));
+            }
+            tx.meta.insert(room.as_str().as_bytes(), meta.as_bytes())?;
+            Ok((write_events(tx, room, first, events)?, events.len() as u64))
+        }
+        RoomOp::Append { room, events } => {
+            require_room(tx, room)?;
+            Ok((write_events(tx, room, first, events)?, events.len() as u64))
+        }
+        RoomOp::AppendTxn {
+            room,
+            event,
+            key,
+            txn_id,
+        } => {
+            require_room(tx, room)?;
+            // Checked inside the transaction, under the writer lock, so two
+            // retries of the same request cannot both append.
+            if let Some(seen) = tx.txn.get(key)? {
+                let pos = in_tx(decode_u64(&seen))?;
+                let Some(json) = tx.events.get(room_pos_key(room.as_str(), pos))? else {
+                    return abort(corrupt(format!("transaction {txn_id} points at missing event {pos}")));
+                };
+                return Ok((vec![in_tx(decode_event(&json))?], 0));
+            }
+            let written = write_events(tx, room, first, std::slice::from_ref(event))?;
+            let mut value = first.to_be_bytes().to_vec();
+            value.extend_from_slice(written[0].event_id.as_bytes());
+            tx.txn.insert(key.as_slice(), value)?;
+            Ok((written, 1))
+        }
+    }
+}
+
 fn require_room(tx: &RoomTx<'_>, room: &RoomId) -> TxResult<()> {
     if tx.meta.get(room.as_str().as_bytes())?.is_none() {
         return abort(StoreError::UnknownRoom(room.as_str().to_owned()));
@@ -397,13 +543,10 @@ impl Store for SledStore {
         initial: &[NewEvent],
     ) -> Result<(Vec<Event>, WriteSeq), StoreError> {
         let meta = serde_json::json!({ "creator": creator.as_str() }).to_string();
-        self.room_write(|tx, first| {
-            if tx.meta.get(room.as_str().as_bytes())?.is_some() {
-                return abort(StoreError::RoomExists(room.as_str().to_owned()));
-            }
-            tx.meta.insert(room.as_str().as_bytes(), meta.as_bytes())?;
-            let events = write_events(tx, room, first, initial)?;
-            Ok((events, initial.len() as u64))
+        self.room_write(RoomOp::Create {
+            room: room.clone(),
+            meta,
+            events: initial.to_vec(),
         })
     }
 
@@ -412,10 +555,9 @@ impl Store for SledStore {
     }
 
     fn append(&self, room: &RoomId, events: &[NewEvent]) -> Result<(Vec<Event>, WriteSeq), StoreError> {
-        self.room_write(|tx, first| {
-            require_room(tx, room)?;
-            let written = write_events(tx, room, first, events)?;
-            Ok((written, events.len() as u64))
+        self.room_write(RoomOp::Append {
+            room: room.clone(),
+            events: events.to_vec(),
         })
     }
 
@@ -569,23 +711,50 @@ impl Store for SledStore {
             room.as_str().as_bytes(),
             txn_id.as_bytes(),
         ]);
-        self.room_write(|tx, first| {
-            require_room(tx, room)?;
-            // Checked inside the transaction, under the writer lock, so two
-            // retries of the same request cannot both append.
-            if let Some(seen) = tx.txn.get(&key)? {
-                let pos = in_tx(decode_u64(&seen))?;
-                let Some(json) = tx.events.get(room_pos_key(room.as_str(), pos))? else {
-                    return abort(corrupt(format!("transaction {txn_id} points at missing event {pos}")));
-                };
-                return Ok((in_tx(decode_event(&json))?, 0));
-            }
-            let written = write_events(tx, room, first, std::slice::from_ref(&event))?;
-            let mut value = first.to_be_bytes().to_vec();
-            value.extend_from_slice(written[0].event_id.as_bytes());
-            tx.txn.insert(key.as_slice(), value)?;
-            Ok((written.into_iter().next().expect("one event was written"), 1))
-        })
+        let op = RoomOp::AppendTxn {
+            room: room.clone(),
+            event,
+            key,
+            txn_id: txn_id.to_owned(),
+        };
+        let (mut events, seq) = self.room_write(op)?;
+        let event = events
+            .pop()
+            .ok_or_else(|| corrupt("a transaction write returned no event"))?;
+        Ok((event, seq))
+    }
+
+    fn put_filter(&self, user: &UserId, filter: &serde_json::Value) -> Result<(String, WriteSeq), StoreError> {
+        let id = self.db.generate_id()?.to_string();
+        let json =
+            serde_json::to_vec(filter).map_err(|e| StoreError::Invalid(format!("unserialisable filter: {e}")))?;
+        self.userfilterid_filter
+            .insert(join(&[user.as_str().as_bytes(), id.as_bytes()]), json)?;
+        Ok((id, self.commit.note_write()))
+    }
+
+    fn filter(&self, user: &UserId, filter_id: &str) -> Result<Option<serde_json::Value>, StoreError> {
+        self.userfilterid_filter
+            .get(join(&[user.as_str().as_bytes(), filter_id.as_bytes()]))?
+            .map(|v| serde_json::from_slice(&v).map_err(|e| corrupt(format!("undecodable filter: {e}"))))
+            .transpose()
+    }
+
+    fn set_displayname(&self, user: &UserId, name: Option<&str>) -> Result<WriteSeq, StoreError> {
+        match name {
+            Some(name) => self
+                .userid_displayname
+                .insert(user.as_str().as_bytes(), name.as_bytes())?,
+            None => self.userid_displayname.remove(user.as_str().as_bytes())?,
+        };
+        Ok(self.commit.note_write())
+    }
+
+    fn displayname(&self, user: &UserId) -> Result<Option<String>, StoreError> {
+        self.userid_displayname
+            .get(user.as_str().as_bytes())?
+            .map(|v| decode_str(&v).map(str::to_owned))
+            .transpose()
     }
 }
 
@@ -812,6 +981,44 @@ mod tests {
         assert_eq!(newest.last().unwrap().stream_pos, base + 400);
     }
 
+    #[test]
+    fn a_failing_write_combined_with_others_fails_alone() {
+        let (_dir, store) = open();
+        let store = Arc::new(store);
+        let r = with_room(&store);
+        let base = store.current_pos();
+        let threads: Vec<_> = (0..8)
+            .map(|t| {
+                let (store, r) = (Arc::clone(&store), r.clone());
+                std::thread::spawn(move || {
+                    let mut ok = 0;
+                    for i in 0..40 {
+                        if (t + i) % 4 == 0 {
+                            let err = store
+                                .append(&room("!missing:localhost"), &[message(ALICE, "x")])
+                                .unwrap_err();
+                            assert!(matches!(err, StoreError::UnknownRoom(_)), "{err:?}");
+                        } else {
+                            store.append(&r, &[message(ALICE, &format!("{t}/{i}"))]).unwrap();
+                            ok += 1;
+                        }
+                    }
+                    ok
+                })
+            })
+            .collect();
+        let ok: u64 = threads.into_iter().map(|t| t.join().unwrap()).sum();
+        assert_eq!(
+            store.current_pos(),
+            base + ok,
+            "every good write landed, no bad one used a position"
+        );
+        assert_eq!(
+            store.room_events(&r, base, base + ok, 1000, false).unwrap().len() as u64,
+            ok
+        );
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn durable_resolves_after_a_flush_and_200_concurrent_waiters_share_flushes() {
         let (_dir, store) = open();
@@ -937,6 +1144,32 @@ mod tests {
         let (bobs, _) = store.append_with_txn(&r, message(BOB, "mine"), "t1").unwrap();
         assert_ne!(bobs.event_id, first.event_id);
         assert_eq!(store.txn_event(&user(BOB), &r, "t1").unwrap(), Some(bobs.event_id));
+    }
+
+    #[test]
+    fn filters_and_display_names_are_kept_per_user_and_survive_a_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let (alice, bob) = (user(ALICE), user(BOB));
+        let filter = json!({"room": {"timeline": {"limit": 3}}});
+        let (first, second);
+        {
+            let store = SledStore::open(dir.path()).unwrap();
+            first = store.put_filter(&alice, &filter).unwrap().0;
+            second = store.put_filter(&alice, &json!({})).unwrap().0;
+            assert_ne!(first, second, "each filter gets its own id");
+            assert_eq!(store.filter(&bob, &first).unwrap(), None, "filters are per user");
+            assert_eq!(store.displayname(&alice).unwrap(), None);
+            store.set_displayname(&alice, Some("Alice A.")).unwrap();
+            store.set_displayname(&bob, Some("Bob")).unwrap();
+            store.set_displayname(&bob, None).unwrap();
+            store.flush().unwrap();
+        }
+        let store = SledStore::open(dir.path()).unwrap();
+        assert_eq!(store.filter(&alice, &first).unwrap(), Some(filter));
+        assert_eq!(store.filter(&alice, &second).unwrap(), Some(json!({})));
+        assert_eq!(store.filter(&alice, "nope").unwrap(), None);
+        assert_eq!(store.displayname(&alice).unwrap().as_deref(), Some("Alice A."));
+        assert_eq!(store.displayname(&bob).unwrap(), None);
     }
 
     #[test]

@@ -33,6 +33,8 @@ pub struct TestServer {
     stop: Option<oneshot::Sender<()>>,
     /// Every contract violation seen so far.
     violations: Arc<Mutex<Vec<String>>>,
+    /// The serving task; `restart` waits for it to finish.
+    task: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl Drop for TestServer {
@@ -73,18 +75,24 @@ pub fn checked_client(base_url: &str, violations: Arc<Mutex<Vec<String>>>) -> Cl
 /// Starts a server with rate limits off and extra flags.
 pub async fn start_with(extra: &[&str]) -> TestServer {
     let data_dir = tempfile::tempdir().expect("temp dir");
+    start_in(data_dir, "127.0.0.1:0", extra).await
+}
+
+/// Starts a server on `bind` whose database lives in `data_dir` (which may hold one already).
+pub async fn start_in(data_dir: tempfile::TempDir, bind: &str, extra: &[&str]) -> TestServer {
     let mut args = vec![
         "matrix-membership".to_string(),
         "--bind".into(),
-        "127.0.0.1:0".into(),
+        bind.into(),
         "--data-dir".into(),
         data_dir.path().display().to_string(),
     ];
     args.extend(extra.iter().map(|s| s.to_string()));
-    let config = Config::parse_from(args);
-    let service = Arc::new(Service::open(&config).expect("open store"));
+    let mut config = Config::parse_from(args);
     let listener = TcpListener::bind(config.bind).await.expect("bind");
     let base_url = format!("http://{}", listener.local_addr().unwrap());
+    config.public_base_url.get_or_insert_with(|| base_url.clone());
+    let service = Arc::new(Service::open(&config).expect("open store"));
     let edge = Arc::new(Edge::new(
         service.clone(),
         EdgeConfig {
@@ -92,7 +100,7 @@ pub async fn start_with(extra: &[&str]) -> TestServer {
         },
     ));
     let (stop, stopped) = oneshot::channel::<()>();
-    tokio::spawn(serve(
+    let task = tokio::spawn(serve(
         listener,
         edge,
         async {
@@ -106,6 +114,44 @@ pub async fn start_with(extra: &[&str]) -> TestServer {
         data_dir,
         stop: Some(stop),
         violations: Arc::new(Mutex::new(Vec::new())),
+        task: Some(task),
+    }
+}
+
+impl TestServer {
+    /// Stops the server, waits until it has let go of its database, and
+    /// starts a new one on the same address and data folder, so clients and
+    /// access tokens keep working.
+    pub async fn restart(mut self) -> TestServer {
+        let bind = self.base_url.trim_start_matches("http://").to_string();
+        let data_dir = std::mem::replace(&mut self.data_dir, tempfile::tempdir().expect("temp dir"));
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(task) = self.task.take() {
+            task.await.expect("the server task ended cleanly");
+        }
+        let service = self.service.clone();
+        // Clients made before the restart keep reporting here.
+        let violations = self.violations.clone();
+        drop(self);
+        // Connection tasks drop their handle on the service just after they end.
+        for _ in 0..500 {
+            if Arc::strong_count(&service) == 1 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert_eq!(
+            Arc::strong_count(&service),
+            1,
+            "the old server still holds its database"
+        );
+        service.flush().expect("flush before restart");
+        drop(service);
+        let mut next = start_in(data_dir, &bind, &["--no-rate-limits"]).await;
+        next.violations = violations;
+        next
     }
 }
 

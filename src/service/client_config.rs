@@ -1,0 +1,77 @@
+//! What clients read at start-up besides sync: filters, profiles,
+//! capabilities, push rules and discovery.
+
+use super::error::{ServiceError, ServiceResult};
+use super::Service;
+use crate::ids::UserId;
+use crate::store::Store as _;
+use serde_json::{json, Value};
+
+impl Service {
+    fn require_self(&self, sender: &UserId, user: &UserId, what: &str) -> ServiceResult<()> {
+        if sender == user {
+            Ok(())
+        } else {
+            Err(ServiceError::forbidden(format!(
+                "You can only {what} for yourself, not for {user}"
+            )))
+        }
+    }
+
+    /// Stores a sync filter of `user` and returns its id.
+    pub async fn define_filter(&self, sender: &UserId, user: &UserId, filter: Value) -> ServiceResult<String> {
+        self.require_self(sender, user, "create filters")?;
+        let (id, seq) = self.store.put_filter(user, &filter)?;
+        self.durable(seq).await?;
+        Ok(id)
+    }
+
+    /// A filter `user` stored.
+    pub fn get_filter(&self, sender: &UserId, user: &UserId, filter_id: &str) -> ServiceResult<Value> {
+        self.require_self(sender, user, "read filters")?;
+        self.store
+            .filter(user, filter_id)?
+            .ok_or_else(|| ServiceError::not_found(format!("{user} has no filter with ID {filter_id:?}")))
+    }
+
+    /// The display name of a local user: the one they set, else their localpart.
+    pub fn display_name(&self, user: &UserId) -> ServiceResult<String> {
+        if user.server_name() != self.server_name || !self.store.user_exists(user)? {
+            return Err(ServiceError::not_found(format!(
+                "There is no user {user} on this server"
+            )));
+        }
+        Ok(self
+            .store
+            .displayname(user)?
+            .unwrap_or_else(|| user.localpart().to_string()))
+    }
+
+    /// Sets (or, with `None` or "", clears) the sender's display name.
+    pub async fn set_display_name(&self, sender: &UserId, user: &UserId, name: Option<&str>) -> ServiceResult<()> {
+        self.require_self(sender, user, "set a display name")?;
+        let seq = self.store.set_displayname(user, name.filter(|n| !n.is_empty()))?;
+        self.durable(seq).await
+    }
+
+    /// `/capabilities`: no password changes; room version 10 only.
+    pub fn capabilities(&self) -> Value {
+        json!({
+            "m.change_password": {"enabled": false},
+            "m.room_versions": {"default": "10", "available": {"10": "stable"}},
+            "m.set_displayname": {"enabled": true},
+            "m.set_avatar_url": {"enabled": false},
+            "m.3pid_changes": {"enabled": false},
+        })
+    }
+
+    /// `/pushrules/`: an empty rule set of every kind.
+    pub fn push_rules(&self) -> Value {
+        json!({"override": [], "content": [], "room": [], "sender": [], "underride": []})
+    }
+
+    /// `/.well-known/matrix/client`'s homeserver object.
+    pub fn well_known_homeserver(&self) -> Value {
+        json!({"base_url": self.public_base_url})
+    }
+}

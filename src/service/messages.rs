@@ -1,0 +1,203 @@
+//! Message events: sending with idempotent transaction ids, paging through a
+//! room's history (`/messages`) under its history visibility, and the stream
+//! tokens both `/messages` and `/sync` hand out.
+
+use super::error::{ServiceError, ServiceResult};
+use super::Service;
+use crate::ids::{RoomId, UserId};
+use crate::membership::rules::{self, Decision, HistoryVisibility, Window};
+use crate::membership::state::Membership;
+use crate::store::Store as _;
+use crate::store::{Event, NewEvent};
+use serde_json::Value;
+
+/// The most events one `/messages` or timeline answer carries.
+pub const MAX_LIMIT: usize = 1000;
+
+/// A stream token: the point just after the event at `pos` ("s" + position).
+pub fn token(pos: u64) -> String {
+    format!("s{pos}")
+}
+
+/// Reads a token made by [`token`].
+pub fn parse_token(raw: &str, what: &str) -> ServiceResult<u64> {
+    raw.strip_prefix('s')
+        .and_then(|p| p.parse::<u64>().ok())
+        .ok_or_else(|| ServiceError::invalid_param(format!("{what} {raw:?} is not a token this server handed out")))
+}
+
+/// `/messages` direction.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Direction {
+    Backward,
+    Forward,
+}
+
+/// One `/messages` batch.
+pub struct Page {
+    pub events: Vec<Event>,
+    pub start: String,
+    pub end: Option<String>,
+}
+
+/// A `limit` parameter: default when absent, 400 when negative, capped.
+pub fn limit_of(limit: Option<i64>, default: usize) -> ServiceResult<usize> {
+    match limit {
+        None => Ok(default),
+        Some(l) if l < 0 => Err(ServiceError::invalid_param("limit must not be negative")),
+        Some(l) => Ok((l as usize).min(MAX_LIMIT)),
+    }
+}
+
+impl Service {
+    /// The parts of the room's history `user` may read as of position `now`
+    /// (empty: none). Reads the room's log once, for the history visibility
+    /// settings over time and the user's membership events; see
+    /// `rules::visible_windows`.
+    pub fn history_windows_of(&self, room: &RoomId, user: &UserId, now: u64) -> ServiceResult<Vec<Window>> {
+        let mut settings = Vec::new();
+        let mut history = Vec::new();
+        for e in self.store.room_events(room, 0, now, usize::MAX, false)? {
+            match (e.event_type.as_str(), e.state_key.as_deref()) {
+                ("m.room.history_visibility", Some("")) => settings.push((
+                    e.stream_pos,
+                    HistoryVisibility::parse(e.content.get("history_visibility").and_then(Value::as_str)),
+                )),
+                ("m.room.member", Some(key)) if key == user.as_str() => {
+                    if let Some(m) = e
+                        .content
+                        .get("membership")
+                        .and_then(|m| serde_json::from_value::<Membership>(m.clone()).ok())
+                    {
+                        history.push((e.stream_pos, m));
+                    }
+                }
+                _ => {}
+            }
+        }
+        Ok(rules::visible_windows(&settings, &history))
+    }
+
+    /// Up to `limit` events inside `windows` and in (after, upto], oldest
+    /// first; the newest ones when `newest`, else the oldest ones.
+    pub(super) fn visible_events(
+        &self,
+        room: &RoomId,
+        windows: &[Window],
+        after: u64,
+        upto: u64,
+        limit: usize,
+        newest: bool,
+    ) -> ServiceResult<Vec<Event>> {
+        let ranges: Vec<(u64, u64)> = windows
+            .iter()
+            .filter_map(|w| {
+                let (a, u) = (w.after.max(after), w.upto.unwrap_or(upto).min(upto));
+                (u > a).then_some((a, u))
+            })
+            .collect();
+        let mut out: Vec<Event> = Vec::new();
+        if newest {
+            for &(a, u) in ranges.iter().rev() {
+                if out.len() >= limit {
+                    break;
+                }
+                let mut chunk = self.store.room_events(room, a, u, limit - out.len(), true)?;
+                chunk.append(&mut out);
+                out = chunk;
+            }
+        } else {
+            for &(a, u) in &ranges {
+                if out.len() >= limit {
+                    break;
+                }
+                out.extend(self.store.room_events(room, a, u, limit - out.len(), false)?);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Sends a message event; a repeated (sender, room, txn_id) returns the first event's id.
+    pub async fn send_message(
+        &self,
+        room: &RoomId,
+        sender: &UserId,
+        event_type: &str,
+        txn_id: &str,
+        content: Value,
+    ) -> ServiceResult<String> {
+        self.require_room(room)?;
+        if let Some(event_id) = self.store.txn_event(sender, room, txn_id)? {
+            return Ok(event_id);
+        }
+        let (event, seq) = {
+            let _guard = self.room_locks.lock(room).await;
+            let rules = self.room_rules(room)?;
+            let membership = self.store.membership(room, sender)?;
+            if let Decision::Denied(why) = rules::may_send_message(rules.view(), sender, membership, event_type) {
+                return Err(ServiceError::forbidden(why));
+            }
+            let new = NewEvent {
+                sender: sender.clone(),
+                event_type: event_type.to_string(),
+                state_key: None,
+                content,
+            };
+            let (room, txn_id) = (room.clone(), txn_id.to_string());
+            self.write(move |store| store.append_with_txn(&room, new, &txn_id))
+                .await?
+        };
+        self.durable(seq).await?;
+        Ok(event.event_id)
+    }
+
+    /// One `/messages` batch.
+    pub fn room_messages(
+        &self,
+        room: &RoomId,
+        user: &UserId,
+        from: Option<&str>,
+        to: Option<&str>,
+        dir: Direction,
+        limit: usize,
+    ) -> ServiceResult<Page> {
+        self.require_room(room)?;
+        let from = from.map(|f| parse_token(f, "from")).transpose()?;
+        let to = to.map(|t| parse_token(t, "to")).transpose()?;
+        let now = self.store.current_pos();
+        let windows = self.history_windows_of(room, user, now)?;
+        if windows.is_empty() {
+            return Err(ServiceError::forbidden(format!(
+                "You are not in room {room} and never were, so you cannot read its messages"
+            )));
+        }
+        match dir {
+            Direction::Backward => {
+                let from = from.unwrap_or(now).min(now);
+                let mut events = self.visible_events(room, &windows, to.unwrap_or(0), from, limit, true)?;
+                events.reverse();
+                let end = (events.len() == limit && limit > 0)
+                    .then(|| events.last().map(|e| token(e.stream_pos - 1)))
+                    .flatten();
+                Ok(Page {
+                    events,
+                    start: token(from),
+                    end,
+                })
+            }
+            Direction::Forward => {
+                let from = from.unwrap_or(0);
+                let upper = to.unwrap_or(now).min(now);
+                let events = self.visible_events(room, &windows, from, upper, limit, false)?;
+                let end = (events.len() == limit && limit > 0)
+                    .then(|| events.last().map(|e| token(e.stream_pos)))
+                    .flatten();
+                Ok(Page {
+                    events,
+                    start: token(from),
+                    end,
+                })
+            }
+        }
+    }
+}

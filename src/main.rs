@@ -24,11 +24,6 @@ async fn shutdown_signal() {
     let _ = ctrl_c.await;
 }
 
-// The request path allocates many small, short-lived buffers; glibc malloc
-// showed up at about a tenth of the server's CPU under load.
-#[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     tracing_subscriber::fmt()

@@ -40,10 +40,7 @@ async fn create_room_writes_the_initial_events_in_the_spec_order() {
         state_key: None,
         content: obj(json!({"url": "mxc://x/y"})),
     }]);
-    let room = match alice.client.create_room(&req).await.unwrap() {
-        CreateRoomResponse::Ok(ok) => ok.room_id,
-        other => panic!("{other:?}"),
-    };
+    let room = alice.create_room_with(&req).await;
     let events = s
         .service
         .store()
@@ -104,10 +101,7 @@ async fn power_level_override_and_trusted_private_chat_apply() {
     req.preset = Some(Preset::TrustedPrivateChat);
     req.invite = Some(vec![bob.id.clone()]);
     req.power_level_content_override = Some(obj(json!({"kick": 75})));
-    let room = match alice.client.create_room(&req).await.unwrap() {
-        CreateRoomResponse::Ok(ok) => ok.room_id,
-        other => panic!("{other:?}"),
-    };
+    let room = alice.create_room_with(&req).await;
     let pl = power_levels(&alice, &room).await;
     assert_eq!(pl["kick"], 75);
     assert_eq!(

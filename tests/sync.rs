@@ -155,10 +155,7 @@ async fn a_first_sync_shows_joined_rooms_with_state_and_invites_with_stripped_st
     let mut req = common::room_request();
     req.name = Some("Monkeys".into());
     req.room_alias_name = Some("monkeys".into());
-    let room = match alice.client.create_room(&req).await.unwrap() {
-        CreateRoomResponse::Ok(ok) => ok.room_id,
-        other => panic!("{other:?}"),
-    };
+    let room = alice.create_room_with(&req).await;
     invite(&alice, &room, &bob).await;
 
     let alice_sync = sync(&alice, None, None, None).await;

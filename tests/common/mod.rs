@@ -314,7 +314,12 @@ impl User {
     pub async fn create_room(&self, preset: models::CreateRoomRequestPreset) -> String {
         let mut req = room_request();
         req.preset = Some(preset);
-        match self.client.create_room(&req).await.unwrap() {
+        self.create_room_with(&req).await
+    }
+
+    /// Creates a room from a full request and returns its id.
+    pub async fn create_room_with(&self, req: &models::CreateRoomRequest) -> String {
+        match self.client.create_room(req).await.unwrap() {
             CreateRoomResponse::Ok(ok) => ok.room_id,
             other => panic!("createRoom failed: {other:?}"),
         }

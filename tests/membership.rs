@@ -204,10 +204,7 @@ async fn invite_rules_hold_for_every_case() {
         PostRoomsRoomIdInviteResponse::Forbidden(_)
     ));
     // A joined member cannot be invited.
-    assert_eq!(
-        bob.client.post_rooms_room_id_join(&room, None).await.unwrap().status(),
-        200
-    );
+    bob.join(&room).await;
     match invite(&alice, &bob.id).await {
         PostRoomsRoomIdInviteResponse::Forbidden(e) => assert!(e.error.unwrap().contains("already")),
         other => panic!("{other:?}"),
@@ -236,10 +233,7 @@ async fn inviting_needs_the_invite_power_level() {
     let bob = s.register("bob").await;
     let carol = s.register("carol").await;
     let room = alice.create_room(Preset::PublicChat).await;
-    assert_eq!(
-        bob.client.post_rooms_room_id_join(&room, None).await.unwrap().status(),
-        200
-    );
+    bob.join(&room).await;
     match bob
         .client
         .post_rooms_room_id_invite(&room, &invite_body(&carol.id))
@@ -302,10 +296,7 @@ async fn kick_needs_power_and_a_present_target() {
     let bob = s.register("bob").await;
     let carol = s.register("carol").await;
     let room = alice.create_room(Preset::PublicChat).await;
-    assert_eq!(
-        bob.client.post_rooms_room_id_join(&room, None).await.unwrap().status(),
-        200
-    );
+    bob.join(&room).await;
     assert_eq!(
         carol
             .client
@@ -385,10 +376,7 @@ async fn state_is_readable_by_members_and_former_members_only() {
     let bob = s.register("bob").await;
     let carol = s.register("carol").await;
     let room = alice.create_room(Preset::PublicChat).await;
-    assert_eq!(
-        bob.client.post_rooms_room_id_join(&room, None).await.unwrap().status(),
-        200
-    );
+    bob.join(&room).await;
     let while_member = state_len(&bob, &room).await;
     assert_eq!(bob.client.leave_room(&room, None).await.unwrap().status(), 200);
     let name = serde_json::json!({"name": "after bob left"})

@@ -190,10 +190,7 @@ async fn state_can_be_set_by_those_with_power_and_read_back() {
     let alice = s.register("alice").await;
     let bob = s.register("bob").await;
     let room = alice.create_room(Preset::PublicChat).await;
-    assert_eq!(
-        bob.client.post_rooms_room_id_join(&room, None).await.unwrap().status(),
-        200
-    );
+    bob.join(&room).await;
     let topic = obj(json!({"topic": "hello"}));
     match alice
         .client
@@ -300,10 +297,7 @@ async fn members_joined_members_and_joined_rooms_agree() {
             .status(),
         200
     );
-    assert_eq!(
-        bob.client.post_rooms_room_id_join(&room, None).await.unwrap().status(),
-        200
-    );
+    bob.join(&room).await;
     match alice.client.get_joined_members(&room).await.unwrap() {
         GetJoinedMembersResponse::Ok(ok) => {
             let mut ids: Vec<&String> = ok.joined.keys().collect();

@@ -7,7 +7,7 @@ use super::membership::Action;
 use super::messages::{limit_of, Direction};
 use super::rooms::{Preset, RoomSpec};
 use super::sync::{client_event, DEFAULT_TIMELINE_LIMIT};
-use super::Service;
+use super::{json_object, Service};
 use crate::generated::api::*;
 use crate::generated::models;
 use crate::http::auth::token_of;
@@ -43,13 +43,6 @@ fn access_token<C: Has<Option<AuthData>>>(context: &C) -> ServiceResult<String> 
 
 fn room_id(raw: &str) -> ServiceResult<RoomId> {
     RoomId::parse(raw).map_err(invalid("roomId"))
-}
-
-fn object(value: serde_json::Value) -> models::JsonObject {
-    match value {
-        serde_json::Value::Object(map) => map,
-        _ => models::JsonObject::new(),
-    }
 }
 
 impl Service {
@@ -194,7 +187,7 @@ impl Service {
         state_key: &str,
     ) -> ServiceResult<models::JsonObject> {
         let sender = sender?;
-        Ok(object(self.state_content(
+        Ok(json_object(self.state_content(
             &room_id(room)?,
             &sender,
             event_type,
@@ -261,7 +254,7 @@ where
         let result = async { self.logout(&access_token(context)?).await }.await;
         respond(
             "logout",
-            result.map(|_| LogoutResponse::Ok(object(json!({})))),
+            result.map(|_| LogoutResponse::Ok(json_object(json!({})))),
             LogoutResponse::from_error,
         )
     }
@@ -307,7 +300,7 @@ where
         .await;
         respond(
             "set_room_alias",
-            result.map(|_| SetRoomAliasResponse::Ok(object(json!({})))),
+            result.map(|_| SetRoomAliasResponse::Ok(json_object(json!({})))),
             SetRoomAliasResponse::from_error,
         )
     }
@@ -321,7 +314,7 @@ where
         .await;
         respond(
             "delete_room_alias",
-            result.map(|_| DeleteRoomAliasResponse::Ok(object(json!({})))),
+            result.map(|_| DeleteRoomAliasResponse::Ok(json_object(json!({})))),
             DeleteRoomAliasResponse::from_error,
         )
     }
@@ -367,7 +360,7 @@ where
             .await;
         respond(
             "post_rooms_room_id_invite",
-            result.map(|_| PostRoomsRoomIdInviteResponse::Ok(object(json!({})))),
+            result.map(|_| PostRoomsRoomIdInviteResponse::Ok(json_object(json!({})))),
             PostRoomsRoomIdInviteResponse::from_error,
         )
     }
@@ -384,7 +377,7 @@ where
             .await;
         respond(
             "leave_room",
-            result.map(|_| LeaveRoomResponse::Ok(object(json!({})))),
+            result.map(|_| LeaveRoomResponse::Ok(json_object(json!({})))),
             LeaveRoomResponse::from_error,
         )
     }
@@ -406,7 +399,7 @@ where
             .await;
         respond(
             "kick",
-            result.map(|_| KickResponse::Ok(object(json!({})))),
+            result.map(|_| KickResponse::Ok(json_object(json!({})))),
             KickResponse::from_error,
         )
     }
@@ -417,7 +410,7 @@ where
             .await;
         respond(
             "ban",
-            result.map(|_| BanResponse::Ok(object(json!({})))),
+            result.map(|_| BanResponse::Ok(json_object(json!({})))),
             BanResponse::from_error,
         )
     }
@@ -439,7 +432,7 @@ where
             .await;
         respond(
             "unban",
-            result.map(|_| UnbanResponse::Ok(object(json!({})))),
+            result.map(|_| UnbanResponse::Ok(json_object(json!({})))),
             UnbanResponse::from_error,
         )
     }
@@ -711,7 +704,7 @@ where
     async fn get_filter(&self, user_id: String, filter_id: String, context: &C) -> Result<GetFilterResponse, ApiError> {
         let result = sender(context).and_then(|sender| {
             let user = UserId::parse(&user_id).map_err(invalid("userId"))?;
-            Ok(object(self.get_filter(&sender, &user, &filter_id)?))
+            Ok(json_object(self.get_filter(&sender, &user, &filter_id)?))
         });
         respond(
             "get_filter",
@@ -759,26 +752,26 @@ where
         .await;
         respond(
             "set_display_name",
-            result.map(|_| SetDisplayNameResponse::Ok(object(json!({})))),
+            result.map(|_| SetDisplayNameResponse::Ok(json_object(json!({})))),
             SetDisplayNameResponse::from_error,
         )
     }
 
     async fn get_capabilities(&self, _context: &C) -> Result<GetCapabilitiesResponse, ApiError> {
         Ok(GetCapabilitiesResponse::Ok(models::GetCapabilitiesOk {
-            capabilities: object(self.capabilities()),
+            capabilities: json_object(self.capabilities()),
         }))
     }
 
     async fn get_push_rules(&self, _context: &C) -> Result<GetPushRulesResponse, ApiError> {
         Ok(GetPushRulesResponse::Ok(models::GetPushRulesOk {
-            global: object(self.push_rules()),
+            global: json_object(self.push_rules()),
         }))
     }
 
     async fn get_well_known(&self, _context: &C) -> Result<GetWellKnownResponse, ApiError> {
         Ok(GetWellKnownResponse::Ok(models::GetWellKnownOk {
-            m_homeserver: object(self.well_known_homeserver()),
+            m_homeserver: json_object(self.well_known_homeserver()),
         }))
     }
 }

@@ -130,6 +130,15 @@ impl Service {
     }
 }
 
+/// The object inside a JSON value; anything else (which stored content never
+/// is) becomes an empty object rather than an error.
+pub fn json_object(value: serde_json::Value) -> crate::generated::models::JsonObject {
+    match value {
+        serde_json::Value::Object(map) => map,
+        _ => Default::default(),
+    }
+}
+
 /// A random string of `len` characters from `A-Za-z0-9`.
 pub fn random_string(len: usize) -> String {
     use rand::distributions::Alphanumeric;

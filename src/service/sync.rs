@@ -8,7 +8,7 @@
 
 use super::error::{ServiceError, ServiceResult};
 use super::messages::{limit_of, parse_token, token};
-use super::Service;
+use super::{json_object, Service};
 use crate::generated::models;
 use crate::ids::{RoomId, UserId};
 use crate::membership::rules::Window;
@@ -45,10 +45,7 @@ pub struct SyncRequest {
 
 /// A stored event in the client format.
 pub fn client_event(e: Event) -> models::ClientEvent {
-    let content = match e.content {
-        Value::Object(map) => map,
-        _ => models::JsonObject::new(),
-    };
+    let content = json_object(e.content);
     models::ClientEvent {
         event_id: e.event_id,
         r#type: e.event_type,
@@ -66,10 +63,7 @@ fn stripped(e: Event) -> models::StrippedStateEvent {
         r#type: e.event_type,
         state_key: e.state_key.unwrap_or_default(),
         sender: e.sender,
-        content: match e.content {
-            Value::Object(map) => map,
-            _ => models::JsonObject::new(),
-        },
+        content: json_object(e.content),
     }
 }
 

@@ -317,6 +317,12 @@ impl User {
         self.create_room_with(&req).await
     }
 
+    /// Joins `room`, asserting it succeeds.
+    pub async fn join(&self, room: &str) {
+        let status = self.client.post_rooms_room_id_join(room, None).await.unwrap().status();
+        assert_eq!(status, 200, "{} could not join {room}", self.id);
+    }
+
     /// Creates a room from a full request and returns its id.
     pub async fn create_room_with(&self, req: &models::CreateRoomRequest) -> String {
         match self.client.create_room(req).await.unwrap() {

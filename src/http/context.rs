@@ -1,6 +1,7 @@
 //! The per-request context handed to `Api` methods, in the openapi-generator
 //! style: handlers ask for what they need through `swagger::Has<T>`.
 
+use crate::caller::ClientAddr;
 use swagger::auth::{AuthData, Authorization};
 use swagger::{Has, XSpanIdString};
 
@@ -13,15 +14,18 @@ pub struct RequestContext {
     pub auth_data: Option<AuthData>,
     /// The authenticated user (`subject` is the user id), when the token was valid.
     pub authorization: Option<Authorization>,
+    /// Where the request came from; `None` when not served over TCP (tests).
+    pub client_addr: Option<ClientAddr>,
 }
 
 impl RequestContext {
     /// A context for an anonymous request.
-    pub fn new(span_id: XSpanIdString) -> Self {
+    pub fn new(span_id: XSpanIdString, client_addr: Option<ClientAddr>) -> Self {
         RequestContext {
             span_id,
             auth_data: None,
             authorization: None,
+            client_addr,
         }
     }
 }
@@ -45,3 +49,4 @@ macro_rules! has {
 has!(XSpanIdString, span_id);
 has!(Option<AuthData>, auth_data);
 has!(Option<Authorization>, authorization);
+has!(Option<ClientAddr>, client_addr);

@@ -6,6 +6,7 @@ use super::context::RequestContext;
 use super::cors;
 use super::error::MatrixError;
 use super::router::{RouteMatch, Router};
+use crate::caller::ClientAddr;
 use crate::generated::api::Api;
 use crate::generated::routes::{dispatch, DispatchError, RawRequest, RequestError};
 use bytes::Bytes;
@@ -98,11 +99,11 @@ where
     }
 
     /// Answers one request; never fails, never panics on client input.
-    pub async fn handle(&self, req: Request<Incoming>) -> Response<Full<Bytes>> {
+    pub async fn handle(&self, req: Request<Incoming>, client: Option<ClientAddr>) -> Response<Full<Bytes>> {
         let started = Instant::now();
         let method = req.method().clone();
         let path = req.uri().path().to_string();
-        let mut resp = match self.answer(req).await {
+        let mut resp = match self.answer(req, client).await {
             Ok(resp) => resp,
             Err(err) => error_response(&err),
         };
@@ -117,7 +118,11 @@ where
         resp
     }
 
-    async fn answer(&self, req: Request<Incoming>) -> Result<Response<Full<Bytes>>, MatrixError> {
+    async fn answer(
+        &self,
+        req: Request<Incoming>,
+        client: Option<ClientAddr>,
+    ) -> Result<Response<Full<Bytes>>, MatrixError> {
         // Browsers preflight every cross-origin call; any path answers it.
         if req.method() == Method::OPTIONS {
             return Ok(json_response(StatusCode::OK, &serde_json::json!({})));
@@ -158,7 +163,7 @@ where
             RouteMatch::NotFound => return Err(MatrixError::unrecognized(&path)),
         };
         let query = parse_query(req.uri().query());
-        let mut context = RequestContext::new(XSpanIdString::get_or_generate(&req));
+        let mut context = RequestContext::new(XSpanIdString::get_or_generate(&req), client);
         // Only operations that take a token read one: a stray or malformed
         // credential on an open endpoint (`/versions`, `/login`) is not an error.
         if operation.requires_auth() {
@@ -246,7 +251,7 @@ where
     loop {
         tokio::select! {
             accepted = listener.accept() => {
-                let (stream, _) = match accepted {
+                let (stream, peer) = match accepted {
                     Ok(conn) => conn,
                     Err(e) => {
                         tracing::warn!(error = %e, "accept failed");
@@ -255,9 +260,10 @@ where
                 };
                 let _ = stream.set_nodelay(true);
                 let edge = edge.clone();
+                let client = Some(ClientAddr(peer.ip()));
                 let service = hyper::service::service_fn(move |req| {
                     let edge = edge.clone();
-                    async move { Ok::<_, std::convert::Infallible>(edge.handle(req).await) }
+                    async move { Ok::<_, std::convert::Infallible>(edge.handle(req, client).await) }
                 });
                 let conn = builder.serve_connection(TokioIo::new(stream), service);
                 let conn = graceful.watch(conn);

@@ -47,4 +47,9 @@ pub struct Config {
     /// The URL clients should use, as `/.well-known/matrix/client` tells them (default: `http://` + the bound address).
     #[arg(long, env = "MATRIX_MEMBERSHIP_PUBLIC_BASE_URL")]
     pub public_base_url: Option<String>,
+
+    /// Test only: sleep this long before every group-commit flush, to widen
+    /// the window between a write and its durability (crash tests).
+    #[arg(long, hide = true, default_value_t = 0)]
+    pub test_flush_delay_ms: u64,
 }

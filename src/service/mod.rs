@@ -46,7 +46,10 @@ pub struct Service {
 impl Service {
     /// Opens the store in the configured data folder.
     pub fn open(config: &Config) -> Result<Self, StoreError> {
-        let store = SledStore::open(&config.data_dir)?;
+        let store = SledStore::open_with_flush_delay(
+            &config.data_dir,
+            std::time::Duration::from_millis(config.test_flush_delay_ms),
+        )?;
         let (join, invite) = if config.no_rate_limits {
             (Limit::new(0.0, 0), Limit::new(0.0, 0))
         } else {

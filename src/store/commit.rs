@@ -44,6 +44,8 @@ struct Shared {
     wake: Condvar,
     flushed: watch::Sender<Flushed>,
     flushes: AtomicU64,
+    /// Test only: a pause before each flush (see `Config::test_flush_delay_ms`).
+    delay: std::time::Duration,
 }
 
 /// Numbers writes and coalesces durability waits into shared flushes.
@@ -54,7 +56,7 @@ pub struct GroupCommit {
 
 impl GroupCommit {
     /// Starts the flusher thread for `db`.
-    pub fn new(db: ::sled::Db) -> Result<Self, StoreError> {
+    pub fn new(db: ::sled::Db, delay: std::time::Duration) -> Result<Self, StoreError> {
         let (flushed, _) = watch::channel(Flushed::default());
         let shared = Arc::new(Shared {
             db,
@@ -63,6 +65,7 @@ impl GroupCommit {
             wake: Condvar::new(),
             flushed,
             flushes: AtomicU64::new(0),
+            delay,
         });
         let for_thread = Arc::clone(&shared);
         let thread = std::thread::Builder::new()
@@ -183,6 +186,9 @@ fn flusher(shared: &Shared) {
         }
         // Errors are published to the waiters; the loop then sleeps until a
         // new wait arrives instead of retrying a failing disk in a hot loop.
+        if !shared.delay.is_zero() {
+            std::thread::sleep(shared.delay);
+        }
         let (target, _) = flush_once(shared);
         answered = answered.max(target);
     }

@@ -79,6 +79,11 @@ struct RoomTx<'a> {
 impl SledStore {
     /// Opens (or creates) the database at `path`.
     pub fn open(path: &Path) -> Result<SledStore, StoreError> {
+        Self::open_with_flush_delay(path, std::time::Duration::ZERO)
+    }
+
+    /// Opens the database with a pause before every group-commit flush (crash tests only).
+    pub fn open_with_flush_delay(path: &Path, delay: std::time::Duration) -> Result<SledStore, StoreError> {
         let db = ::sled::open(path)?;
         let tree = |name: &str| db.open_tree(name);
         let pos_roomid = tree("pos_roomid")?;
@@ -106,7 +111,7 @@ impl SledStore {
             writer: Mutex::new(pos),
             queue: Mutex::new(Vec::new()),
             visible_pos: AtomicU64::new(pos),
-            commit: GroupCommit::new(db.clone())?,
+            commit: GroupCommit::new(db.clone(), delay)?,
         })
     }
 

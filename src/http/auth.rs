@@ -5,9 +5,10 @@ use http::{HeaderMap, StatusCode};
 use swagger::auth::AuthData;
 
 /// Looks up who holds an access token; implemented by the service over the store.
+#[async_trait::async_trait]
 pub trait TokenResolver: Send + Sync {
     /// The user id holding `token`, `Ok(None)` if nobody does.
-    fn resolve_token(&self, token: &str) -> Result<Option<String>, String>;
+    async fn resolve_token(&self, token: &str) -> Result<Option<String>, String>;
 }
 
 /// The credential a request carries. A header and a query token that disagree
@@ -51,12 +52,12 @@ pub fn token_of(auth: &AuthData) -> Option<&str> {
 }
 
 /// Resolves the credential for an operation that requires one: 401s for a missing or unknown token.
-pub fn authenticate(resolver: &dyn TokenResolver, auth: Option<&AuthData>) -> Result<String, MatrixError> {
+pub async fn authenticate(resolver: &dyn TokenResolver, auth: Option<&AuthData>) -> Result<String, MatrixError> {
     let token = auth
         .and_then(token_of)
         .filter(|t| !t.is_empty())
         .ok_or_else(|| MatrixError::new(StatusCode::UNAUTHORIZED, "M_MISSING_TOKEN", "Missing access token"))?;
-    match resolver.resolve_token(token) {
+    match resolver.resolve_token(token).await {
         Ok(Some(user)) => Ok(user),
         Ok(None) => Err(MatrixError::new(
             StatusCode::UNAUTHORIZED,

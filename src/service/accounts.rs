@@ -5,7 +5,6 @@ use super::error::{ServiceError, ServiceResult};
 use super::{random_string, Service};
 use crate::http::auth::TokenResolver;
 use crate::ids::{is_valid_localpart, UserId};
-use crate::store::Store as _;
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::Argon2;
 use sha2::{Digest, Sha256};
@@ -95,7 +94,7 @@ impl Service {
         }
         let user_id = UserId::new(&localpart, &self.server_name)
             .map_err(|e| ServiceError::new(400, "M_INVALID_USERNAME", e.0))?;
-        if self.store.user_exists(&user_id)? {
+        if self.store.user_exists(&user_id).await? {
             return Err(ServiceError::new(
                 400,
                 "M_USER_IN_USE",
@@ -131,7 +130,7 @@ impl Service {
                 .await
                 .map_err(ServiceError::internal)??,
         };
-        if !self.store.create_user(&user_id, &hash)? {
+        if !self.store.create_user(&user_id, &hash).await? {
             return Err(ServiceError::new(
                 400,
                 "M_USER_IN_USE",
@@ -143,10 +142,6 @@ impl Service {
         } else {
             Some(self.open_session(&user_id, reg.device_id).await?)
         };
-        // With a session, its token write's flush covers the account too.
-        if session.is_none() {
-            self.durable(self.store.last_write_seq()).await?;
-        }
         Ok(RegisterOutcome::Registered { user_id, session })
     }
 
@@ -154,8 +149,9 @@ impl Service {
     pub async fn open_session(&self, user: &UserId, device_id: Option<String>) -> ServiceResult<Session> {
         let access_token = format!("mm_{}", random_string(40));
         let device_id = device_id.unwrap_or_else(|| random_string(10).to_uppercase());
-        let seq = self.store.add_token(&token_hash(&access_token), user, &device_id)?;
-        self.durable(seq).await?;
+        self.store
+            .add_token(&token_hash(&access_token), user, &device_id)
+            .await?;
         Ok(Session {
             user_id: user.clone(),
             access_token,
@@ -171,7 +167,7 @@ impl Service {
         } else {
             UserId::new(&user.to_lowercase(), &self.server_name).map_err(|_| forbidden())?
         };
-        let stored = self.store.password_hash(&user_id)?.ok_or_else(forbidden)?;
+        let stored = self.store.password_hash(&user_id).await?.ok_or_else(forbidden)?;
         let password = password.to_string();
         let ok = tokio::task::spawn_blocking(move || !password.is_empty() && verify_password(&password, &stored))
             .await
@@ -184,22 +180,24 @@ impl Service {
 
     /// Ends the session of `token`.
     pub async fn logout(&self, token: &str) -> ServiceResult<()> {
-        let seq = self.store.remove_token(&token_hash(token))?;
-        self.durable(seq).await
+        Ok(self.store.remove_token(&token_hash(token)).await?)
     }
 
     /// The user and device behind `token`.
-    pub fn whoami(&self, token: &str) -> ServiceResult<(UserId, String)> {
+    pub async fn whoami(&self, token: &str) -> ServiceResult<(UserId, String)> {
         self.store
-            .token_user(&token_hash(token))?
+            .token_user(&token_hash(token))
+            .await?
             .ok_or_else(|| ServiceError::new(401, "M_UNKNOWN_TOKEN", "Unrecognised access token"))
     }
 }
 
+#[async_trait::async_trait]
 impl TokenResolver for Service {
-    fn resolve_token(&self, token: &str) -> Result<Option<String>, String> {
+    async fn resolve_token(&self, token: &str) -> Result<Option<String>, String> {
         self.store
             .token_user(&token_hash(token))
+            .await
             .map(|found| found.map(|(user, _)| user.to_string()))
             .map_err(|e| e.to_string())
     }

@@ -148,14 +148,8 @@ impl Service {
                 .collect(),
             creation_content: body.creation_content,
             is_direct: body.is_direct.unwrap_or(false),
+            room_version: body.room_version,
         };
-        if body.room_version.as_deref().is_some_and(|v| v != "10") {
-            return Err(ServiceError::new(
-                400,
-                "M_UNSUPPORTED_ROOM_VERSION",
-                "Only room version 10 is supported",
-            ));
-        }
         let created = self.create_room(&sender, spec).await?;
         Ok(models::CreateRoomOk {
             room_id: created.room_id.to_string(),
@@ -173,13 +167,11 @@ impl Service {
     ) -> ServiceResult<models::EventIdResponse> {
         let sender = sender?;
         let room = room_id(room)?;
-        let event_id = self
-            .set_state(&room, &sender, event_type, state_key, serde_json::Value::Object(body))
-            .await?;
+        let event_id = self.set_state(&room, &sender, event_type, state_key, body).await?;
         Ok(models::EventIdResponse { event_id })
     }
 
-    fn get_state_op(
+    async fn get_state_op(
         &self,
         sender: ServiceResult<UserId>,
         room: &str,
@@ -187,12 +179,10 @@ impl Service {
         state_key: &str,
     ) -> ServiceResult<models::JsonObject> {
         let sender = sender?;
-        Ok(json_object(self.state_content(
-            &room_id(room)?,
-            &sender,
-            event_type,
-            state_key,
-        )?))
+        Ok(json_object(
+            self.state_content(&room_id(room)?, &sender, event_type, state_key)
+                .await?,
+        ))
     }
 }
 
@@ -260,28 +250,28 @@ where
     }
 
     async fn whoami(&self, context: &C) -> Result<WhoamiResponse, ApiError> {
-        let result = access_token(context)
-            .and_then(|t| self.whoami(&t))
-            .map(|(user, device)| {
-                WhoamiResponse::Ok(models::WhoamiOk {
-                    user_id: user.to_string(),
-                    device_id: Some(device),
-                    is_guest: Some(false),
-                })
-            });
+        let result = async {
+            let (user, device) = self.whoami(&access_token(context)?).await?;
+            Ok(WhoamiResponse::Ok(models::WhoamiOk {
+                user_id: user.to_string(),
+                device_id: Some(device),
+                is_guest: Some(false),
+            }))
+        }
+        .await;
         respond("whoami", result, WhoamiResponse::from_error)
     }
 
     async fn get_room_alias(&self, room_alias: String, _context: &C) -> Result<GetRoomAliasResponse, ApiError> {
-        let result = RoomAliasId::parse(&room_alias)
-            .map_err(invalid("roomAlias"))
-            .and_then(|alias| self.get_alias(&alias))
-            .map(|room| {
-                GetRoomAliasResponse::Ok(models::GetRoomAliasOk {
-                    room_id: room.to_string(),
-                    servers: vec![self.server_name().to_string()],
-                })
-            });
+        let result = async {
+            let alias = RoomAliasId::parse(&room_alias).map_err(invalid("roomAlias"))?;
+            let room = self.get_alias(&alias).await?;
+            Ok(GetRoomAliasResponse::Ok(models::GetRoomAliasOk {
+                room_id: room.to_string(),
+                servers: vec![self.server_name().to_string()],
+            }))
+        }
+        .await;
         respond("get_room_alias", result, GetRoomAliasResponse::from_error)
     }
 
@@ -335,7 +325,7 @@ where
         let result = async {
             let user = sender(context)?;
             let target = RoomOrAlias::parse(&room_id_or_alias).map_err(invalid("roomId"))?;
-            let room = self.resolve_room(&target)?;
+            let room = self.resolve_room(&target).await?;
             self.join(&room, &user, body.and_then(|b| b.reason)).await?;
             Ok(PostRoomsRoomIdJoinResponse::Ok(models::PostRoomsRoomIdJoinOk {
                 room_id: room.to_string(),
@@ -438,10 +428,12 @@ where
     }
 
     async fn get_room_state(&self, room_id: String, context: &C) -> Result<GetRoomStateResponse, ApiError> {
-        let result = sender(context).and_then(|user| {
-            let events = self.visible_state(&self::room_id(&room_id)?, &user)?;
+        let result = async {
+            let user = sender(context)?;
+            let events = self.visible_state(&self::room_id(&room_id)?, &user).await?;
             Ok(GetRoomStateResponse::Ok(events.into_iter().map(client_event).collect()))
-        });
+        }
+        .await;
         respond("get_room_state", result, GetRoomStateResponse::from_error)
     }
 
@@ -452,7 +444,9 @@ where
         state_key: String,
         context: &C,
     ) -> Result<GetRoomStateEventResponse, ApiError> {
-        let result = self.get_state_op(sender(context), &room_id, &event_type, &state_key);
+        let result = self
+            .get_state_op(sender(context), &room_id, &event_type, &state_key)
+            .await;
         respond(
             "get_room_state_event",
             result.map(GetRoomStateEventResponse::Ok),
@@ -484,7 +478,7 @@ where
         event_type: String,
         context: &C,
     ) -> Result<GetRoomStateEventEmptyKeyResponse, ApiError> {
-        let result = self.get_state_op(sender(context), &room_id, &event_type, "");
+        let result = self.get_state_op(sender(context), &room_id, &event_type, "").await;
         respond(
             "get_room_state_event_empty_key",
             result.map(GetRoomStateEventEmptyKeyResponse::Ok),
@@ -516,23 +510,30 @@ where
         not_membership: Option<String>,
         context: &C,
     ) -> Result<GetMembersResponse, ApiError> {
-        let result = sender(context).and_then(|user| {
-            let events = self.member_events(
-                &self::room_id(&room_id)?,
-                &user,
-                membership.as_deref(),
-                not_membership.as_deref(),
-            )?;
+        let result = async {
+            let user = sender(context)?;
+            let events = self
+                .member_events(
+                    &self::room_id(&room_id)?,
+                    &user,
+                    membership.as_deref(),
+                    not_membership.as_deref(),
+                )
+                .await?;
             Ok(GetMembersResponse::Ok(models::GetMembersOk {
                 chunk: events.into_iter().map(client_event).collect(),
             }))
-        });
+        }
+        .await;
         respond("get_members", result, GetMembersResponse::from_error)
     }
 
     async fn get_joined_members(&self, room_id: String, context: &C) -> Result<GetJoinedMembersResponse, ApiError> {
-        let result = sender(context).and_then(|user| {
-            let events = self.member_events(&self::room_id(&room_id)?, &user, Some("join"), None)?;
+        let result = async {
+            let user = sender(context)?;
+            let events = self
+                .member_events(&self::room_id(&room_id)?, &user, Some("join"), None)
+                .await?;
             let joined = events
                 .into_iter()
                 .filter_map(|e| {
@@ -552,17 +553,19 @@ where
                 })
                 .collect();
             Ok(GetJoinedMembersResponse::Ok(models::GetJoinedMembersOk { joined }))
-        });
+        }
+        .await;
         respond("get_joined_members", result, GetJoinedMembersResponse::from_error)
     }
 
     async fn get_joined_rooms(&self, context: &C) -> Result<GetJoinedRoomsResponse, ApiError> {
-        let result = sender(context).and_then(|user| {
-            let rooms = self.joined_rooms(&user)?;
+        let result = async {
+            let rooms = self.joined_rooms(&sender(context)?).await?;
             Ok(GetJoinedRoomsResponse::Ok(models::GetJoinedRoomsOk {
                 joined_rooms: rooms.iter().map(|r| r.to_string()).collect(),
             }))
-        });
+        }
+        .await;
         respond("get_joined_rooms", result, GetJoinedRoomsResponse::from_error)
     }
 
@@ -578,8 +581,11 @@ where
     // -- sync, messages and start-up endpoints (issue 4); the work is in sync.rs, messages.rs, client_config.rs.
 
     async fn initial_sync(&self, limit: Option<i64>, context: &C) -> Result<InitialSyncResponse, ApiError> {
-        let result =
-            sender(context).and_then(|user| self.initial_sync(&user, limit_of(limit, DEFAULT_TIMELINE_LIMIT)?));
+        let result = async {
+            let user = sender(context)?;
+            self.initial_sync(&user, limit_of(limit, DEFAULT_TIMELINE_LIMIT)?).await
+        }
+        .await;
         respond(
             "initial_sync",
             result.map(InitialSyncResponse::Ok),
@@ -588,7 +594,11 @@ where
     }
 
     async fn room_initial_sync(&self, room_id: String, context: &C) -> Result<RoomInitialSyncResponse, ApiError> {
-        let result = sender(context).and_then(|user| self.room_initial_sync(&self::room_id(&room_id)?, &user));
+        let result = async {
+            let user = sender(context)?;
+            self.room_initial_sync(&self::room_id(&room_id)?, &user).await
+        }
+        .await;
         respond(
             "room_initial_sync",
             result.map(RoomInitialSyncResponse::Ok),
@@ -607,7 +617,9 @@ where
     ) -> Result<SyncResponse, ApiError> {
         let result = async {
             let user = sender(context)?;
-            let req = self.sync_request(&user, since.as_deref(), timeout, filter.as_deref(), full_state)?;
+            let req = self
+                .sync_request(&user, since.as_deref(), timeout, filter.as_deref(), full_state)
+                .await?;
             self.sync(&user, &req).await
         }
         .await;
@@ -625,9 +637,7 @@ where
         let result = async {
             let user = sender(context)?;
             let room = self::room_id(&room_id)?;
-            let event_id = self
-                .send_message(&room, &user, &event_type, &txn_id, serde_json::Value::Object(body))
-                .await?;
+            let event_id = self.send_message(&room, &user, &event_type, &txn_id, body).await?;
             Ok(models::EventIdResponse { event_id })
         }
         .await;
@@ -648,7 +658,8 @@ where
         _filter: Option<String>,
         context: &C,
     ) -> Result<GetRoomEventsResponse, ApiError> {
-        let result = sender(context).and_then(|user| {
+        let result = async {
+            let user = sender(context)?;
             let dir = match dir.as_str() {
                 "b" => Direction::Backward,
                 "f" => Direction::Forward,
@@ -658,20 +669,23 @@ where
                     )))
                 }
             };
-            let page = self.room_messages(
-                &self::room_id(&room_id)?,
-                &user,
-                from.as_deref(),
-                to.as_deref(),
-                dir,
-                limit_of(limit, 10)?,
-            )?;
+            let page = self
+                .room_messages(
+                    &self::room_id(&room_id)?,
+                    &user,
+                    from.as_deref(),
+                    to.as_deref(),
+                    dir,
+                    limit_of(limit, 10)?,
+                )
+                .await?;
             Ok(models::PaginationChunk {
                 chunk: page.events.into_iter().map(client_event).collect(),
                 start: page.start,
                 end: page.end,
             })
-        });
+        }
+        .await;
         respond(
             "get_room_events",
             result.map(GetRoomEventsResponse::Ok),
@@ -702,10 +716,12 @@ where
     }
 
     async fn get_filter(&self, user_id: String, filter_id: String, context: &C) -> Result<GetFilterResponse, ApiError> {
-        let result = sender(context).and_then(|sender| {
+        let result = async {
+            let sender = sender(context)?;
             let user = UserId::parse(&user_id).map_err(invalid("userId"))?;
-            Ok(json_object(self.get_filter(&sender, &user, &filter_id)?))
-        });
+            Ok(json_object(self.get_filter(&sender, &user, &filter_id).await?))
+        }
+        .await;
         respond(
             "get_filter",
             result.map(GetFilterResponse::Ok),
@@ -714,27 +730,27 @@ where
     }
 
     async fn get_profile(&self, user_id: String, _context: &C) -> Result<GetProfileResponse, ApiError> {
-        let result = UserId::parse(&user_id)
-            .map_err(invalid("userId"))
-            .and_then(|user| self.display_name(&user))
-            .map(|name| {
-                GetProfileResponse::Ok(models::GetProfileOk {
-                    displayname: Some(name),
-                    avatar_url: None,
-                })
-            });
+        let result = async {
+            let user = UserId::parse(&user_id).map_err(invalid("userId"))?;
+            let name = self.display_name(&user).await?;
+            Ok(GetProfileResponse::Ok(models::GetProfileOk {
+                displayname: Some(name),
+                avatar_url: None,
+            }))
+        }
+        .await;
         respond("get_profile", result, GetProfileResponse::from_error)
     }
 
     async fn get_display_name(&self, user_id: String, _context: &C) -> Result<GetDisplayNameResponse, ApiError> {
-        let result = UserId::parse(&user_id)
-            .map_err(invalid("userId"))
-            .and_then(|user| self.display_name(&user))
-            .map(|name| {
-                GetDisplayNameResponse::Ok(models::GetDisplayNameOk {
-                    displayname: Some(name),
-                })
-            });
+        let result = async {
+            let user = UserId::parse(&user_id).map_err(invalid("userId"))?;
+            let name = self.display_name(&user).await?;
+            Ok(GetDisplayNameResponse::Ok(models::GetDisplayNameOk {
+                displayname: Some(name),
+            }))
+        }
+        .await;
         respond("get_display_name", result, GetDisplayNameResponse::from_error)
     }
 

@@ -233,3 +233,6 @@ pub trait Store: Send + Sync {
     /// Makes everything written so far durable (shutdown).
     fn flush(&self) -> Result<(), StoreError>;
 }
+
+#[cfg(test)]
+mod tests;

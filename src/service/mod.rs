@@ -12,10 +12,13 @@ pub mod error;
 pub mod locks;
 pub mod membership;
 pub mod messages;
+pub mod password;
 pub mod ratelimit;
+pub mod registration;
 pub mod rooms;
 pub mod state;
 pub mod sync;
+pub mod uia;
 
 use crate::config::Config;
 use crate::ids::UserId;
@@ -23,9 +26,10 @@ use crate::store::sled::SledStore;
 use crate::store::{StoreError, WriteSeq};
 use error::{ServiceError, ServiceResult};
 use locks::RoomLocks;
-use ratelimit::{Limit, RateLimits};
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use password::PasswordPool;
+use ratelimit::RateLimits;
+use registration::Registrar;
+use std::sync::Arc;
 
 /// The homeserver's state: store, server name, limits and locks.
 pub struct Service {
@@ -33,8 +37,10 @@ pub struct Service {
     server_name: String,
     limits: RateLimits,
     room_locks: RoomLocks,
-    /// Open user-interactive-auth sessions of `/register`.
-    uia_sessions: Mutex<HashMap<String, std::time::Instant>>,
+    /// Whether registration is open, and its user-interactive-auth sessions.
+    registrar: Registrar,
+    /// Where passwords are hashed and checked, a bounded number at a time.
+    passwords: PasswordPool,
     /// The stream position, bumped after every durable write: wakes waiting syncs.
     stream: tokio::sync::watch::Sender<u64>,
     /// Set at shutdown: waiting syncs answer at once instead of holding the server up.
@@ -50,21 +56,14 @@ impl Service {
             &config.data_dir,
             std::time::Duration::from_millis(config.test_flush_delay_ms),
         )?;
-        let (join, invite) = if config.no_rate_limits {
-            (Limit::new(0.0, 0), Limit::new(0.0, 0))
-        } else {
-            (
-                Limit::new(config.join_rate, config.join_burst),
-                Limit::new(config.invite_rate, config.invite_burst),
-            )
-        };
         let store = Arc::new(store);
         Ok(Service {
             store: store.clone(),
             server_name: config.server_name.clone(),
-            limits: RateLimits { join, invite },
+            limits: RateLimits::from_config(config),
             room_locks: RoomLocks::new(1024),
-            uia_sessions: Mutex::new(HashMap::new()),
+            registrar: Registrar::from_config(config),
+            passwords: PasswordPool::from_config(config),
             stream: tokio::sync::watch::Sender::new(crate::store::Store::current_pos(store.as_ref())),
             closing: std::sync::atomic::AtomicBool::new(false),
             public_base_url: config

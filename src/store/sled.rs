@@ -8,6 +8,7 @@
 //! |---|---|---|
 //! | `userid_password` | user | password hash |
 //! | `tokenhash_userid` | sha256(token) | user 0xFF device_id |
+//! | `userdeviceid_tokenhash` | user 0xFF device_id | sha256(token): the device's one token |
 //! | `roomid_meta` | room | JSON `{creator}`; presence means the room exists |
 //! | `roomuserid_membership` | room 0xFF user | membership byte, BE u64 pos of the member event |
 //! | `userroomid_membership` | user 0xFF room | same |
@@ -41,6 +42,7 @@ type TxResult<T> = Result<T, ConflictableTransactionError<StoreError>>;
 pub struct SledStore {
     userid_password: Tree,
     tokenhash_userid: Tree,
+    userdeviceid_tokenhash: Tree,
     roomid_meta: Tree,
     roomuserid_membership: Tree,
     userroomid_membership: Tree,
@@ -96,6 +98,7 @@ impl SledStore {
         Ok(SledStore {
             userid_password: tree("userid_password")?,
             tokenhash_userid: tree("tokenhash_userid")?,
+            userdeviceid_tokenhash: tree("userdeviceid_tokenhash")?,
             roomid_meta: tree("roomid_meta")?,
             roomuserid_membership: tree("roomuserid_membership")?,
             userroomid_membership: tree("userroomid_membership")?,
@@ -518,8 +521,17 @@ impl Store for SledStore {
     }
 
     fn add_token(&self, token_hash: &[u8; 32], user: &UserId, device_id: &str) -> Result<WriteSeq, StoreError> {
-        self.tokenhash_userid
-            .insert(token_hash, join(&[user.as_str().as_bytes(), device_id.as_bytes()]))?;
+        let device = join(&[user.as_str().as_bytes(), device_id.as_bytes()]);
+        (&self.tokenhash_userid, &self.userdeviceid_tokenhash).transaction(|(tokens, devices)| -> TxResult<()> {
+            // A device has one token: logging in on it again ends its old session.
+            if let Some(old) = devices.insert(device.as_slice(), &token_hash[..])? {
+                if old.as_ref() != token_hash {
+                    tokens.remove(old)?;
+                }
+            }
+            tokens.insert(&token_hash[..], device.as_slice())?;
+            Ok(())
+        })?;
         Ok(self.commit.note_write())
     }
 
@@ -537,7 +549,18 @@ impl Store for SledStore {
     }
 
     fn remove_token(&self, token_hash: &[u8; 32]) -> Result<WriteSeq, StoreError> {
-        self.tokenhash_userid.remove(token_hash)?;
+        (&self.tokenhash_userid, &self.userdeviceid_tokenhash).transaction(|(tokens, devices)| -> TxResult<()> {
+            let Some(device) = tokens.remove(&token_hash[..])? else {
+                return Ok(());
+            };
+            if devices
+                .get(&device)?
+                .is_some_and(|current| current.as_ref() == token_hash)
+            {
+                devices.remove(device)?;
+            }
+            Ok(())
+        })?;
         Ok(self.commit.note_write())
     }
 
@@ -1195,5 +1218,44 @@ mod tests {
         let s2 = store.remove_token(&token).unwrap();
         assert!(s2 > s1);
         assert_eq!(store.token_user(&token).unwrap(), None);
+    }
+
+    #[test]
+    fn a_new_token_for_a_device_replaces_its_old_one_and_logout_forgets_both_entries() {
+        let (_dir, store) = open();
+        let alice = user(ALICE);
+        let (first, second, other) = ([1u8; 32], [2u8; 32], [3u8; 32]);
+        store.add_token(&first, &alice, "PHONE").unwrap();
+        store.add_token(&other, &alice, "LAPTOP").unwrap();
+        store.add_token(&second, &alice, "PHONE").unwrap();
+        assert_eq!(store.token_user(&first).unwrap(), None, "replaced");
+        assert_eq!(
+            store.token_user(&second).unwrap(),
+            Some((alice.clone(), "PHONE".into()))
+        );
+        assert_eq!(
+            store.token_user(&other).unwrap(),
+            Some((alice.clone(), "LAPTOP".into()))
+        );
+        // The same device id of another user is another device.
+        store.add_token(&[4u8; 32], &user(BOB), "PHONE").unwrap();
+        assert_eq!(
+            store.token_user(&second).unwrap(),
+            Some((alice.clone(), "PHONE".into()))
+        );
+
+        store.remove_token(&second).unwrap();
+        assert_eq!(store.token_user(&second).unwrap(), None);
+        assert!(store
+            .userdeviceid_tokenhash
+            .get(join(&[ALICE.as_bytes(), b"PHONE"]))
+            .unwrap()
+            .is_none());
+        // Removing a replaced token leaves the device's current one alone.
+        let (old, new) = ([5u8; 32], [6u8; 32]);
+        store.add_token(&old, &alice, "TABLET").unwrap();
+        store.add_token(&new, &alice, "TABLET").unwrap();
+        store.remove_token(&old).unwrap();
+        assert_eq!(store.token_user(&new).unwrap(), Some((alice, "TABLET".into())));
     }
 }

@@ -35,6 +35,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     let mut config = Config::parse();
+    matrix_membership::service::registration::warn_if_registration_is_exposed(&config);
     let listener = TcpListener::bind(config.bind).await?;
     if config.public_base_url.is_none() {
         // The address really bound (a port of 0 picks a free one).

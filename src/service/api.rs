@@ -1,16 +1,16 @@
 //! The generated `Api` trait, implemented thinly: parse identifiers at the
 //! edge, call one domain function, map its result onto the response enum.
 
-use super::accounts::{RegisterOutcome, Registration, DUMMY_STAGE};
 use super::error::{respond, ServiceError, ServiceResult};
 use super::membership::Action;
 use super::messages::{limit_of, Direction};
+use super::registration::{RegisterOutcome, Registration, DUMMY_STAGE};
 use super::rooms::{Preset, RoomSpec};
 use super::sync::{client_event, DEFAULT_TIMELINE_LIMIT};
 use super::{json_object, Service};
+use crate::caller::ClientAddr;
 use crate::generated::api::*;
 use crate::generated::models;
-use crate::http::auth::token_of;
 use crate::ids::{IdError, RoomAliasId, RoomId, RoomOrAlias, UserId};
 use serde_json::json;
 use swagger::auth::{AuthData, Authorization};
@@ -33,12 +33,9 @@ fn sender<C: Has<Option<Authorization>>>(context: &C) -> ServiceResult<UserId> {
     UserId::parse(&auth.subject).map_err(ServiceError::internal)
 }
 
-fn access_token<C: Has<Option<AuthData>>>(context: &C) -> ServiceResult<String> {
-    Has::<Option<AuthData>>::get(context)
-        .as_ref()
-        .and_then(token_of)
-        .map(str::to_string)
-        .ok_or_else(|| ServiceError::new(401, "M_MISSING_TOKEN", "Missing access token"))
+/// Where the request came from, when it came over TCP.
+fn client_addr<C: Has<Option<ClientAddr>>>(context: &C) -> Option<ClientAddr> {
+    *Has::<Option<ClientAddr>>::get(context)
 }
 
 fn room_id(raw: &str) -> ServiceResult<RoomId> {
@@ -67,6 +64,7 @@ impl Service {
         &self,
         kind: Option<String>,
         body: Option<models::RegisterRequest>,
+        client: Option<ClientAddr>,
     ) -> ServiceResult<RegisterResponse> {
         if kind.as_deref().is_some_and(|k| k != "user") {
             return Err(ServiceError::new(
@@ -90,7 +88,7 @@ impl Service {
             inhibit_login: body.inhibit_login.unwrap_or(false),
             auth: body.auth.map(|a| (a.r#type.unwrap_or_default(), a.session)),
         };
-        Ok(match self.register(reg).await? {
+        Ok(match self.register(reg, client).await? {
             RegisterOutcome::NeedsAuth { session } => RegisterResponse::Unauthorized(models::UserInteractiveAuth {
                 flows: vec![models::AuthFlow {
                     stages: vec![DUMMY_STAGE.to_string()],
@@ -189,17 +187,17 @@ impl Service {
 #[async_trait::async_trait]
 impl<C> Api<C> for Service
 where
-    C: Has<Option<Authorization>> + Has<Option<AuthData>> + Send + Sync,
+    C: Has<Option<Authorization>> + Has<Option<AuthData>> + Has<Option<ClientAddr>> + Send + Sync,
 {
     async fn register(
         &self,
         kind: Option<String>,
         body: Option<models::RegisterRequest>,
-        _context: &C,
+        context: &C,
     ) -> Result<RegisterResponse, ApiError> {
         respond(
             "register",
-            self.register_op(kind, body).await,
+            self.register_op(kind, body, client_addr(context)).await,
             RegisterResponse::from_error,
         )
     }
@@ -212,7 +210,7 @@ where
         }))
     }
 
-    async fn login(&self, body: models::LoginRequest, _context: &C) -> Result<LoginResponse, ApiError> {
+    async fn login(&self, body: models::LoginRequest, context: &C) -> Result<LoginResponse, ApiError> {
         let result = async {
             if body.r#type != "m.login.password" {
                 return Err(ServiceError::new(
@@ -227,7 +225,12 @@ where
                 .or(body.user)
                 .ok_or_else(|| ServiceError::new(400, "M_MISSING_PARAM", "identifier.user is required"))?;
             let session = self
-                .login(&user, body.password.as_deref().unwrap_or(""), body.device_id)
+                .login(
+                    &user,
+                    body.password.as_deref().unwrap_or(""),
+                    body.device_id,
+                    client_addr(context),
+                )
                 .await?;
             Ok(models::LoginResponse {
                 user_id: session.user_id.to_string(),
@@ -241,7 +244,11 @@ where
     }
 
     async fn logout(&self, context: &C) -> Result<LogoutResponse, ApiError> {
-        let result = async { self.logout(&access_token(context)?).await }.await;
+        let result = async {
+            let caller = self.caller(Has::<Option<AuthData>>::get(context).as_ref()).await?;
+            self.logout(&caller).await
+        }
+        .await;
         respond(
             "logout",
             result.map(|_| LogoutResponse::Ok(json_object(json!({})))),
@@ -251,10 +258,10 @@ where
 
     async fn whoami(&self, context: &C) -> Result<WhoamiResponse, ApiError> {
         let result = async {
-            let (user, device) = self.whoami(&access_token(context)?).await?;
+            let caller = self.caller(Has::<Option<AuthData>>::get(context).as_ref()).await?;
             Ok(WhoamiResponse::Ok(models::WhoamiOk {
-                user_id: user.to_string(),
-                device_id: Some(device),
+                user_id: caller.user.to_string(),
+                device_id: Some(caller.device_id),
                 is_guest: Some(false),
             }))
         }

@@ -3,6 +3,7 @@
 //! (or the state that made it unnecessary) is durable.
 
 use super::error::{ServiceError, ServiceResult};
+use super::ratelimit::RateLimits;
 use super::Service;
 use crate::ids::{RoomAliasId, RoomId, RoomOrAlias, UserId};
 use crate::membership::auth::{authorize, AuthState, Authorized, ProposedEvent};
@@ -42,6 +43,26 @@ impl Action {
             Action::Unban => rules::unban_target(target, current),
             _ => Decision::Allowed,
         }
+    }
+}
+
+/// Charges a membership change that will be written to the limits it
+/// counts against, as Synapse does: joins to the joiner; invites to the
+/// issuer, the room and the invitee, all checked before any is charged;
+/// kicks, bans and unbans to the sender's moderation budget; leaves to none.
+fn charge(limits: &RateLimits, action: Action, sender: &UserId, target: &UserId, room: &RoomId) -> ServiceResult<()> {
+    match action {
+        Action::Leave => Ok(()),
+        Action::Join => limits.join.check(sender.as_str()),
+        Action::Invite => {
+            limits.invite.peek(sender.as_str())?;
+            limits.invite_per_room.peek(room.as_str())?;
+            limits.invite_per_invitee.peek(target.as_str())?;
+            limits.invite.check(sender.as_str())?;
+            limits.invite_per_room.check(room.as_str())?;
+            limits.invite_per_invitee.check(target.as_str())
+        }
+        Action::Kick | Action::Ban | Action::Unban => limits.moderation.check(sender.as_str()),
     }
 }
 
@@ -155,11 +176,7 @@ impl Service {
             if unchanged {
                 return Ok(Vec::new());
             }
-            match action {
-                Action::Leave => {}
-                Action::Join => limits.join.check(who.as_str()).map_err(refuse)?,
-                _ => limits.invite.check(who.as_str()).map_err(refuse)?,
-            }
+            charge(&limits, action, &who, &whom, auth.room()).map_err(refuse)?;
             Ok(vec![authorized])
         });
         let mut users = vec![sender.clone()];

@@ -11,27 +11,33 @@ pub mod directory;
 pub mod error;
 pub mod membership;
 pub mod messages;
+pub mod password;
 pub mod ratelimit;
+pub mod registration;
 pub mod rooms;
 pub mod state;
 pub mod sync;
+pub mod uia;
 
 use crate::config::Config;
 use crate::ids::UserId;
 use crate::store::sled::{SledOptions, SledStore};
 use crate::store::{Store, StoreError};
 use error::{ServiceError, ServiceResult};
-use ratelimit::{Limit, RateLimits};
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use password::PasswordPool;
+use ratelimit::RateLimits;
+use registration::Registrar;
+use std::sync::Arc;
 
 /// The homeserver's state: store, server name and limits.
 pub struct Service {
     store: Arc<dyn Store>,
     server_name: String,
     limits: Arc<RateLimits>,
-    /// Open user-interactive-auth sessions of `/register`.
-    uia_sessions: Mutex<HashMap<String, std::time::Instant>>,
+    /// Whether registration is open, and its user-interactive-auth sessions.
+    registrar: Registrar,
+    /// Where passwords are hashed and checked, a bounded number at a time.
+    passwords: PasswordPool,
     /// Set at shutdown: waiting syncs answer at once instead of holding the server up.
     closing: std::sync::atomic::AtomicBool,
     /// What `/.well-known/matrix/client` hands out as `base_url`.
@@ -47,19 +53,12 @@ impl Service {
                 flush_delay: std::time::Duration::from_millis(config.test_flush_delay_ms),
             },
         )?;
-        let (join, invite) = if config.no_rate_limits {
-            (Limit::new(0.0, 0), Limit::new(0.0, 0))
-        } else {
-            (
-                Limit::new(config.join_rate, config.join_burst),
-                Limit::new(config.invite_rate, config.invite_burst),
-            )
-        };
         Ok(Service {
             store: Arc::new(store),
             server_name: config.server_name.clone(),
-            limits: Arc::new(RateLimits { join, invite }),
-            uia_sessions: Mutex::new(HashMap::new()),
+            limits: Arc::new(RateLimits::from_config(config)),
+            registrar: Registrar::from_config(config),
+            passwords: PasswordPool::from_config(config),
             closing: std::sync::atomic::AtomicBool::new(false),
             public_base_url: config
                 .public_base_url

@@ -287,3 +287,105 @@ async fn failed_logins_for_very_many_names_remember_a_bounded_number_of_them() {
     }
     assert_eq!(s.service.rate_limits().login_failed.tracked_keys(), 50);
 }
+
+/// Only the invite limits a test names are on.
+async fn invite_limits_only(flags: &[&str]) -> common::TestServer {
+    const OFF: [&str; 6] = [
+        "--join-rate",
+        "--invite-rate",
+        "--invite-room-rate",
+        "--invite-invitee-rate",
+        "--moderation-rate",
+        "--registration-rate",
+    ];
+    let mut args: Vec<&str> = OFF
+        .iter()
+        .filter(|flag| !flags.contains(flag))
+        .flat_map(|flag| [*flag, "0"])
+        .collect();
+    args.extend_from_slice(flags);
+    common::start_with(&args).await
+}
+
+async fn invite_status(from: &common::User, room: &str, to: &common::User) -> u16 {
+    let body = matrix_membership::generated::models::PostRoomsRoomIdInviteBody { user_id: to.id.clone() };
+    from.client
+        .post_rooms_room_id_invite(room, &body)
+        .await
+        .unwrap()
+        .status()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn invites_are_limited_per_invitee_and_per_room_and_a_refused_one_charges_nothing() {
+    let s = invite_limits_only(&[
+        "--invite-room-rate",
+        "0.003",
+        "--invite-room-burst",
+        "2",
+        "--invite-invitee-rate",
+        "0.003",
+        "--invite-invitee-burst",
+        "1",
+    ])
+    .await;
+    let alice = s.register("alice").await;
+    let [bob, carol, dave, erin, fred] = [
+        s.register("bob").await,
+        s.register("carol").await,
+        s.register("dave").await,
+        s.register("erin").await,
+        s.register("fred").await,
+    ];
+    let first = alice.create_room(Preset::PrivateChat).await;
+    let second = alice.create_room(Preset::PrivateChat).await;
+    assert_eq!(invite_status(&alice, &first, &bob).await, 200);
+    let pos = s.service_pos();
+    assert_eq!(
+        invite_status(&alice, &second, &bob).await,
+        429,
+        "bob's invite budget is spent"
+    );
+    assert_eq!(s.service_pos(), pos, "a limited invite writes nothing");
+    assert_eq!(invite_status(&alice, &first, &carol).await, 200);
+    assert_eq!(
+        invite_status(&alice, &first, &dave).await,
+        429,
+        "the first room's budget is spent"
+    );
+    // The refused invite into the second room charged neither that room nor anyone else.
+    assert_eq!(invite_status(&alice, &second, &erin).await, 200);
+    assert_eq!(invite_status(&alice, &second, &fred).await, 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kicks_bans_and_unbans_use_their_own_budget_not_the_invite_one() {
+    let s = invite_limits_only(&[
+        "--invite-rate",
+        "0.003",
+        "--invite-burst",
+        "1",
+        "--moderation-rate",
+        "0.003",
+        "--moderation-burst",
+        "3",
+    ])
+    .await;
+    let alice = s.register("alice").await;
+    let bob = s.register("bob").await;
+    // createRoom spends the whole invite budget.
+    let room = alice.create_room(Preset::PublicChat).await;
+    assert_eq!(invite_status(&alice, &room, &bob).await, 429);
+    bob.join(&room).await;
+    let change = |id: &str| matrix_membership::generated::models::MembershipChange {
+        user_id: id.into(),
+        reason: None,
+    };
+    assert_eq!(alice.client.kick(&room, &change(&bob.id)).await.unwrap().status(), 200);
+    assert_eq!(alice.client.ban(&room, &change(&bob.id)).await.unwrap().status(), 200);
+    assert_eq!(alice.client.unban(&room, &change(&bob.id)).await.unwrap().status(), 200);
+    match alice.client.ban(&room, &change(&bob.id)).await.unwrap() {
+        BanResponse::TooManyRequests(e) => assert_eq!(e.errcode, "M_LIMIT_EXCEEDED"),
+        other => panic!("the fourth moderation action should be limited: {other:?}"),
+    }
+}

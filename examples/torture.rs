@@ -7,7 +7,7 @@
 //!
 //! ```sh
 //! cargo build --release --bin matrix-membership --example torture
-//! target/release/examples/torture --cycles 30 --seed 7 --flush-delay-ms 10
+//! target/release/examples/torture --cycles 50 --seed 7 --flush-delay-ms 10
 //! ```
 //!
 //! It ends with one summary line (see README, "Crash torture") and exits 1
@@ -38,8 +38,7 @@ mod setup;
 #[path = "torture/tally.rs"]
 mod tally;
 
-use http::{Account, Conn};
-use model::M;
+use http::Conn;
 use rand::rngs::StdRng;
 use rand::SeedableRng;
 use server::{Installation, Process};
@@ -51,7 +50,7 @@ use tally::Tally;
 const USAGE: &str = "\
 usage: torture [--cycles N] [--seed S] [--flush-delay-ms D] [--server-bin PATH] [--fault F]
 
-  --cycles N          kill/restart cycles (default 30, about two minutes on a busy 2-core machine)
+  --cycles N          kill/restart cycles (default 50: about 95 s on the busy 2-core CI machine)
   --seed S            seed of every random choice (default: from the clock; printed at the start)
   --flush-delay-ms D  the server's --test-flush-delay-ms: a pause before each group-commit
                       flush, widening the window between visible and durable (default 10)
@@ -90,7 +89,7 @@ fn parse_args() -> Result<Args, String> {
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_nanos() as u64);
     let mut args = Args {
-        cycles: 30,
+        cycles: 50,
         seed: clock,
         flush_delay_ms: 10,
         server_bin: default_bin,
@@ -255,7 +254,13 @@ async fn run_cycle(
     for p in &log.problems {
         tally.problem(p.clone());
     }
-    check_cycle(process, state, &log, start, shown_max, cycle, rng, tally).await?;
+    let ended = check::Ended {
+        cycle,
+        start,
+        shown_max,
+        log: &log,
+    };
+    check::after_restart(process, state, ended, rng, tally).await?;
     let probe = match log.kill {
         cycle::Kill::Probe(..) if log.probe_fired => ", at the probe's instant",
         cycle::Kill::Probe(..) => ", the probe did not fire",
@@ -266,53 +271,4 @@ async fn run_cycle(
         log.kill.describe(),
         log.killed_after.as_millis()
     ))
-}
-
-/// Everything checked after a restart, in the order that makes each check meaningful.
-#[allow(clippy::too_many_arguments)]
-async fn check_cycle(
-    process: &Arc<Process>,
-    state: &mut State,
-    log: &cycle::Log,
-    start: u64,
-    shown_max: u64,
-    cycle: u32,
-    rng: &mut StdRng,
-    tally: &mut Tally,
-) -> Result<(), String> {
-    let world = state.world.clone();
-    let mut conn = Conn::new(&process.authority);
-    // Before anything is written: the position the crash left.
-    let now = check::position(&mut conn, &world, shown_max, tally).await?;
-    check::future_token(&mut conn, &world, now, tally).await?;
-    // Other clients write before the observers come back, as they would.
-    let (after, problems) = cycle::after_restart(&world, process.clone(), cycle, rng).await;
-    for p in problems {
-        tally.problem(p);
-    }
-    for obs in state.all_observers() {
-        if let Err(e) = observer::resume(&mut conn, obs).await {
-            tally.problem(format!(
-                "{} could not resume from s{}: {e}",
-                obs.account.user_id, obs.token
-            ));
-            obs.token = observer::position(&mut conn, &obs.account).await?;
-        }
-    }
-    let mut hist = check::Histories::new(&process.authority, &world.owner);
-    let messages: Vec<model::MsgLog> = log.messages.iter().chain(&after).cloned().collect();
-    check::messages(&mut hist, &world, &messages, start, tally).await?;
-    let now_members = check::memberships(&mut conn, &mut hist, &world, &log.pairs, start, tally).await?;
-    for member in state.members.iter_mut().chain(state.probes.members_mut()) {
-        for (room, m) in member.states.iter_mut().enumerate() {
-            *m = now_members
-                .get(&(room, member.account.user_id.clone()))
-                .copied()
-                .unwrap_or(M::Never);
-        }
-    }
-    let observers: Vec<&observer::Observer> = state.observers.iter().chain([&state.watcher]).collect();
-    check::syncs(&mut conn, &mut hist, &world, &observers, now, tally).await?;
-    let fixed: Vec<&Account> = state.accounts();
-    check::accounts(&mut conn, &fixed, &log.registered, tally).await
 }

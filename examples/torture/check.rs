@@ -2,20 +2,101 @@
 //! acknowledged is there, what syncs showed is still there at the same token
 //! range, a resumed sync misses nothing, and the position did not go back.
 
+use crate::cycle;
 use crate::history::{self, Event};
 use crate::http::{enc, token, Account, Conn, Req, V3};
+use crate::load::{self, Ctx};
 use crate::model::{MsgLog, PairLog, World, M};
 use crate::observer::{self, Observer};
+use crate::server::Process;
+use crate::setup::State;
 use crate::tally::Tally;
+use rand::rngs::StdRng;
+use rand::Rng;
 use serde_json::Value;
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
+
+/// What the checks need to know about the cycle that ended in the kill.
+pub struct Ended<'a> {
+    pub cycle: u32,
+    /// The position when its load began.
+    pub start: u64,
+    /// The highest token a sync of the cycle handed out.
+    pub shown_max: u64,
+    pub log: &'a cycle::Log,
+}
+
+/// Everything checked after a restart, in the order that makes each check meaningful.
+pub async fn after_restart(
+    process: &Arc<Process>,
+    state: &mut State,
+    ended: Ended<'_>,
+    rng: &mut StdRng,
+    tally: &mut Tally,
+) -> Result<(), String> {
+    let world = state.world.clone();
+    let mut conn = Conn::new(&process.authority);
+    // Before anything is written: the position the crash left.
+    let now = position(&mut conn, &world, ended.shown_max, tally).await?;
+    future_token(&mut conn, &world, now, tally).await?;
+    let after = other_clients_write(&world, process, ended.cycle, rng, tally).await;
+    resume_all(&mut conn, state, tally).await?;
+    let mut hist = Histories::new(&process.authority, &world.owner);
+    let sent: Vec<MsgLog> = ended.log.messages.iter().chain(&after).cloned().collect();
+    messages(&mut hist, &world, &sent, ended.start, tally).await?;
+    let members_now = memberships(&mut conn, &mut hist, &world, &ended.log.pairs, ended.start, tally).await?;
+    state.adopt(&members_now);
+    let observers: Vec<&Observer> = state.observers.iter().chain([&state.watcher]).collect();
+    syncs(&mut conn, &mut hist, &world, &observers, now, tally).await?;
+    accounts(&mut conn, &state.accounts(), &ended.log.registered, tally).await
+}
+
+/// Messages written right after the restart, before any observer resumes:
+/// the writes a real server gets from its other clients, which take any
+/// position a crash gave back.
+async fn other_clients_write(
+    world: &Arc<World>,
+    process: &Arc<Process>,
+    cycle: u32,
+    rng: &mut StdRng,
+    tally: &mut Tally,
+) -> Vec<MsgLog> {
+    let ctx = Ctx::new(world.clone(), process.clone(), 0.0);
+    let mut conns = (ctx.conn(), ctx.conn());
+    let mut logs = Vec::new();
+    for (i, sender) in world.senders.iter().enumerate() {
+        for n in 0..2 {
+            let room = rng.gen_range(0..world.rooms.len());
+            let body = format!("c{cycle}.after.s{i}.{n}");
+            logs.push(load::message(&ctx, &mut conns, sender, room, body, None, || {}).await.0);
+        }
+    }
+    for p in ctx.take_problems() {
+        tally.problem(p);
+    }
+    logs
+}
+
+/// Every observer syncs from its last token; one whose token is refused starts afresh.
+async fn resume_all(conn: &mut Conn, state: &mut State, tally: &mut Tally) -> Result<(), String> {
+    for obs in state.all_observers() {
+        if let Err(e) = observer::resume(conn, obs).await {
+            tally.problem(format!(
+                "{} could not resume from s{}: {e}",
+                obs.account.user_id, obs.token
+            ));
+            obs.token = observer::position(conn, &obs.account).await?;
+        }
+    }
+    Ok(())
+}
 
 /// How far beyond the position the made-up future token lies.
 const FUTURE: u64 = 1_000_000;
 
 /// Room histories from a position to now, read once per check phase.
-pub struct Histories {
+struct Histories {
     conn: Conn,
     reader: Account,
     read: HashMap<(String, u64), Arc<Vec<Event>>>,
@@ -23,7 +104,7 @@ pub struct Histories {
 
 impl Histories {
     /// `reader` must have been joined to every room from its creation (the owner).
-    pub fn new(authority: &str, reader: &Account) -> Histories {
+    fn new(authority: &str, reader: &Account) -> Histories {
         Histories {
             conn: Conn::new(authority),
             reader: reader.clone(),
@@ -32,7 +113,7 @@ impl Histories {
     }
 
     /// Events of `room` after position `from`, oldest first.
-    pub async fn after(&mut self, room: &str, from: u64) -> Result<Arc<Vec<Event>>, String> {
+    async fn after(&mut self, room: &str, from: u64) -> Result<Arc<Vec<Event>>, String> {
         let key = (room.to_string(), from);
         if let Some(events) = self.read.get(&key) {
             return Ok(events.clone());
@@ -44,7 +125,7 @@ impl Histories {
 }
 
 /// The position right after the restart; a regression when a client was shown more.
-pub async fn position(conn: &mut Conn, world: &World, shown_max: u64, tally: &mut Tally) -> Result<u64, String> {
+async fn position(conn: &mut Conn, world: &World, shown_max: u64, tally: &mut Tally) -> Result<u64, String> {
     let now = observer::position(conn, &world.checker).await?;
     if now < shown_max {
         tally.stream_regressions += 1;
@@ -56,7 +137,7 @@ pub async fn position(conn: &mut Conn, world: &World, shown_max: u64, tally: &mu
 }
 
 /// A sync from a token the server never handed out must not be answered as if it had.
-pub async fn future_token(conn: &mut Conn, world: &World, now: u64, tally: &mut Tally) -> Result<(), String> {
+async fn future_token(conn: &mut Conn, world: &World, now: u64, tally: &mut Tally) -> Result<(), String> {
     let since = token(now + FUTURE);
     let resp = conn
         .send(&Req::get(
@@ -81,7 +162,7 @@ pub async fn future_token(conn: &mut Conn, world: &World, now: u64, tally: &mut 
 }
 
 /// Every acknowledged message exists exactly once, with its event id.
-pub async fn messages(
+async fn messages(
     hist: &mut Histories,
     world: &World,
     logs: &[MsgLog],
@@ -157,7 +238,7 @@ async fn members(conn: &mut Conn, world: &World) -> Result<HashMap<(usize, Strin
 
 /// Every acknowledged membership change is one member event, in order, and
 /// `/members` agrees with the last; returns the memberships now.
-pub async fn memberships(
+async fn memberships(
     conn: &mut Conn,
     hist: &mut Histories,
     world: &World,
@@ -224,7 +305,7 @@ pub async fn memberships(
 /// Phantoms, changed ranges and undelivered events, per observer and room.
 /// `restarted_at` is the position the crash left: when it lies below an
 /// observer's first token, everything above it was written after the restart.
-pub async fn syncs(
+async fn syncs(
     conn: &mut Conn,
     hist: &mut Histories,
     world: &World,
@@ -322,7 +403,7 @@ async fn changed_windows(
 }
 
 /// Every token still names its user; `registered` are this cycle's new accounts.
-pub async fn accounts(
+async fn accounts(
     conn: &mut Conn,
     fixed: &[&Account],
     registered: &[Account],

@@ -12,6 +12,7 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use tokio::task::JoinHandle;
 
 /// The longest a load phase runs before the kill (the shortest is a tenth of it).
 pub const MAX_LOAD: Duration = Duration::from_millis(1500);
@@ -72,84 +73,45 @@ pub struct Actors<'a> {
     pub watcher: &'a mut Observer,
 }
 
+/// The tasks of one load phase.
+struct Running {
+    members: Vec<JoinHandle<Vec<PairLog>>>,
+    senders: Vec<JoinHandle<Vec<MsgLog>>>,
+    registrar: JoinHandle<Vec<Account>>,
+    observers: Vec<JoinHandle<Observer>>,
+}
+
 /// Runs the load until the kill and waits for every task to stop.
 pub async fn load(actors: Actors<'_>, process: Arc<Process>, cycle: u32, repeat_chance: f64, rng: &mut StdRng) -> Log {
     let ctx = Arc::new(Ctx::new(actors.world.clone(), process.clone(), repeat_chance));
     let kill = Kill::choose(cycle, rng);
-    let mut seed = || StdRng::seed_from_u64(rng.gen());
-    let members: Vec<_> = actors
-        .members
-        .iter()
-        .map(|m| tokio::spawn(load::drive_member(ctx.clone(), m.clone(), seed())))
-        .collect();
-    let senders: Vec<_> = (0..ctx.world.senders.len())
-        .map(|i| tokio::spawn(load::drive_sender(ctx.clone(), i, cycle, seed())))
-        .collect();
-    let registrar = tokio::spawn(load::drive_registrar(ctx.clone(), cycle));
-    let observers: Vec<_> = std::mem::take(actors.observers)
-        .into_iter()
-        .map(|mut o| {
-            o.begin_cycle();
-            tokio::spawn(observer::watch(ctx.clone(), o))
-        })
-        .collect();
-    actors.watcher.begin_cycle();
     let started = Instant::now();
+    let running = spawn(&ctx, actors.members, actors.observers, cycle, rng);
+    actors.watcher.begin_cycle();
     let probe = match kill {
-        Kill::Probe(kind, after) => {
-            let watcher = std::mem::replace(actors.watcher, Observer::new(actors.watcher.account.clone(), 0));
-            Some(tokio::spawn(probe::run(
-                ctx.clone(),
-                kind,
-                actors.probes.clone(),
-                watcher,
-                cycle,
-                after,
-                seed(),
-            )))
-        }
+        Kill::Probe(kind, after) => Some(tokio::spawn(probe::run(
+            ctx.clone(),
+            kind,
+            actors.probes.clone(),
+            actors.watcher.clone(),
+            cycle,
+            after,
+            StdRng::seed_from_u64(rng.gen()),
+        ))),
         Kill::Timer(_) => None,
     };
-    let wait = match kill {
-        Kill::Timer(at) => at,
-        Kill::Probe(_, after) => after + PROBE_GRACE,
-    };
-    let timer = tokio::time::sleep(wait);
-    tokio::pin!(timer);
-    let mut probe_report = None;
-    match probe {
-        Some(mut handle) => tokio::select! {
-            report = &mut handle => probe_report = Some(report.expect("the probe task panicked")),
-            _ = &mut timer => { timer_kill(&ctx); probe_report = Some(handle.await.expect("the probe task panicked")); }
-        },
-        None => {
-            timer.await;
-            timer_kill(&ctx);
-        }
-    }
-    // A probe whose repeat was refused returns without killing.
-    timer_kill(&ctx);
-    let killed_after = started.elapsed();
+    let report = kill_when_due(&ctx, kill, probe).await;
     let mut log = Log {
         kill,
-        probe_fired: probe_report.as_ref().is_some_and(|r| r.fired),
-        killed_after,
+        probe_fired: report.as_ref().is_some_and(|r| r.fired),
+        killed_after: started.elapsed(),
         pairs: Vec::new(),
         messages: Vec::new(),
         registered: Vec::new(),
         problems: Vec::new(),
     };
-    for handle in members {
-        log.pairs.extend(handle.await.expect("a member task panicked"));
-    }
-    for handle in senders {
-        log.messages.extend(handle.await.expect("a sender task panicked"));
-    }
-    log.registered = registrar.await.expect("the registrar panicked");
-    for handle in observers {
-        actors.observers.push(handle.await.expect("an observer panicked"));
-    }
-    if let Some(report) = probe_report {
+    collect(running, &mut log, actors.observers).await;
+    if let Some(report) = report {
         log.pairs.extend(report.pairs);
         log.messages.extend(report.messages);
         *actors.watcher = report.watcher;
@@ -157,6 +119,66 @@ pub async fn load(actors: Actors<'_>, process: Arc<Process>, cycle: u32, repeat_
     process.reap();
     log.problems = ctx.take_problems();
     log
+}
+
+/// Starts every writer and long-polling observer.
+fn spawn(ctx: &Arc<Ctx>, members: &[Member], observers: &mut Vec<Observer>, cycle: u32, rng: &mut StdRng) -> Running {
+    let mut seed = || StdRng::seed_from_u64(rng.gen());
+    Running {
+        members: members
+            .iter()
+            .map(|m| tokio::spawn(load::drive_member(ctx.clone(), m.clone(), seed())))
+            .collect(),
+        senders: (0..ctx.world.senders.len())
+            .map(|i| tokio::spawn(load::drive_sender(ctx.clone(), i, cycle, seed())))
+            .collect(),
+        registrar: tokio::spawn(load::drive_registrar(ctx.clone(), cycle)),
+        observers: std::mem::take(observers)
+            .into_iter()
+            .map(|mut o| {
+                o.begin_cycle();
+                tokio::spawn(observer::watch(ctx.clone(), o))
+            })
+            .collect(),
+    }
+}
+
+/// Waits for the probe's kill, or kills when the timer says; returns the probe's report.
+async fn kill_when_due(ctx: &Ctx, kill: Kill, probe: Option<JoinHandle<probe::Report>>) -> Option<probe::Report> {
+    let wait = match kill {
+        Kill::Timer(at) => at,
+        Kill::Probe(_, after) => after + PROBE_GRACE,
+    };
+    let report = match probe {
+        Some(mut handle) => tokio::select! {
+            report = &mut handle => Some(report.expect("the probe task panicked")),
+            _ = tokio::time::sleep(wait) => {
+                timer_kill(ctx);
+                Some(handle.await.expect("the probe task panicked"))
+            }
+        },
+        None => {
+            tokio::time::sleep(wait).await;
+            None
+        }
+    };
+    // Also when a probe returns without killing (its change was refused).
+    timer_kill(ctx);
+    report
+}
+
+/// Waits for every task to stop and gathers what they did.
+async fn collect(running: Running, log: &mut Log, observers: &mut Vec<Observer>) {
+    for handle in running.members {
+        log.pairs.extend(handle.await.expect("a member task panicked"));
+    }
+    for handle in running.senders {
+        log.messages.extend(handle.await.expect("a sender task panicked"));
+    }
+    log.registered = running.registrar.await.expect("the registrar panicked");
+    for handle in running.observers {
+        observers.push(handle.await.expect("an observer panicked"));
+    }
 }
 
 /// Kills unless already killed; a server found dead here died on its own.
@@ -167,26 +189,4 @@ fn timer_kill(ctx: &Ctx) {
         }
         ctx.process.kill();
     }
-}
-
-/// Messages written right after the restart, before any observer resumes:
-/// the writes a real server gets from its other clients, which take any
-/// position a crash gave back.
-pub async fn after_restart(
-    world: &Arc<World>,
-    process: Arc<Process>,
-    cycle: u32,
-    rng: &mut StdRng,
-) -> (Vec<MsgLog>, Vec<String>) {
-    let ctx = Ctx::new(world.clone(), process, 0.0);
-    let mut conns = (ctx.conn(), ctx.conn());
-    let mut logs = Vec::new();
-    for (i, sender) in world.senders.iter().enumerate() {
-        for n in 0..2 {
-            let room = rng.gen_range(0..world.rooms.len());
-            let body = format!("c{cycle}.after.s{i}.{n}");
-            logs.push(load::message(&ctx, &mut conns, sender, room, body, None, || {}).await.0);
-        }
-    }
-    (logs, ctx.take_problems())
 }

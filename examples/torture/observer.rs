@@ -24,6 +24,7 @@ pub struct Window {
 }
 
 /// A sync client that never leaves its rooms.
+#[derive(Clone)]
 pub struct Observer {
     pub account: Account,
     /// Where the next sync resumes.

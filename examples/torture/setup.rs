@@ -6,6 +6,7 @@ use crate::observer::{self, Observer};
 use crate::probe::Probes;
 use crate::server::Process;
 use serde_json::json;
+use std::collections::HashMap;
 use std::sync::Arc;
 
 const OBSERVERS: usize = 3;
@@ -32,6 +33,18 @@ impl State {
         all.extend(self.observers.iter().map(|o| &o.account));
         all.push(&self.watcher.account);
         all
+    }
+
+    /// Takes the memberships the server reports as the truth for the next cycle.
+    pub fn adopt(&mut self, now: &HashMap<(usize, String), M>) {
+        for member in self.members.iter_mut().chain(self.probes.members_mut()) {
+            for (room, m) in member.states.iter_mut().enumerate() {
+                *m = now
+                    .get(&(room, member.account.user_id.clone()))
+                    .copied()
+                    .unwrap_or(M::Never);
+            }
+        }
     }
 
     /// Every sync client, long-polling or not.

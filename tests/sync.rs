@@ -607,7 +607,12 @@ async fn a_token_from_beyond_the_stream_is_refused_not_silently_served() {
     let s = common::start().await;
     let (alice, _bob, room) = shared_room(&s).await;
     let beyond = format!("s{}", s.service_pos() + 1);
-    match alice.client.sync(Some(&beyond), Some(0), None, None, None).await.unwrap() {
+    match alice
+        .client
+        .sync(Some(&beyond), Some(0), None, None, None)
+        .await
+        .unwrap()
+    {
         SyncResponse::BadRequest(e) => {
             assert_eq!(e.errcode, "M_INVALID_PARAM");
             assert!(e.error.unwrap_or_default().contains("beyond"));

@@ -63,30 +63,29 @@ pub fn limit_of(limit: Option<i64>, default: usize) -> ServiceResult<usize> {
 
 impl Service {
     /// The parts of the room's history `user` may read as of position `now`
-    /// (empty: none). Reads the room's log once, for the history visibility
-    /// settings over time and the user's membership events; see
+    /// (empty: none), from the room's history visibility changes and the
+    /// user's membership changes, both read from the state history: the
+    /// cost follows those changes, not the room's history. See
     /// `rules::visible_windows`.
     pub async fn history_windows_of(&self, room: &RoomId, user: &UserId, now: u64) -> ServiceResult<Vec<Window>> {
         let mut settings = Vec::new();
-        let mut history = Vec::new();
-        for e in self.store.room_events(room, 0, now, usize::MAX, false).await? {
-            match (e.event_type.as_str(), e.state_key.as_deref()) {
-                ("m.room.history_visibility", Some("")) => settings.push((
-                    e.stream_pos,
-                    HistoryVisibility::parse(e.content.get("history_visibility").and_then(Value::as_str)),
-                )),
-                ("m.room.member", Some(key)) if key == user.as_str() => {
-                    if let Some(m) = e
-                        .content
-                        .get("membership")
-                        .and_then(|m| serde_json::from_value::<Membership>(m.clone()).ok())
-                    {
-                        history.push((e.stream_pos, m));
-                    }
-                }
-                _ => {}
+        for (pos, _) in self
+            .store
+            .state_changes(room, "m.room.history_visibility", "", now)
+            .await?
+        {
+            if let Some(e) = self.store.event_at(room, pos).await? {
+                let setting = e.content.get("history_visibility").and_then(Value::as_str);
+                settings.push((pos, HistoryVisibility::parse(setting)));
             }
         }
+        let history: Vec<(u64, Membership)> = self
+            .store
+            .state_changes(room, "m.room.member", user.as_str(), now)
+            .await?
+            .into_iter()
+            .filter_map(|(pos, m)| Some((pos, m?)))
+            .collect();
         Ok(rules::visible_windows(&settings, &history))
     }
 

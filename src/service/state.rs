@@ -10,24 +10,37 @@ use crate::membership::state::Membership;
 use crate::store::{Event, RoomWrite, RoomWritten};
 use serde_json::{Map, Value};
 
+/// Which state a user may read.
+enum StateView {
+    /// The current state (joined members).
+    Current,
+    /// The state right after this position (former members: when they left).
+    At(u64),
+}
+
 impl Service {
-    /// The state `user` may see: current for members, as of leaving for former members.
-    pub async fn visible_state(&self, room: &RoomId, user: &UserId) -> ServiceResult<Vec<Event>> {
+    /// Which state `user` may read in `room`, or 403.
+    async fn state_view(&self, room: &RoomId, user: &UserId) -> ServiceResult<StateView> {
         self.require_room(room).await?;
         let entry = self.store.membership(room, user).await?;
         match rules::may_read_state(entry.map(|(m, _)| m)) {
-            ReadAccess::Current => Ok(self.store.current_state(room).await?),
-            ReadAccess::AsOfLeave => {
-                let pos = entry.map_or(0, |(_, pos)| pos);
-                Ok(self.store.state_at(room, pos).await?)
-            }
+            ReadAccess::Current => Ok(StateView::Current),
+            ReadAccess::AsOfLeave => Ok(StateView::At(entry.map_or(0, |(_, pos)| pos))),
             ReadAccess::Denied => Err(ServiceError::forbidden(format!(
                 "You are not in room {room} and never were, so you cannot read its state"
             ))),
         }
     }
 
-    /// One state event's content.
+    /// The state `user` may see: current for members, as of leaving for former members.
+    pub async fn visible_state(&self, room: &RoomId, user: &UserId) -> ServiceResult<Vec<Event>> {
+        Ok(match self.state_view(room, user).await? {
+            StateView::Current => self.store.current_state(room).await?,
+            StateView::At(pos) => self.store.state_at(room, pos).await?,
+        })
+    }
+
+    /// One state event's content, by one lookup.
     pub async fn state_content(
         &self,
         room: &RoomId,
@@ -35,14 +48,13 @@ impl Service {
         event_type: &str,
         state_key: &str,
     ) -> ServiceResult<Value> {
-        self.visible_state(room, user)
-            .await?
-            .into_iter()
-            .find(|e| e.event_type == event_type && e.state_key.as_deref() == Some(state_key))
-            .map(|e| e.content)
-            .ok_or_else(|| {
-                ServiceError::not_found(format!("Room {room} has no state event ({event_type}, {state_key:?})"))
-            })
+        let event = match self.state_view(room, user).await? {
+            StateView::Current => self.store.state_event(room, event_type, state_key).await?,
+            StateView::At(pos) => self.store.state_event_at(room, event_type, state_key, pos).await?,
+        };
+        event.map(|e| e.content).ok_or_else(|| {
+            ServiceError::not_found(format!("Room {room} has no state event ({event_type}, {state_key:?})"))
+        })
     }
 
     /// Member events, filtered by membership as `/members` allows.

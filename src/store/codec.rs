@@ -41,17 +41,24 @@ pub fn encode_membership(m: Membership, pos: u64) -> Vec<u8> {
     v
 }
 
-/// Reads [`encode_membership`].
-pub fn decode_membership(v: &[u8]) -> Result<MemberEntry, StoreError> {
-    let m = match v.first() {
+/// The membership a code byte of [`encode_membership`] stands for.
+pub fn decode_membership_code(code: Option<&u8>) -> Result<Membership, StoreError> {
+    Ok(match code {
         Some(b'j') => Membership::Join,
         Some(b'i') => Membership::Invite,
         Some(b'l') => Membership::Leave,
         Some(b'b') => Membership::Ban,
         Some(b'k') => Membership::Knock,
         other => return Err(corrupt(format!("unknown membership code {other:?}"))),
-    };
-    Ok((m, decode_u64(&v[1..])?))
+    })
+}
+
+/// Reads [`encode_membership`].
+pub fn decode_membership(v: &[u8]) -> Result<MemberEntry, StoreError> {
+    Ok((
+        decode_membership_code(v.first())?,
+        decode_u64(v.get(1..).unwrap_or_default())?,
+    ))
 }
 
 /// An event as stored: the room and position are in its key.

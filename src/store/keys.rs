@@ -17,6 +17,7 @@
 //! | `M` | roomuser_membership | room 0xFF user | membership byte, pos of the member event |
 //! | `N` | userroom_membership | user 0xFF room | same |
 //! | `S` | roomstate_pos | room 0xFF type 0xFF state_key | pos of the current state event |
+//! | `H` | roomstate_history | room 0xFF type 0xFF state_key 0xFF pos | membership byte for member events, else empty |
 //! | `E` | roompos_event | room 0xFF pos | event JSON (without room and pos, which the key holds) |
 //! | `P` | pos_roomid | pos | room (the global stream, for sync) |
 //! | `A` | alias_roomid | alias | room |
@@ -43,6 +44,7 @@ pub enum Tag {
     RoomUserMembership = b'M',
     UserRoomMembership = b'N',
     RoomStatePos = b'S',
+    RoomStateHistory = b'H',
     RoomPosEvent = b'E',
     PosRoom = b'P',
     AliasRoom = b'A',
@@ -95,6 +97,22 @@ pub fn room_state(room: &str, event_type: &str, state_key: &str) -> Vec<u8> {
         Tag::RoomStatePos,
         &[room.as_bytes(), event_type.as_bytes(), state_key.as_bytes()],
     )
+}
+
+/// Every change of one state key, `room 0xFF type 0xFF state_key 0xFF` under `H`;
+/// a position (8 bytes) follows. State at a position is then one seek per key.
+pub fn state_history_prefix(room: &str, event_type: &str, state_key: &str) -> Vec<u8> {
+    prefix(
+        Tag::RoomStateHistory,
+        &[room.as_bytes(), event_type.as_bytes(), state_key.as_bytes()],
+    )
+}
+
+/// One change of a state key, under `H`.
+pub fn state_history(room: &str, event_type: &str, state_key: &str, pos: u64) -> Vec<u8> {
+    let mut k = state_history_prefix(room, event_type, state_key);
+    k.extend_from_slice(&pos.to_be_bytes());
+    k
 }
 
 /// `room 0xFF user` under `M`.

@@ -1,33 +1,39 @@
 //! Bringing a data folder to the current key layout on open.
 //!
 //! Layout 1 (the first releases) kept one sled tree per index; layout 2 keeps
-//! them all in one tree under one-byte tags (see [`super::keys`]). Opening a
-//! layout-1 folder copies every index into the new tree, marks the layout
-//! version only once the copy is on disk, and then drops the old trees. An
-//! interrupted copy has no version mark, so it is simply redone.
+//! them all in one tree under one-byte tags (see [`super::keys`]) and adds
+//! the state history. Opening a layout-1 folder copies what is not derived
+//! (accounts, tokens, rooms, aliases, transactions, filters, profiles),
+//! rebuilds every event index from the event log through the same code the
+//! writer uses, marks the layout version only once all of it is on disk,
+//! and then drops the old trees. An interrupted copy has no version mark, so
+//! it is simply redone.
 
-use super::codec::{corrupt, decode_u64, encode_event};
+use super::codec::{corrupt, decode_u64};
 use super::keys::{self, Tag, LAYOUT_VERSION};
-use super::{Event, StoreError};
+use super::{indexes, Event, StoreError};
 use ::sled::{Db, Tree};
 
-/// Layout-1 trees and the tag their keys move under, where keys and values
-/// are unchanged.
+/// Layout-1 trees that are not derived from events, and the tag their keys
+/// move under, keys and values unchanged.
 const SAME_SHAPE: &[(&str, Tag)] = &[
     ("userid_password", Tag::UserPassword),
     ("tokenhash_userid", Tag::TokenUserDevice),
     ("roomid_meta", Tag::RoomMeta),
-    ("roomuserid_membership", Tag::RoomUserMembership),
-    ("userroomid_membership", Tag::UserRoomMembership),
-    ("roomid_state", Tag::RoomStatePos),
-    ("pos_roomid", Tag::PosRoom),
     ("alias_roomid", Tag::AliasRoom),
     ("roomid_alias", Tag::RoomAlias),
     ("userroomtxn_eventid", Tag::UserRoomTxn),
     ("userfilterid_filter", Tag::UserFilter),
     ("userid_displayname", Tag::UserDisplayname),
 ];
-/// The layout-1 event log, whose values change shape.
+/// Layout-1 event indexes, rebuilt from the event log instead of copied.
+const DERIVED: &[&str] = &[
+    "roomuserid_membership",
+    "userroomid_membership",
+    "roomid_state",
+    "pos_roomid",
+];
+/// The layout-1 event log.
 const EVENTS: &str = "roompos_event";
 
 const BATCH: usize = 1000;
@@ -55,7 +61,7 @@ pub fn to_current_layout(db: &Db, tree: &Tree) -> Result<(), StoreError> {
     tree.insert(version_key, LAYOUT_VERSION)?;
     db.flush()?;
     if has_old {
-        for (name, _) in SAME_SHAPE {
+        for name in SAME_SHAPE.iter().map(|(name, _)| *name).chain(DERIVED.iter().copied()) {
             db.drop_tree(name)?;
         }
         db.drop_tree(EVENTS)?;
@@ -76,11 +82,15 @@ fn migrate_layout_1(db: &Db, tree: &Tree) -> Result<(), StoreError> {
             }
         }
     }
+    // Keys are room then position, so each room's events come in order and
+    // its current state and memberships end as the last event left them.
     for entry in db.open_tree(EVENTS)?.iter() {
         let (k, v) = entry?;
-        let pos = decode_u64(k.get(k.len().saturating_sub(8)..).unwrap_or_default())?;
-        let event = legacy_event(&v)?;
-        batch.put(keys::room_event(&event.room_id, pos), encode_event(&event)?)?;
+        let mut event = legacy_event(&v)?;
+        event.stream_pos = decode_u64(k.get(k.len().saturating_sub(8)..).unwrap_or_default())?;
+        for (key, value) in indexes::entries(&event)? {
+            batch.put(key, value)?;
+        }
     }
     batch.finish()?;
     db.flush()?;

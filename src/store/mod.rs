@@ -17,6 +17,7 @@
 pub mod codec;
 pub mod commit;
 pub mod committed;
+pub mod indexes;
 pub mod keys;
 pub mod migrate;
 pub mod room_write;
@@ -181,8 +182,27 @@ pub trait Store: Send + Sync {
     async fn state_event(&self, room: &RoomId, event_type: &str, state_key: &str) -> Result<Option<Event>, StoreError>;
     /// All current state events, ordered by (type, state_key).
     async fn current_state(&self, room: &RoomId) -> Result<Vec<Event>, StoreError>;
-    /// State as it was right after the event at `pos`, ordered by (type, state_key).
+    /// State as it was right after the event at `pos`; one seek per state key.
     async fn state_at(&self, room: &RoomId, pos: u64) -> Result<Vec<Event>, StoreError>;
+    /// The state event for (type, state_key) as it was right after the event at `pos`.
+    async fn state_event_at(
+        &self,
+        room: &RoomId,
+        event_type: &str,
+        state_key: &str,
+        pos: u64,
+    ) -> Result<Option<Event>, StoreError>;
+    /// Every change of one state key up to `upto`, oldest first: its
+    /// position, and the membership it set for member events.
+    async fn state_changes(
+        &self,
+        room: &RoomId,
+        event_type: &str,
+        state_key: &str,
+        upto: u64,
+    ) -> Result<Vec<(u64, Option<Membership>)>, StoreError>;
+    /// The room's event at `pos`, if it is one and is durable.
+    async fn event_at(&self, room: &RoomId, pos: u64) -> Result<Option<Event>, StoreError>;
     /// Every user with a member event in the room and their membership.
     async fn members(&self, room: &RoomId) -> Result<Vec<(UserId, Membership)>, StoreError>;
     /// Every room the user has a member event in, with membership and position.

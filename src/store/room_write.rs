@@ -2,13 +2,13 @@
 //! needs, ask the plan, and stage its authorized events with every index
 //! they change (event log, stream, current state, membership both ways).
 
-use super::codec::{corrupt, decode_event, decode_membership, decode_str, decode_u64, encode_event, encode_membership};
+use super::codec::{corrupt, decode_event, decode_membership, decode_str, decode_u64};
+use super::indexes;
 use super::keys::{self, Tag};
 use super::writer::Staged;
 use super::{Event, RoomWrite, RoomWritten, StoreError};
-use crate::ids::{RoomId, UserId};
+use crate::ids::RoomId;
 use crate::membership::auth::{AuthState, Authorized};
-use crate::membership::auth_state::membership_of;
 use serde_json::{Map, Value};
 
 /// Runs `write` against the newest data and stages what it writes.
@@ -108,35 +108,19 @@ fn load_auth_state(st: &Staged<'_>, room: &RoomId) -> Result<AuthState, StoreErr
 
 /// Stages one authorized event at the next position, with its indexes.
 fn stage_event(st: &mut Staged<'_>, authorized: Authorized, now: u64) -> Result<Event, StoreError> {
-    let room = authorized.room().as_str().to_owned();
     let proposed = authorized.event();
-    let pos = st.next_pos();
     let event = Event {
         event_id: new_event_id(),
-        room_id: room.clone(),
+        room_id: authorized.room().to_string(),
         sender: proposed.sender.to_string(),
         event_type: proposed.event_type.clone(),
         state_key: proposed.state_key.clone(),
         content: Value::Object(proposed.content.clone()),
         origin_server_ts: now,
-        stream_pos: pos,
+        stream_pos: st.next_pos(),
     };
-    st.put(keys::room_event(&room, pos), encode_event(&event)?);
-    st.put(keys::stream_pos(pos), room.as_bytes());
-    if let Some(state_key) = &proposed.state_key {
-        st.put(
-            keys::room_state(&room, &proposed.event_type, state_key),
-            &pos.to_be_bytes()[..],
-        );
-        if proposed.event_type == "m.room.member" {
-            // The gate checked both; a failure here would be a gate bug.
-            let user = UserId::parse(state_key).map_err(|e| StoreError::Internal(e.0))?;
-            let membership = membership_of(&proposed.content)
-                .ok_or_else(|| StoreError::Internal("an authorized member event has no membership".into()))?;
-            let value = encode_membership(membership, pos);
-            st.put(keys::room_member(&room, user.as_str()), value.clone());
-            st.put(keys::user_room(user.as_str(), &room), value);
-        }
+    for (key, value) in indexes::entries(&event)? {
+        st.put(key, value);
     }
     Ok(event)
 }

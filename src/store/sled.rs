@@ -2,7 +2,7 @@
 //! writer thread ([`super::writer`]), group commit ([`super::commit`]), and
 //! reads through [`Committed`] so that they show only durable data.
 
-use super::codec::{corrupt, decode_event, decode_membership, decode_str, decode_u64};
+use super::codec::{corrupt, decode_event, decode_membership, decode_membership_code, decode_str, decode_u64};
 use super::commit::GroupCommit;
 use super::committed::Committed;
 use super::keys::{self, Tag, SEP};
@@ -11,7 +11,6 @@ use super::{room_write, Event, MemberEntry, RoomWrite, RoomWritten, Store, Store
 use crate::ids::{RoomAliasId, RoomId, UserId};
 use crate::membership::state::Membership;
 use ::sled::{IVec, Tree};
-use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
@@ -155,15 +154,61 @@ impl Inner {
         Ok(out)
     }
 
-    /// Replays the room's log up to `pos`.
+    /// The position of the state event for one key right after `pos`: one
+    /// seek in the state history. Positions at or below the durable one are
+    /// durable, and history keys are never rewritten, so sled's view is the
+    /// committed one there.
+    fn state_pos_at(&self, room: &str, event_type: &str, state_key: &str, pos: u64) -> Result<Option<u64>, StoreError> {
+        let pos = pos.min(self.committed.durable_pos());
+        let start = keys::state_history_prefix(room, event_type, state_key);
+        let end = keys::state_history(room, event_type, state_key, pos);
+        match self.tree.range(start.clone()..=end).next_back() {
+            Some(entry) => Ok(Some(decode_u64(&entry?.0[start.len()..])?)),
+            None => Ok(None),
+        }
+    }
+
+    /// State right after `pos`: the current state's keys (a key never
+    /// leaves the state once set), each looked up in the history.
     fn state_at(&self, room: &RoomId, pos: u64) -> Result<Vec<Event>, StoreError> {
-        let mut state: BTreeMap<(String, String), Event> = BTreeMap::new();
-        for event in self.room_events(room, 0, pos, usize::MAX, false)? {
-            if let Some(key) = &event.state_key {
-                state.insert((event.event_type.clone(), key.clone()), event);
+        let r = room.as_str();
+        let prefix = keys::prefix(Tag::RoomStatePos, &[r.as_bytes()]);
+        let mut out = Vec::new();
+        for (k, _) in self.scan(&prefix)? {
+            let (event_type, state_key) = split_state_key(&k[prefix.len()..])?;
+            if let Some(at) = self.state_pos_at(r, event_type, state_key, pos)? {
+                let event = self
+                    .event_at(r, at)?
+                    .ok_or_else(|| corrupt(format!("state history of {r} points at missing event {at}")))?;
+                out.push(event);
             }
         }
-        Ok(state.into_values().collect())
+        Ok(out)
+    }
+
+    fn state_changes(
+        &self,
+        room: &RoomId,
+        event_type: &str,
+        state_key: &str,
+        upto: u64,
+    ) -> Result<Vec<(u64, Option<Membership>)>, StoreError> {
+        let r = room.as_str();
+        let upto = upto.min(self.committed.durable_pos());
+        let start = keys::state_history_prefix(r, event_type, state_key);
+        let end = keys::state_history(r, event_type, state_key, upto);
+        self.tree
+            .range(start.clone()..=end)
+            .map(|entry| {
+                let (k, v) = entry?;
+                let pos = decode_u64(&k[start.len()..])?;
+                let membership = match v.first() {
+                    None => None,
+                    code => Some(decode_membership_code(code)?),
+                };
+                Ok((pos, membership))
+            })
+            .collect()
     }
 
     fn room_events(
@@ -215,6 +260,15 @@ impl Inner {
             })
             .collect()
     }
+}
+
+/// Splits `type 0xFF state_key` (neither holds 0xFF: both are UTF-8).
+fn split_state_key(k: &[u8]) -> Result<(&str, &str), StoreError> {
+    let at = k
+        .iter()
+        .position(|&b| b == SEP)
+        .ok_or_else(|| corrupt("state key without a type separator"))?;
+    Ok((decode_str(&k[..at])?, decode_str(&k[at + 1..])?))
 }
 
 /// Splits `user 0xFF device`.
@@ -341,6 +395,36 @@ impl Store for SledStore {
     async fn state_at(&self, room: &RoomId, pos: u64) -> Result<Vec<Event>, StoreError> {
         let room = room.clone();
         self.blocking(move |s| s.state_at(&room, pos)).await
+    }
+
+    async fn state_event_at(
+        &self,
+        room: &RoomId,
+        event_type: &str,
+        state_key: &str,
+        pos: u64,
+    ) -> Result<Option<Event>, StoreError> {
+        let r = room.as_str();
+        match self.inner.state_pos_at(r, event_type, state_key, pos)? {
+            Some(at) => self.inner.event_at(r, at),
+            None => Ok(None),
+        }
+    }
+
+    async fn state_changes(
+        &self,
+        room: &RoomId,
+        event_type: &str,
+        state_key: &str,
+        upto: u64,
+    ) -> Result<Vec<(u64, Option<Membership>)>, StoreError> {
+        let (room, event_type, state_key) = (room.clone(), event_type.to_owned(), state_key.to_owned());
+        self.blocking(move |s| s.state_changes(&room, &event_type, &state_key, upto))
+            .await
+    }
+
+    async fn event_at(&self, room: &RoomId, pos: u64) -> Result<Option<Event>, StoreError> {
+        self.inner.event_at(room.as_str(), pos)
     }
 
     async fn members(&self, room: &RoomId) -> Result<Vec<(UserId, Membership)>, StoreError> {

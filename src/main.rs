@@ -52,7 +52,7 @@ fn check_descriptors(max_connections: usize) {
         };
         // The database, the runtime and the listener need some descriptors too.
         let spare = 64;
-        if (max_connections as u64).saturating_add(spare) > soft as u64 {
+        if (max_connections as u64).saturating_add(spare) > soft {
             tracing::warn!(
                 "--max-connections {max_connections} is above what the open-file limit of {soft} leaves \
                  for connections; accept will back off at that limit"

@@ -267,13 +267,18 @@ async fn login_storm(args: &Args, own: &server::OwnServer) -> Result<Vec<Verdict
         })
         .collect();
     let mut answers: BTreeMap<String, u64> = BTreeMap::new();
-    let mut latencies = stats::histogram();
+    // Logins may queue for minutes; the shared histogram stops at 60 s.
+    let mut latencies = Histogram::new_with_bounds(1, LOGIN_TIMEOUT.as_micros() as u64, 3).expect("bounds");
+    let mut failed_after: Vec<Duration> = Vec::new();
     for login in logins {
         let (took, answer) = login.await.map_err(|e| e.to_string())?;
         stats::record(&mut latencies, took);
         let key = match answer {
             Ok(a) => a.key(),
-            Err(e) => format!("transport: {}", e.split(':').next().unwrap_or(&e)),
+            Err(e) => {
+                failed_after.push(took);
+                format!("transport error ({e})")
+            }
         };
         *answers.entry(key).or_default() += 1;
     }
@@ -297,6 +302,13 @@ async fn login_storm(args: &Args, own: &server::OwnServer) -> Result<Vec<Verdict
         count("429")
     );
     println!("login latency: {}", stats::summary(&latencies));
+    if let (Some(first), Some(last)) = (failed_after.iter().min(), failed_after.iter().max()) {
+        println!(
+            "               the transport errors came {:.1}–{:.1} s after their login was sent",
+            first.as_secs_f64(),
+            last.as_secs_f64()
+        );
+    }
     print_probe(&probe, args.probe_rate);
     println!("peak RSS:      {}", mib(hwm));
     Ok(vec![

@@ -8,6 +8,8 @@
 //! 2. Connections that trickle a request head and never finish it
 //!    (slowloris), reconnecting when dropped: the probe's latency meanwhile,
 //!    and how long a new connection waits for its first answer.
+//! 3. More connections than the cap, each stalled one byte short of a body
+//!    at the size limit: the peak RSS that bounds what connections can hold.
 //!
 //! The probe is `GET /_matrix/client/versions` at a steady rate on its own
 //! keep-alive connection, opened before each attack.
@@ -41,7 +43,11 @@ usage: cargo bench --bench abuse [-- OPTIONS]
   --logins N          parallel wrong-password logins (default 1000; 0 skips part 1)
   --trickle N         connections trickling partial heads (default 2000; 0 skips part 2)
   --trickle-secs S    how long they trickle (default 30, three default header timeouts)
+  --stalled N         connections stalled one byte short of a 64 KiB body (default 1100; 0 skips part 3)
   --probe-rate R      probe requests per second (default 20)
+
+The server is started with --no-rate-limits; MATRIX_MEMBERSHIP_* variables in
+this program's environment reach it (e.g. MATRIX_MEMBERSHIP_MAX_CONNECTIONS).
 ";
 
 /// A login may wait this long; the hashing queue can be long.
@@ -56,6 +62,7 @@ struct Args {
     logins: usize,
     trickle: usize,
     trickle_secs: f64,
+    stalled: usize,
     probe_rate: f64,
     smoke: bool,
 }
@@ -69,6 +76,7 @@ fn parse_args() -> Result<Args, String> {
             logins: 20,
             trickle: 50,
             trickle_secs: 2.0,
+            stalled: 20,
             probe_rate: 20.0,
             smoke,
         }
@@ -77,6 +85,7 @@ fn parse_args() -> Result<Args, String> {
             logins: 1000,
             trickle: 2000,
             trickle_secs: 30.0,
+            stalled: 1100,
             probe_rate: 20.0,
             smoke,
         }
@@ -96,6 +105,7 @@ fn parse_args() -> Result<Args, String> {
             "--logins" => a.logins = num(&flag, value()?)?,
             "--trickle" => a.trickle = num(&flag, value()?)?,
             "--trickle-secs" => a.trickle_secs = num(&flag, value()?)?,
+            "--stalled" => a.stalled = num(&flag, value()?)?,
             "--probe-rate" => a.probe_rate = num(&flag, value()?)?,
             other if !other.starts_with("--") => {} // a libtest filter cargo may pass
             other => return Err(format!("unknown option {other}\n{USAGE}")),
@@ -104,6 +114,7 @@ fn parse_args() -> Result<Args, String> {
     let bounded = |ok: bool, what: &str| if ok { Ok(()) } else { Err(format!("{what}\n{USAGE}")) };
     bounded(a.logins <= 10_000, "--logins must be at most 10000")?;
     bounded(a.trickle <= 10_000, "--trickle must be at most 10000")?;
+    bounded(a.stalled <= 10_000, "--stalled must be at most 10000")?;
     bounded(
         a.trickle_secs > 0.0 && a.trickle_secs <= 600.0,
         "--trickle-secs must be in (0, 600]",
@@ -167,7 +178,7 @@ fn main() {
 }
 
 fn run(args: &Args) -> Result<Vec<Verdict>, String> {
-    let fds = raise_fd_limit((args.logins.max(args.trickle) + 256) as u64)?;
+    let fds = raise_fd_limit((args.logins.max(args.trickle).max(args.stalled) + 256) as u64)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -180,6 +191,13 @@ fn run(args: &Args) -> Result<Vec<Verdict>, String> {
         server::machine_load()
     );
     println!("open files:    this program's limit raised to {fds}; the server inherits it and raises its own");
+    let overrides: Vec<String> = std::env::vars()
+        .filter(|(k, _)| k.starts_with("MATRIX_MEMBERSHIP_"))
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect();
+    if !overrides.is_empty() {
+        println!("server env:    {}", overrides.join(" "));
+    }
     if args.smoke {
         println!("mode:          smoke run (no --bench flag); `cargo bench --bench abuse` runs the full one");
     }
@@ -191,6 +209,10 @@ fn run(args: &Args) -> Result<Vec<Verdict>, String> {
     if args.trickle > 0 {
         let own = server::OwnServer::start()?;
         verdicts.extend(runtime.block_on(slowloris(args, &own))?);
+    }
+    if args.stalled > 0 {
+        let own = server::OwnServer::start()?;
+        verdicts.extend(runtime.block_on(stalled_bodies(args, &own))?);
     }
     Ok(verdicts)
 }
@@ -329,7 +351,7 @@ async fn slowloris(args: &Args, own: &server::OwnServer) -> Result<Vec<Verdict>,
         args.trickle, args.trickle_secs
     );
     println!(
-        "server:        {} (pid {}, default limits, log {})",
+        "server:        {} (pid {}, --no-rate-limits, log {})",
         own.url,
         own.pid(),
         own.log.display()
@@ -391,6 +413,57 @@ async fn slowloris(args: &Args, own: &server::OwnServer) -> Result<Vec<Verdict>,
         &format!("probe p99 while {} connections trickle heads", args.trickle),
         &probe,
     )])
+}
+
+/// The body size limit the server was started with (its default unless overridden).
+fn body_limit() -> usize {
+    std::env::var("MATRIX_MEMBERSHIP_BODY_LIMIT")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(64 * 1024)
+}
+
+async fn stalled_bodies(args: &Args, own: &server::OwnServer) -> Result<Vec<Verdict>, String> {
+    let addr = addr_of(own);
+    let limit = body_limit();
+    println!(
+        "\n-- part 3: {} connections, each stalled one byte short of a {limit}-byte body, held for 10 s",
+        args.stalled
+    );
+    println!(
+        "server:        {} (pid {}, --no-rate-limits, log {})",
+        own.url,
+        own.pid(),
+        own.log.display()
+    );
+    let stop = Arc::new(AtomicBool::new(false));
+    let probe = tokio::spawn(probe::Probe::open(&addr).await?.run(args.probe_rate, stop.clone()));
+    let stallers: Vec<_> = (0..args.stalled)
+        .map(|_| tokio::spawn(attack::stall_body(addr.clone(), limit, stop.clone())))
+        .collect();
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    let hwm = peak_rss_mib(own);
+    stop.store(true, Ordering::Relaxed);
+    let probe = probe.await.map_err(|e| e.to_string())?;
+    let mut sent = 0;
+    for s in stallers {
+        sent += u64::from(s.await.unwrap_or(false));
+    }
+    println!(
+        "stalled:       {sent} of {} sent all but the last byte (the rest wait in the backlog with their bytes in kernel buffers)",
+        args.stalled
+    );
+    print_probe(&probe, args.probe_rate);
+    println!("peak RSS:      {}", mib(hwm));
+    Ok(vec![
+        Verdict {
+            figure: format!("peak RSS with {} stalled bodies", args.stalled),
+            target: format!("< {RSS_TARGET_MIB:.0} MiB"),
+            measured: mib(hwm),
+            met: hwm.is_some_and(|h| h < RSS_TARGET_MIB),
+        },
+        probe_verdict(&format!("probe p99 with {} stalled bodies", args.stalled), &probe),
+    ])
 }
 
 async fn collect_fresh(fresh: Vec<tokio::task::JoinHandle<Result<Duration, String>>>) -> (Histogram<u64>, u64) {

@@ -122,3 +122,28 @@ pub async fn fresh_versions(addr: &str, timeout: Duration) -> Result<Duration, S
     }
     Ok(started.elapsed())
 }
+
+/// Sends a head announcing a body of `limit` bytes and all of it but the last
+/// byte, then waits until `stop` or until the server drops the connection:
+/// the most an unauthenticated connection can make the server hold.
+/// True when the server had taken the body up to the last byte.
+pub async fn stall_body(addr: String, limit: usize, stop: Arc<AtomicBool>) -> bool {
+    let Ok(mut stream) = TcpStream::connect(&addr).await else {
+        return false;
+    };
+    let head = format!(
+        "POST /_matrix/client/v3/login HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {limit}\r\n\r\n"
+    );
+    if stream.write_all(head.as_bytes()).await.is_err() {
+        return false;
+    }
+    let sent = stream.write_all(&vec![b' '; limit - 1]).await.is_ok();
+    let mut buf = [0u8; 1024];
+    while !stop.load(Ordering::Relaxed) {
+        match tokio::time::timeout(Duration::from_millis(200), stream.read(&mut buf)).await {
+            Ok(Ok(0)) | Ok(Err(_)) => break,
+            _ => {}
+        }
+    }
+    sent
+}

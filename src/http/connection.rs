@@ -106,6 +106,9 @@ impl State {
     }
 
     /// True when this ends a response and the connection goes idle.
+    /// hyper 1 drops a finished body before its last flush, so that flush
+    /// is seen here; were it the other way round, the connection would wait
+    /// in writing with no timer set, which the idle-timeout test catches.
     fn flushed(&mut self) -> bool {
         let done = self.phase == (Phase::Writing { body_sent: true });
         if done {

@@ -3283,14 +3283,16 @@ pub enum CreateRoomResponse {
     Unauthorized(models::Error),
     /// 403: The user may not create rooms, or may not create one with these
     Forbidden(models::Error),
-    /// 413: The request body is too large (``M_TOO_LARGE``).
+    /// 404: An invitee does not exist on this server (``M_NOT_FOUND``).
+    NotFound(models::Error),
+    /// 413: The request body is too large, or an initial event would be
     PayloadTooLarge(models::Error),
     /// 429: This request was rate-limited.
     TooManyRequests(models::Error),
 }
 impl CreateRoomResponse {
     /// Every status the spec documents for this operation.
-    pub const STATUSES: &'static [u16] = &[200, 400, 401, 403, 413, 429];
+    pub const STATUSES: &'static [u16] = &[200, 400, 401, 403, 404, 413, 429];
     /// The HTTP status of this response.
     pub fn status(&self) -> u16 {
         match self {
@@ -3298,6 +3300,7 @@ impl CreateRoomResponse {
             Self::BadRequest(_) => 400,
             Self::Unauthorized(_) => 401,
             Self::Forbidden(_) => 403,
+            Self::NotFound(_) => 404,
             Self::PayloadTooLarge(_) => 413,
             Self::TooManyRequests(_) => 429,
         }
@@ -3309,6 +3312,7 @@ impl CreateRoomResponse {
             Self::BadRequest(body) => serde_json::to_value(body),
             Self::Unauthorized(body) => serde_json::to_value(body),
             Self::Forbidden(body) => serde_json::to_value(body),
+            Self::NotFound(body) => serde_json::to_value(body),
             Self::PayloadTooLarge(body) => serde_json::to_value(body),
             Self::TooManyRequests(body) => serde_json::to_value(body),
         }
@@ -3320,6 +3324,7 @@ impl CreateRoomResponse {
             400 => Some(Self::BadRequest(error)),
             401 => Some(Self::Unauthorized(error)),
             403 => Some(Self::Forbidden(error)),
+            404 => Some(Self::NotFound(error)),
             413 => Some(Self::PayloadTooLarge(error)),
             429 => Some(Self::TooManyRequests(error)),
             _ => {
@@ -3343,6 +3348,7 @@ impl CreateRoomResponse {
             400 => serde_json::from_slice(body).map(Self::BadRequest).map_err(bad),
             401 => serde_json::from_slice(body).map(Self::Unauthorized).map_err(bad),
             403 => serde_json::from_slice(body).map(Self::Forbidden).map_err(bad),
+            404 => serde_json::from_slice(body).map(Self::NotFound).map_err(bad),
             413 => serde_json::from_slice(body).map(Self::PayloadTooLarge).map_err(bad),
             429 => serde_json::from_slice(body).map(Self::TooManyRequests).map_err(bad),
             _ => {

@@ -1,6 +1,8 @@
-//! Who is calling: what the HTTP edge learns about a request's origin, in
-//! types both the edge and the service can name (imports run downward, so
-//! this sits below both).
+//! Who is calling: what the HTTP edge learns about a request's origin and
+//! credentials, in types both the edge and the service can name (imports run
+//! downward, so this sits below both).
+
+pub mod credentials;
 
 use std::net::IpAddr;
 

@@ -34,7 +34,7 @@ pub struct Config {
     #[arg(long, env = "MATRIX_MEMBERSHIP_JOIN_BURST", default_value_t = 10)]
     pub join_burst: u32,
 
-    /// Invites (and other membership changes by a sender) allowed per second per user (0 turns them off).
+    /// Invites a user may send per second, and rooms a user may create (0 turns the limit off).
     #[arg(long, env = "MATRIX_MEMBERSHIP_INVITE_RATE", default_value_t = 0.3)]
     pub invite_rate: f64,
 
@@ -54,6 +54,92 @@ pub struct Config {
     /// the window between a write and its durability (crash tests).
     #[arg(long, hide = true, default_value_t = 0)]
     pub test_flush_delay_ms: u64,
+
+    // --- accounts and rate limits ---
+    /// Whether anyone may register an account (`open`) or nobody (`closed`).
+    /// Open on an address other than loopback logs a warning at start.
+    #[arg(long, env = "MATRIX_MEMBERSHIP_REGISTRATION", value_enum, default_value_t = RegistrationMode::Open)]
+    pub registration: RegistrationMode,
+
+    /// Seconds a registration session (the user-interactive-auth `session`) stays usable.
+    #[arg(long, env = "MATRIX_MEMBERSHIP_REGISTRATION_SESSION_TTL", default_value_t = 300)]
+    pub registration_session_ttl: u64,
+
+    /// Registration sessions open at once; opening one more forgets the oldest.
+    #[arg(long, env = "MATRIX_MEMBERSHIP_REGISTRATION_SESSIONS", default_value_t = 10_000)]
+    pub registration_sessions: usize,
+
+    /// Threads hashing and checking passwords, at most one hash each at a time (0: one per core).
+    #[arg(long, env = "MATRIX_MEMBERSHIP_PASSWORD_HASH_THREADS", default_value_t = 0)]
+    pub password_hash_threads: usize,
+
+    /// Password hashes that may wait for a thread; past that, requests get 429.
+    #[arg(long, env = "MATRIX_MEMBERSHIP_PASSWORD_HASH_QUEUE", default_value_t = 64)]
+    pub password_hash_queue: usize,
+
+    /// Login requests allowed per second per client address (0 turns the limit off).
+    #[arg(long, env = "MATRIX_MEMBERSHIP_LOGIN_ADDRESS_RATE", default_value_t = 0.003)]
+    pub login_address_rate: f64,
+
+    /// Login requests a client address may make in a burst.
+    #[arg(long, env = "MATRIX_MEMBERSHIP_LOGIN_ADDRESS_BURST", default_value_t = 5)]
+    pub login_address_burst: u32,
+
+    /// Successful logins allowed per second per account (0 turns the limit off).
+    #[arg(long, env = "MATRIX_MEMBERSHIP_LOGIN_ACCOUNT_RATE", default_value_t = 0.003)]
+    pub login_account_rate: f64,
+
+    /// Successful logins an account may have in a burst.
+    #[arg(long, env = "MATRIX_MEMBERSHIP_LOGIN_ACCOUNT_BURST", default_value_t = 5)]
+    pub login_account_burst: u32,
+
+    /// Failed logins allowed per second per account (0 turns the limit off).
+    #[arg(long, env = "MATRIX_MEMBERSHIP_LOGIN_FAILED_RATE", default_value_t = 0.17)]
+    pub login_failed_rate: f64,
+
+    /// Failed logins an account may have in a burst; then even the right password waits.
+    #[arg(long, env = "MATRIX_MEMBERSHIP_LOGIN_FAILED_BURST", default_value_t = 3)]
+    pub login_failed_burst: u32,
+
+    /// Registrations allowed per second per client address (0 turns the limit off).
+    #[arg(long, env = "MATRIX_MEMBERSHIP_REGISTRATION_RATE", default_value_t = 0.17)]
+    pub registration_rate: f64,
+
+    /// Registrations a client address may make in a burst.
+    #[arg(long, env = "MATRIX_MEMBERSHIP_REGISTRATION_BURST", default_value_t = 3)]
+    pub registration_burst: u32,
+
+    /// Invites allowed per second into one room, from anyone (0 turns the limit off).
+    #[arg(long, env = "MATRIX_MEMBERSHIP_INVITE_ROOM_RATE", default_value_t = 0.3)]
+    pub invite_room_rate: f64,
+
+    /// Invites a room may receive in a burst.
+    #[arg(long, env = "MATRIX_MEMBERSHIP_INVITE_ROOM_BURST", default_value_t = 10)]
+    pub invite_room_burst: u32,
+
+    /// Invites allowed per second to one invitee, from anyone (0 turns the limit off).
+    #[arg(long, env = "MATRIX_MEMBERSHIP_INVITE_INVITEE_RATE", default_value_t = 0.003)]
+    pub invite_invitee_rate: f64,
+
+    /// Invites a user may receive in a burst.
+    #[arg(long, env = "MATRIX_MEMBERSHIP_INVITE_INVITEE_BURST", default_value_t = 5)]
+    pub invite_invitee_burst: u32,
+
+    /// Kicks, bans and unbans allowed per second per sender (0 turns the limit off).
+    #[arg(long, env = "MATRIX_MEMBERSHIP_MODERATION_RATE", default_value_t = 0.2)]
+    pub moderation_rate: f64,
+
+    /// Kicks, bans and unbans a sender may make in a burst.
+    #[arg(long, env = "MATRIX_MEMBERSHIP_MODERATION_BURST", default_value_t = 10)]
+    pub moderation_burst: u32,
+
+    /// Keys (users, addresses, rooms) each rate limit remembers at most; the emptiest bucket is forgotten first.
+    #[arg(long, env = "MATRIX_MEMBERSHIP_RATE_LIMIT_KEYS", default_value_t = 100_000)]
+    pub rate_limit_keys: usize,
+
+    /// Test only: sleep this long before every password hash, so tests can fill the queue.
+    #[arg(long, hide = true, default_value_t = 0)]
+    pub test_hash_delay_ms: u64,
 
     // --- HTTP edge limits ---
     /// Longest a client may take to send a request head (slowloris), counted
@@ -85,6 +171,15 @@ pub struct Config {
     #[arg(long, env = "MATRIX_MEMBERSHIP_MAX_CONNECTIONS", default_value_t = 1024,
           value_parser = clap::value_parser!(u32).range(1..=1_000_000).map(|v| v as usize))]
     pub max_connections: usize,
+}
+
+/// Who may register accounts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum RegistrationMode {
+    /// Anyone who can reach the server.
+    Open,
+    /// Nobody: `/register` answers 403.
+    Closed,
 }
 
 /// `10s`, `500ms`, `2m` or a bare number of seconds.

@@ -72,6 +72,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     let mut config = Config::parse();
+    matrix_membership::service::registration::warn_if_registration_is_exposed(&config);
     check_descriptors(config.max_connections);
     let listener = TcpListener::bind(config.bind).await?;
     if config.public_base_url.is_none() {

@@ -5,7 +5,6 @@ mod common;
 use matrix_membership::generated::api::*;
 use matrix_membership::generated::models::{self, CreateRoomRequestPreset as Preset};
 use matrix_membership::ids::RoomId;
-use matrix_membership::store::Store;
 use serde_json::json;
 
 fn obj(v: serde_json::Value) -> models::JsonObject {
@@ -45,6 +44,7 @@ async fn create_room_writes_the_initial_events_in_the_spec_order() {
         .service
         .store()
         .room_events(&RoomId::parse(&room).unwrap(), 0, u64::MAX, 100, false)
+        .await
         .unwrap();
     let types: Vec<String> = events
         .iter()

@@ -601,3 +601,37 @@ async fn shutting_down_answers_waiting_syncs_at_once_so_long_polls_do_not_hold_t
     let next = sync(&bob, None, None, None).await.next_batch;
     sync(&bob, Some(&next), Some(600_000), None).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_token_from_beyond_the_stream_is_refused_not_silently_served() {
+    let s = common::start().await;
+    let (alice, _bob, room) = shared_room(&s).await;
+    let beyond = format!("s{}", s.service_pos() + 1);
+    match alice
+        .client
+        .sync(Some(&beyond), Some(0), None, None, None)
+        .await
+        .unwrap()
+    {
+        SyncResponse::BadRequest(e) => {
+            assert_eq!(e.errcode, "M_INVALID_PARAM");
+            assert!(e.error.unwrap_or_default().contains("beyond"));
+        }
+        other => panic!("{other:?}"),
+    }
+    match alice
+        .client
+        .get_room_events(&room, Some(&beyond), None, "b", Some(10), None)
+        .await
+        .unwrap()
+    {
+        GetRoomEventsResponse::BadRequest(e) => assert_eq!(e.errcode, "M_INVALID_PARAM"),
+        other => panic!("{other:?}"),
+    }
+    // The stream's own end is fine.
+    let now = format!("s{}", s.service_pos());
+    assert!(matches!(
+        alice.client.sync(Some(&now), Some(0), None, None, None).await.unwrap(),
+        SyncResponse::Ok(_)
+    ));
+}

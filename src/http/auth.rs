@@ -1,14 +1,13 @@
-//! Access tokens: from `?access_token=` (the seed's apiKey) or `Authorization: Bearer`.
+//! Access tokens over HTTP: from `?access_token=` (the seed's apiKey) or
+//! `Authorization: Bearer`. Who holds a token is decided in
+//! `caller::credentials`, not here.
 
 use super::error::MatrixError;
+use crate::caller::credentials::{self, CredentialError};
 use http::{HeaderMap, StatusCode};
 use swagger::auth::AuthData;
 
-/// Looks up who holds an access token; implemented by the service over the store.
-pub trait TokenResolver: Send + Sync {
-    /// The user id holding `token`, `Ok(None)` if nobody does.
-    fn resolve_token(&self, token: &str) -> Result<Option<String>, String>;
-}
+pub use crate::caller::credentials::TokenResolver;
 
 /// The credential a request carries. A header and a query token that disagree
 /// are refused, as Synapse does, rather than silently picking one.
@@ -42,27 +41,16 @@ pub fn credential(headers: &HeaderMap, query: &[(String, String)]) -> Result<Opt
     }
 }
 
-/// The token inside a credential.
-pub fn token_of(auth: &AuthData) -> Option<&str> {
-    match auth {
-        AuthData::Bearer(t) | AuthData::ApiKey(t) => Some(t),
-        AuthData::Basic(..) => None,
-    }
+/// The user id behind an operation's credential, or the credentials module's
+/// 401 as an edge error.
+pub async fn authenticate(resolver: &dyn TokenResolver, auth: Option<&AuthData>) -> Result<String, MatrixError> {
+    credentials::authenticate(resolver, auth)
+        .await
+        .map(|caller| caller.user.to_string())
+        .map_err(|e| edge_error(&e))
 }
 
-/// Resolves the credential for an operation that requires one: 401s for a missing or unknown token.
-pub fn authenticate(resolver: &dyn TokenResolver, auth: Option<&AuthData>) -> Result<String, MatrixError> {
-    let token = auth
-        .and_then(token_of)
-        .filter(|t| !t.is_empty())
-        .ok_or_else(|| MatrixError::new(StatusCode::UNAUTHORIZED, "M_MISSING_TOKEN", "Missing access token"))?;
-    match resolver.resolve_token(token) {
-        Ok(Some(user)) => Ok(user),
-        Ok(None) => Err(MatrixError::new(
-            StatusCode::UNAUTHORIZED,
-            "M_UNKNOWN_TOKEN",
-            "Unrecognised access token",
-        )),
-        Err(e) => Err(MatrixError::internal(e)),
-    }
+fn edge_error(e: &CredentialError) -> MatrixError {
+    let status = StatusCode::from_u16(e.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    MatrixError::new(status, e.errcode(), e.message())
 }

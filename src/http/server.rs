@@ -164,7 +164,7 @@ where
         // credential on an open endpoint (`/versions`, `/login`) is not an error.
         if operation.requires_auth() {
             context.auth_data = credential(req.headers(), &query)?;
-            let user = authenticate(self.api.as_ref(), context.auth_data.as_ref())?;
+            let user = authenticate(self.api.as_ref(), context.auth_data.as_ref()).await?;
             context.authorization = Some(Authorization {
                 subject: user,
                 scopes: Scopes::All,

@@ -1,4 +1,8 @@
-//! Room membership: the state a decision needs, and the pure rules.
+//! Room membership: the authorization gate every event passes, the state it
+//! reads, the per-action rules it asks, and the limits every stored event obeys.
 
+pub mod auth;
+pub mod auth_state;
+pub mod limits;
 pub mod rules;
 pub mod state;

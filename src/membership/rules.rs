@@ -250,26 +250,31 @@ fn check_kick(
         return Err(format!("You cannot kick yourself ({sender}); leave the room instead."));
     }
     require_joined(sender_membership, "kick anyone")?;
-    match target_membership {
-        Some(Membership::Join | Membership::Invite | Membership::Knock) => {}
-        None => {
-            return Err(format!(
-                "{target} has never been in the room, so they cannot be kicked."
-            ))
-        }
-        Some(Membership::Leave) => {
-            return Err(format!("{target} has already left the room, so they cannot be kicked."))
-        }
-        Some(Membership::Ban) => {
-            return Err(format!(
-                "{target} is banned from the room, so they cannot be kicked; unban them instead."
-            ))
-        }
-    }
+    check_kick_target(target, target_membership)?;
     let pl = room.power_levels;
     let mine = pl.user_level(sender);
     require_level(mine, pl.kick, "kick users")?;
     require_above(mine, target, pl.user_level(target), "kick")
+}
+
+/// Only someone joined, invited or knocking can be kicked. Also asked by the
+/// `/kick` endpoint itself: the gate reads a leave of a banned user as an
+/// unban, which `/kick` must not do.
+pub fn kick_target(target: &UserId, target_membership: Option<Membership>) -> Decision {
+    check_kick_target(target, target_membership).into()
+}
+
+fn check_kick_target(target: &UserId, target_membership: Option<Membership>) -> Check {
+    match target_membership {
+        Some(Membership::Join | Membership::Invite | Membership::Knock) => Ok(()),
+        None => Err(format!(
+            "{target} has never been in the room, so they cannot be kicked."
+        )),
+        Some(Membership::Leave) => Err(format!("{target} has already left the room, so they cannot be kicked.")),
+        Some(Membership::Ban) => Err(format!(
+            "{target} is banned from the room, so they cannot be kicked; unban them instead."
+        )),
+    }
 }
 
 // ---------------------------------------------------------------------------
@@ -329,17 +334,28 @@ fn check_unban(
         return Err(format!("You cannot unban yourself ({sender})."));
     }
     require_joined(sender_membership, "unban anyone")?;
+    check_unban_target(target, target_membership)?;
+    let pl = room.power_levels;
+    let mine = pl.user_level(sender);
+    require_level(mine, pl.ban, "unban users")?;
+    require_level(mine, pl.kick, "kick users, which unbanning also requires")?;
+    require_above(mine, target, pl.user_level(target), "unban")
+}
+
+/// Only a banned user can be unbanned. Also asked by the `/unban` endpoint
+/// itself: the gate reads a leave of someone not banned as a kick.
+pub fn unban_target(target: &UserId, target_membership: Option<Membership>) -> Decision {
+    check_unban_target(target, target_membership).into()
+}
+
+fn check_unban_target(target: &UserId, target_membership: Option<Membership>) -> Check {
     if target_membership != Some(Membership::Ban) {
         let state = target_membership.map_or("none", Membership::as_str);
         return Err(format!(
             "{target} is not banned from the room (their membership is {state})."
         ));
     }
-    let pl = room.power_levels;
-    let mine = pl.user_level(sender);
-    require_level(mine, pl.ban, "unban users")?;
-    require_level(mine, pl.kick, "kick users, which unbanning also requires")?;
-    require_above(mine, target, pl.user_level(target), "unban")
+    Ok(())
 }
 
 // ---------------------------------------------------------------------------

@@ -1,16 +1,16 @@
 //! The generated `Api` trait, implemented thinly: parse identifiers at the
 //! edge, call one domain function, map its result onto the response enum.
 
-use super::accounts::{RegisterOutcome, Registration, DUMMY_STAGE};
 use super::error::{respond, ServiceError, ServiceResult};
 use super::membership::Action;
 use super::messages::{limit_of, Direction};
+use super::registration::{RegisterOutcome, Registration, DUMMY_STAGE};
 use super::rooms::{Preset, RoomSpec};
 use super::sync::{client_event, DEFAULT_TIMELINE_LIMIT};
 use super::{json_object, Service};
+use crate::caller::ClientAddr;
 use crate::generated::api::*;
 use crate::generated::models;
-use crate::http::auth::token_of;
 use crate::ids::{IdError, RoomAliasId, RoomId, RoomOrAlias, UserId};
 use serde_json::json;
 use swagger::auth::{AuthData, Authorization};
@@ -33,12 +33,9 @@ fn sender<C: Has<Option<Authorization>>>(context: &C) -> ServiceResult<UserId> {
     UserId::parse(&auth.subject).map_err(ServiceError::internal)
 }
 
-fn access_token<C: Has<Option<AuthData>>>(context: &C) -> ServiceResult<String> {
-    Has::<Option<AuthData>>::get(context)
-        .as_ref()
-        .and_then(token_of)
-        .map(str::to_string)
-        .ok_or_else(|| ServiceError::new(401, "M_MISSING_TOKEN", "Missing access token"))
+/// Where the request came from, when it came over TCP.
+fn client_addr<C: Has<Option<ClientAddr>>>(context: &C) -> Option<ClientAddr> {
+    *Has::<Option<ClientAddr>>::get(context)
 }
 
 fn room_id(raw: &str) -> ServiceResult<RoomId> {
@@ -67,6 +64,7 @@ impl Service {
         &self,
         kind: Option<String>,
         body: Option<models::RegisterRequest>,
+        client: Option<ClientAddr>,
     ) -> ServiceResult<RegisterResponse> {
         if kind.as_deref().is_some_and(|k| k != "user") {
             return Err(ServiceError::new(
@@ -90,7 +88,7 @@ impl Service {
             inhibit_login: body.inhibit_login.unwrap_or(false),
             auth: body.auth.map(|a| (a.r#type.unwrap_or_default(), a.session)),
         };
-        Ok(match self.register(reg).await? {
+        Ok(match self.register(reg, client).await? {
             RegisterOutcome::NeedsAuth { session } => RegisterResponse::Unauthorized(models::UserInteractiveAuth {
                 flows: vec![models::AuthFlow {
                     stages: vec![DUMMY_STAGE.to_string()],
@@ -148,14 +146,8 @@ impl Service {
                 .collect(),
             creation_content: body.creation_content,
             is_direct: body.is_direct.unwrap_or(false),
+            room_version: body.room_version,
         };
-        if body.room_version.as_deref().is_some_and(|v| v != "10") {
-            return Err(ServiceError::new(
-                400,
-                "M_UNSUPPORTED_ROOM_VERSION",
-                "Only room version 10 is supported",
-            ));
-        }
         let created = self.create_room(&sender, spec).await?;
         Ok(models::CreateRoomOk {
             room_id: created.room_id.to_string(),
@@ -173,13 +165,11 @@ impl Service {
     ) -> ServiceResult<models::EventIdResponse> {
         let sender = sender?;
         let room = room_id(room)?;
-        let event_id = self
-            .set_state(&room, &sender, event_type, state_key, serde_json::Value::Object(body))
-            .await?;
+        let event_id = self.set_state(&room, &sender, event_type, state_key, body).await?;
         Ok(models::EventIdResponse { event_id })
     }
 
-    fn get_state_op(
+    async fn get_state_op(
         &self,
         sender: ServiceResult<UserId>,
         room: &str,
@@ -187,29 +177,27 @@ impl Service {
         state_key: &str,
     ) -> ServiceResult<models::JsonObject> {
         let sender = sender?;
-        Ok(json_object(self.state_content(
-            &room_id(room)?,
-            &sender,
-            event_type,
-            state_key,
-        )?))
+        Ok(json_object(
+            self.state_content(&room_id(room)?, &sender, event_type, state_key)
+                .await?,
+        ))
     }
 }
 
 #[async_trait::async_trait]
 impl<C> Api<C> for Service
 where
-    C: Has<Option<Authorization>> + Has<Option<AuthData>> + Send + Sync,
+    C: Has<Option<Authorization>> + Has<Option<AuthData>> + Has<Option<ClientAddr>> + Send + Sync,
 {
     async fn register(
         &self,
         kind: Option<String>,
         body: Option<models::RegisterRequest>,
-        _context: &C,
+        context: &C,
     ) -> Result<RegisterResponse, ApiError> {
         respond(
             "register",
-            self.register_op(kind, body).await,
+            self.register_op(kind, body, client_addr(context)).await,
             RegisterResponse::from_error,
         )
     }
@@ -222,7 +210,7 @@ where
         }))
     }
 
-    async fn login(&self, body: models::LoginRequest, _context: &C) -> Result<LoginResponse, ApiError> {
+    async fn login(&self, body: models::LoginRequest, context: &C) -> Result<LoginResponse, ApiError> {
         let result = async {
             if body.r#type != "m.login.password" {
                 return Err(ServiceError::new(
@@ -237,7 +225,12 @@ where
                 .or(body.user)
                 .ok_or_else(|| ServiceError::new(400, "M_MISSING_PARAM", "identifier.user is required"))?;
             let session = self
-                .login(&user, body.password.as_deref().unwrap_or(""), body.device_id)
+                .login(
+                    &user,
+                    body.password.as_deref().unwrap_or(""),
+                    body.device_id,
+                    client_addr(context),
+                )
                 .await?;
             Ok(models::LoginResponse {
                 user_id: session.user_id.to_string(),
@@ -251,7 +244,11 @@ where
     }
 
     async fn logout(&self, context: &C) -> Result<LogoutResponse, ApiError> {
-        let result = async { self.logout(&access_token(context)?).await }.await;
+        let result = async {
+            let caller = self.caller(Has::<Option<AuthData>>::get(context).as_ref()).await?;
+            self.logout(&caller).await
+        }
+        .await;
         respond(
             "logout",
             result.map(|_| LogoutResponse::Ok(json_object(json!({})))),
@@ -260,28 +257,28 @@ where
     }
 
     async fn whoami(&self, context: &C) -> Result<WhoamiResponse, ApiError> {
-        let result = access_token(context)
-            .and_then(|t| self.whoami(&t))
-            .map(|(user, device)| {
-                WhoamiResponse::Ok(models::WhoamiOk {
-                    user_id: user.to_string(),
-                    device_id: Some(device),
-                    is_guest: Some(false),
-                })
-            });
+        let result = async {
+            let caller = self.caller(Has::<Option<AuthData>>::get(context).as_ref()).await?;
+            Ok(WhoamiResponse::Ok(models::WhoamiOk {
+                user_id: caller.user.to_string(),
+                device_id: Some(caller.device_id),
+                is_guest: Some(false),
+            }))
+        }
+        .await;
         respond("whoami", result, WhoamiResponse::from_error)
     }
 
     async fn get_room_alias(&self, room_alias: String, _context: &C) -> Result<GetRoomAliasResponse, ApiError> {
-        let result = RoomAliasId::parse(&room_alias)
-            .map_err(invalid("roomAlias"))
-            .and_then(|alias| self.get_alias(&alias))
-            .map(|room| {
-                GetRoomAliasResponse::Ok(models::GetRoomAliasOk {
-                    room_id: room.to_string(),
-                    servers: vec![self.server_name().to_string()],
-                })
-            });
+        let result = async {
+            let alias = RoomAliasId::parse(&room_alias).map_err(invalid("roomAlias"))?;
+            let room = self.get_alias(&alias).await?;
+            Ok(GetRoomAliasResponse::Ok(models::GetRoomAliasOk {
+                room_id: room.to_string(),
+                servers: vec![self.server_name().to_string()],
+            }))
+        }
+        .await;
         respond("get_room_alias", result, GetRoomAliasResponse::from_error)
     }
 
@@ -335,7 +332,7 @@ where
         let result = async {
             let user = sender(context)?;
             let target = RoomOrAlias::parse(&room_id_or_alias).map_err(invalid("roomId"))?;
-            let room = self.resolve_room(&target)?;
+            let room = self.resolve_room(&target).await?;
             self.join(&room, &user, body.and_then(|b| b.reason)).await?;
             Ok(PostRoomsRoomIdJoinResponse::Ok(models::PostRoomsRoomIdJoinOk {
                 room_id: room.to_string(),
@@ -438,10 +435,12 @@ where
     }
 
     async fn get_room_state(&self, room_id: String, context: &C) -> Result<GetRoomStateResponse, ApiError> {
-        let result = sender(context).and_then(|user| {
-            let events = self.visible_state(&self::room_id(&room_id)?, &user)?;
+        let result = async {
+            let user = sender(context)?;
+            let events = self.visible_state(&self::room_id(&room_id)?, &user).await?;
             Ok(GetRoomStateResponse::Ok(events.into_iter().map(client_event).collect()))
-        });
+        }
+        .await;
         respond("get_room_state", result, GetRoomStateResponse::from_error)
     }
 
@@ -452,7 +451,9 @@ where
         state_key: String,
         context: &C,
     ) -> Result<GetRoomStateEventResponse, ApiError> {
-        let result = self.get_state_op(sender(context), &room_id, &event_type, &state_key);
+        let result = self
+            .get_state_op(sender(context), &room_id, &event_type, &state_key)
+            .await;
         respond(
             "get_room_state_event",
             result.map(GetRoomStateEventResponse::Ok),
@@ -484,7 +485,7 @@ where
         event_type: String,
         context: &C,
     ) -> Result<GetRoomStateEventEmptyKeyResponse, ApiError> {
-        let result = self.get_state_op(sender(context), &room_id, &event_type, "");
+        let result = self.get_state_op(sender(context), &room_id, &event_type, "").await;
         respond(
             "get_room_state_event_empty_key",
             result.map(GetRoomStateEventEmptyKeyResponse::Ok),
@@ -516,23 +517,30 @@ where
         not_membership: Option<String>,
         context: &C,
     ) -> Result<GetMembersResponse, ApiError> {
-        let result = sender(context).and_then(|user| {
-            let events = self.member_events(
-                &self::room_id(&room_id)?,
-                &user,
-                membership.as_deref(),
-                not_membership.as_deref(),
-            )?;
+        let result = async {
+            let user = sender(context)?;
+            let events = self
+                .member_events(
+                    &self::room_id(&room_id)?,
+                    &user,
+                    membership.as_deref(),
+                    not_membership.as_deref(),
+                )
+                .await?;
             Ok(GetMembersResponse::Ok(models::GetMembersOk {
                 chunk: events.into_iter().map(client_event).collect(),
             }))
-        });
+        }
+        .await;
         respond("get_members", result, GetMembersResponse::from_error)
     }
 
     async fn get_joined_members(&self, room_id: String, context: &C) -> Result<GetJoinedMembersResponse, ApiError> {
-        let result = sender(context).and_then(|user| {
-            let events = self.member_events(&self::room_id(&room_id)?, &user, Some("join"), None)?;
+        let result = async {
+            let user = sender(context)?;
+            let events = self
+                .member_events(&self::room_id(&room_id)?, &user, Some("join"), None)
+                .await?;
             let joined = events
                 .into_iter()
                 .filter_map(|e| {
@@ -552,17 +560,19 @@ where
                 })
                 .collect();
             Ok(GetJoinedMembersResponse::Ok(models::GetJoinedMembersOk { joined }))
-        });
+        }
+        .await;
         respond("get_joined_members", result, GetJoinedMembersResponse::from_error)
     }
 
     async fn get_joined_rooms(&self, context: &C) -> Result<GetJoinedRoomsResponse, ApiError> {
-        let result = sender(context).and_then(|user| {
-            let rooms = self.joined_rooms(&user)?;
+        let result = async {
+            let rooms = self.joined_rooms(&sender(context)?).await?;
             Ok(GetJoinedRoomsResponse::Ok(models::GetJoinedRoomsOk {
                 joined_rooms: rooms.iter().map(|r| r.to_string()).collect(),
             }))
-        });
+        }
+        .await;
         respond("get_joined_rooms", result, GetJoinedRoomsResponse::from_error)
     }
 
@@ -578,8 +588,11 @@ where
     // -- sync, messages and start-up endpoints (issue 4); the work is in sync.rs, messages.rs, client_config.rs.
 
     async fn initial_sync(&self, limit: Option<i64>, context: &C) -> Result<InitialSyncResponse, ApiError> {
-        let result =
-            sender(context).and_then(|user| self.initial_sync(&user, limit_of(limit, DEFAULT_TIMELINE_LIMIT)?));
+        let result = async {
+            let user = sender(context)?;
+            self.initial_sync(&user, limit_of(limit, DEFAULT_TIMELINE_LIMIT)?).await
+        }
+        .await;
         respond(
             "initial_sync",
             result.map(InitialSyncResponse::Ok),
@@ -588,7 +601,11 @@ where
     }
 
     async fn room_initial_sync(&self, room_id: String, context: &C) -> Result<RoomInitialSyncResponse, ApiError> {
-        let result = sender(context).and_then(|user| self.room_initial_sync(&self::room_id(&room_id)?, &user));
+        let result = async {
+            let user = sender(context)?;
+            self.room_initial_sync(&self::room_id(&room_id)?, &user).await
+        }
+        .await;
         respond(
             "room_initial_sync",
             result.map(RoomInitialSyncResponse::Ok),
@@ -607,7 +624,9 @@ where
     ) -> Result<SyncResponse, ApiError> {
         let result = async {
             let user = sender(context)?;
-            let req = self.sync_request(&user, since.as_deref(), timeout, filter.as_deref(), full_state)?;
+            let req = self
+                .sync_request(&user, since.as_deref(), timeout, filter.as_deref(), full_state)
+                .await?;
             self.sync(&user, &req).await
         }
         .await;
@@ -625,9 +644,7 @@ where
         let result = async {
             let user = sender(context)?;
             let room = self::room_id(&room_id)?;
-            let event_id = self
-                .send_message(&room, &user, &event_type, &txn_id, serde_json::Value::Object(body))
-                .await?;
+            let event_id = self.send_message(&room, &user, &event_type, &txn_id, body).await?;
             Ok(models::EventIdResponse { event_id })
         }
         .await;
@@ -648,7 +665,8 @@ where
         _filter: Option<String>,
         context: &C,
     ) -> Result<GetRoomEventsResponse, ApiError> {
-        let result = sender(context).and_then(|user| {
+        let result = async {
+            let user = sender(context)?;
             let dir = match dir.as_str() {
                 "b" => Direction::Backward,
                 "f" => Direction::Forward,
@@ -658,20 +676,23 @@ where
                     )))
                 }
             };
-            let page = self.room_messages(
-                &self::room_id(&room_id)?,
-                &user,
-                from.as_deref(),
-                to.as_deref(),
-                dir,
-                limit_of(limit, 10)?,
-            )?;
+            let page = self
+                .room_messages(
+                    &self::room_id(&room_id)?,
+                    &user,
+                    from.as_deref(),
+                    to.as_deref(),
+                    dir,
+                    limit_of(limit, 10)?,
+                )
+                .await?;
             Ok(models::PaginationChunk {
                 chunk: page.events.into_iter().map(client_event).collect(),
                 start: page.start,
                 end: page.end,
             })
-        });
+        }
+        .await;
         respond(
             "get_room_events",
             result.map(GetRoomEventsResponse::Ok),
@@ -702,10 +723,12 @@ where
     }
 
     async fn get_filter(&self, user_id: String, filter_id: String, context: &C) -> Result<GetFilterResponse, ApiError> {
-        let result = sender(context).and_then(|sender| {
+        let result = async {
+            let sender = sender(context)?;
             let user = UserId::parse(&user_id).map_err(invalid("userId"))?;
-            Ok(json_object(self.get_filter(&sender, &user, &filter_id)?))
-        });
+            Ok(json_object(self.get_filter(&sender, &user, &filter_id).await?))
+        }
+        .await;
         respond(
             "get_filter",
             result.map(GetFilterResponse::Ok),
@@ -714,27 +737,27 @@ where
     }
 
     async fn get_profile(&self, user_id: String, _context: &C) -> Result<GetProfileResponse, ApiError> {
-        let result = UserId::parse(&user_id)
-            .map_err(invalid("userId"))
-            .and_then(|user| self.display_name(&user))
-            .map(|name| {
-                GetProfileResponse::Ok(models::GetProfileOk {
-                    displayname: Some(name),
-                    avatar_url: None,
-                })
-            });
+        let result = async {
+            let user = UserId::parse(&user_id).map_err(invalid("userId"))?;
+            let name = self.display_name(&user).await?;
+            Ok(GetProfileResponse::Ok(models::GetProfileOk {
+                displayname: Some(name),
+                avatar_url: None,
+            }))
+        }
+        .await;
         respond("get_profile", result, GetProfileResponse::from_error)
     }
 
     async fn get_display_name(&self, user_id: String, _context: &C) -> Result<GetDisplayNameResponse, ApiError> {
-        let result = UserId::parse(&user_id)
-            .map_err(invalid("userId"))
-            .and_then(|user| self.display_name(&user))
-            .map(|name| {
-                GetDisplayNameResponse::Ok(models::GetDisplayNameOk {
-                    displayname: Some(name),
-                })
-            });
+        let result = async {
+            let user = UserId::parse(&user_id).map_err(invalid("userId"))?;
+            let name = self.display_name(&user).await?;
+            Ok(GetDisplayNameResponse::Ok(models::GetDisplayNameOk {
+                displayname: Some(name),
+            }))
+        }
+        .await;
         respond("get_display_name", result, GetDisplayNameResponse::from_error)
     }
 

@@ -4,7 +4,6 @@
 use super::error::{ServiceError, ServiceResult};
 use super::Service;
 use crate::ids::UserId;
-use crate::store::Store as _;
 use serde_json::{json, Value};
 
 impl Service {
@@ -21,37 +20,36 @@ impl Service {
     /// Stores a sync filter of `user` and returns its id.
     pub async fn define_filter(&self, sender: &UserId, user: &UserId, filter: Value) -> ServiceResult<String> {
         self.require_self(sender, user, "create filters")?;
-        let (id, seq) = self.store.put_filter(user, &filter)?;
-        self.durable(seq).await?;
-        Ok(id)
+        Ok(self.store.put_filter(user, &filter).await?)
     }
 
     /// A filter `user` stored.
-    pub fn get_filter(&self, sender: &UserId, user: &UserId, filter_id: &str) -> ServiceResult<Value> {
+    pub async fn get_filter(&self, sender: &UserId, user: &UserId, filter_id: &str) -> ServiceResult<Value> {
         self.require_self(sender, user, "read filters")?;
         self.store
-            .filter(user, filter_id)?
+            .filter(user, filter_id)
+            .await?
             .ok_or_else(|| ServiceError::not_found(format!("{user} has no filter with ID {filter_id:?}")))
     }
 
     /// The display name of a local user: the one they set, else their localpart.
-    pub fn display_name(&self, user: &UserId) -> ServiceResult<String> {
-        if user.server_name() != self.server_name || !self.store.user_exists(user)? {
+    pub async fn display_name(&self, user: &UserId) -> ServiceResult<String> {
+        if user.server_name() != self.server_name || !self.store.user_exists(user).await? {
             return Err(ServiceError::not_found(format!(
                 "There is no user {user} on this server"
             )));
         }
         Ok(self
             .store
-            .displayname(user)?
+            .displayname(user)
+            .await?
             .unwrap_or_else(|| user.localpart().to_string()))
     }
 
     /// Sets (or, with `None` or "", clears) the sender's display name.
     pub async fn set_display_name(&self, sender: &UserId, user: &UserId, name: Option<&str>) -> ServiceResult<()> {
         self.require_self(sender, user, "set a display name")?;
-        let seq = self.store.set_displayname(user, name.filter(|n| !n.is_empty()))?;
-        self.durable(seq).await
+        Ok(self.store.set_displayname(user, name.filter(|n| !n.is_empty())).await?)
     }
 
     /// `/capabilities`: no password changes; room version 10 only.

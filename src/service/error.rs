@@ -1,6 +1,7 @@
 //! Domain failures, each with the Matrix errcode and status it is answered with.
 
 use crate::generated::models;
+use crate::membership::auth::Denial;
 use crate::store::StoreError;
 
 /// A failed domain call: what the client is told.
@@ -64,9 +65,39 @@ impl ServiceError {
     }
 }
 
+impl std::fmt::Display for ServiceError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} {}: {}", self.status, self.errcode, self.message)
+    }
+}
+
+/// So that a plan can hand a service error through the store unchanged.
+impl std::error::Error for ServiceError {}
+
 impl From<StoreError> for ServiceError {
     fn from(e: StoreError) -> Self {
-        Self::internal(e)
+        match e {
+            StoreError::Refused(refusal) => match refusal.downcast::<ServiceError>() {
+                Ok(e) => *e,
+                Err(other) => Self::internal(other),
+            },
+            StoreError::UnknownRoom(room) => Self::not_found(format!("Room {room} does not exist")),
+            StoreError::AliasTaken(alias) => {
+                Self::new(400, "M_ROOM_IN_USE", format!("Room alias {alias} is already taken"))
+            }
+            other => Self::internal(other),
+        }
+    }
+}
+
+impl From<Denial> for ServiceError {
+    fn from(d: Denial) -> Self {
+        match d {
+            Denial::Forbidden(why) => Self::forbidden(why),
+            Denial::Invalid(why) => Self::new(400, "M_BAD_JSON", why),
+            Denial::TooLarge(why) => Self::new(413, "M_TOO_LARGE", why),
+            Denial::Internal(why) => Self::internal(why),
+        }
     }
 }
 

@@ -1,14 +1,16 @@
-//! Membership changes: read the room under its lock, ask the rules, append
-//! one `m.room.member` event, and acknowledge only once it is durable.
+//! Membership changes: propose one `m.room.member` event, let the gate judge
+//! it against the room as it is when the write runs, and acknowledge once it
+//! (or the state that made it unnecessary) is durable.
 
 use super::error::{ServiceError, ServiceResult};
+use super::ratelimit::RateLimits;
 use super::Service;
 use crate::ids::{RoomAliasId, RoomId, RoomOrAlias, UserId};
-use crate::membership::rules::{self, Decision, RoomView};
-use crate::membership::state::{JoinRule, Membership, PowerLevels};
-use crate::store::NewEvent;
-use crate::store::Store as _;
-use serde_json::{json, Value};
+use crate::membership::auth::{authorize, AuthState, Authorized, ProposedEvent};
+use crate::membership::rules::{self, Decision};
+use crate::membership::state::Membership;
+use crate::store::{Plan, Refusal, RoomWrite};
+use serde_json::{json, Map, Value};
 
 /// A membership change one user asks for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -31,28 +33,63 @@ impl Action {
             Action::Ban => Membership::Ban,
         }
     }
-}
 
-/// What the rules read about a room, owned.
-pub struct RoomRules {
-    pub join_rule: JoinRule,
-    pub power_levels: PowerLevels,
-}
-
-impl RoomRules {
-    /// Borrowed view for the pure rules.
-    pub fn view(&self) -> RoomView<'_> {
-        RoomView {
-            join_rule: self.join_rule,
-            power_levels: &self.power_levels,
+    /// What the endpoint itself insists on, beyond the gate: a leave of a
+    /// banned user is an unban to the gate, which `/kick` must not do, and a
+    /// leave of someone not banned a kick, which `/unban` must not do.
+    fn endpoint_check(self, target: &UserId, current: Option<Membership>) -> Decision {
+        match self {
+            Action::Kick if current == Some(Membership::Ban) => rules::kick_target(target, current),
+            Action::Unban => rules::unban_target(target, current),
+            _ => Decision::Allowed,
         }
     }
 }
 
+/// Charges a membership change that will be written to the limits it
+/// counts against, as Synapse does: joins to the joiner; invites to the
+/// issuer, the room and the invitee, all checked before any is charged;
+/// kicks, bans and unbans to the sender's moderation budget; leaves to none.
+fn charge(limits: &RateLimits, action: Action, sender: &UserId, target: &UserId, room: &RoomId) -> ServiceResult<()> {
+    match action {
+        Action::Leave => Ok(()),
+        Action::Join => limits.join.check(sender.as_str()),
+        Action::Invite => {
+            limits.invite.peek(sender.as_str())?;
+            limits.invite_per_room.peek(room.as_str())?;
+            limits.invite_per_invitee.peek(target.as_str())?;
+            limits.invite.check(sender.as_str())?;
+            limits.invite_per_room.check(room.as_str())?;
+            limits.invite_per_invitee.check(target.as_str())
+        }
+        Action::Kick | Action::Ban | Action::Unban => limits.moderation.check(sender.as_str()),
+    }
+}
+
+/// A refusal carrying the service error the client is told.
+pub(super) fn refuse(e: impl Into<ServiceError>) -> Refusal {
+    Box::new(e.into())
+}
+
+/// The membership of `user` as loaded for the plan (a missing one is a bug).
+pub(super) fn loaded_membership(auth: &AuthState, user: &UserId) -> Result<Option<Membership>, Refusal> {
+    auth.membership(user).map_err(|e| refuse(ServiceError::internal(e)))
+}
+
+/// Judges `events` in order, as one write.
+pub(super) fn authorize_all(auth: &mut AuthState, events: Vec<ProposedEvent>) -> Result<Vec<Authorized>, Refusal> {
+    events.into_iter().map(|e| authorize(auth, e).map_err(refuse)).collect()
+}
+
+/// A plan that writes `events`, judged in order.
+pub(super) fn plan_all(events: Vec<ProposedEvent>) -> Plan {
+    Box::new(move |auth| authorize_all(auth, events))
+}
+
 impl Service {
     /// 404 unless the room exists here; rooms elsewhere get a federation message.
-    pub(super) fn require_room(&self, room: &RoomId) -> ServiceResult<()> {
-        if self.store.room_exists(room)? {
+    pub(super) async fn require_room(&self, room: &RoomId) -> ServiceResult<()> {
+        if self.store.room_exists(room).await? {
             return Ok(());
         }
         if room.server_name() != self.server_name {
@@ -64,34 +101,16 @@ impl Service {
         Err(ServiceError::not_found(format!("Room {room} does not exist")))
     }
 
-    /// Join rule and power levels from current state (invite-only if unreadable).
-    pub(super) fn room_rules(&self, room: &RoomId) -> ServiceResult<RoomRules> {
-        let join_rule = self
-            .store
-            .state_event(room, "m.room.join_rules", "")?
-            .and_then(|e| serde_json::from_value(e.content.get("join_rule")?.clone()).ok())
-            .unwrap_or(JoinRule::Invite);
-        let power_levels = self
-            .store
-            .state_event(room, "m.room.power_levels", "")?
-            .and_then(|e| serde_json::from_value(e.content).ok())
-            .unwrap_or_default();
-        Ok(RoomRules {
-            join_rule,
-            power_levels,
-        })
-    }
-
     /// Resolves `/join/{roomIdOrAlias}`'s parameter to a room id.
-    pub fn resolve_room(&self, target: &RoomOrAlias) -> ServiceResult<RoomId> {
+    pub async fn resolve_room(&self, target: &RoomOrAlias) -> ServiceResult<RoomId> {
         match target {
             RoomOrAlias::Room(room) => Ok(room.clone()),
-            RoomOrAlias::Alias(alias) => self.resolve_alias_here(alias),
+            RoomOrAlias::Alias(alias) => self.resolve_alias_here(alias).await,
         }
     }
 
     /// Looks an alias up in our directory; aliases of other servers need federation.
-    pub(super) fn resolve_alias_here(&self, alias: &RoomAliasId) -> ServiceResult<RoomId> {
+    pub(super) async fn resolve_alias_here(&self, alias: &RoomAliasId) -> ServiceResult<RoomId> {
         if alias.server_name() != self.server_name {
             return Err(ServiceError::not_found(format!(
                 "Room alias {alias} is on server {}; this server does not support federation",
@@ -99,7 +118,8 @@ impl Service {
             )));
         }
         self.store
-            .resolve_alias(alias)?
+            .resolve_alias(alias)
+            .await?
             .ok_or_else(|| ServiceError::not_found(format!("Room alias {alias} does not exist")))
     }
 
@@ -117,66 +137,61 @@ impl Service {
         action: Action,
         reason: Option<String>,
     ) -> ServiceResult<()> {
-        self.require_room(room)?;
+        self.require_room(room).await?;
         if action != Action::Join && action != Action::Leave && sender != target {
             self.require_local(target, "User")?;
-            if !self.store.user_exists(target)? {
+            if !self.store.user_exists(target).await? {
                 return Err(ServiceError::not_found(format!(
                     "User {target} does not exist on this server"
                 )));
             }
         }
-        let seq = {
-            let _guard = self.room_locks.lock(room).await;
-            let rules = self.room_rules(room)?;
-            let sender_m = self.store.membership(room, sender)?;
-            let target_m = if sender == target {
-                sender_m
-            } else {
-                self.store.membership(room, target)?
-            };
-            let decision = match action {
-                Action::Join => rules::may_join(rules.view(), sender, sender_m),
-                Action::Invite => rules::may_invite(rules.view(), sender, sender_m, target, target_m),
-                Action::Leave => rules::may_leave(sender_m),
-                Action::Kick => rules::may_kick(rules.view(), sender, sender_m, target, target_m),
-                Action::Ban => rules::may_ban(rules.view(), sender, sender_m, target, target_m),
-                Action::Unban => rules::may_unban(rules.view(), sender, sender_m, target, target_m),
-            };
-            if let Decision::Denied(why) = decision {
-                return Err(ServiceError::forbidden(why));
-            }
-            let unchanged = target_m == Some(action.resulting())
-                && matches!(action, Action::Join | Action::Invite | Action::Ban)
-                && reason.is_none();
-            if unchanged {
-                // Idempotent: re-joining, re-inviting or re-banning writes no event and is not charged.
-                return Ok(());
-            }
-            let limit = if action == Action::Join {
-                &self.limits.join
-            } else {
-                &self.limits.invite
-            };
-            if action != Action::Leave {
-                limit.check(sender.as_str())?;
-            }
-            let mut content = json!({ "membership": action.resulting().as_str() });
-            if action == Action::Join {
-                content["displayname"] = Value::String(target.localpart().to_string());
-            }
-            if let Some(reason) = reason {
-                content["reason"] = Value::String(reason);
-            }
-            let event = NewEvent {
-                sender: sender.clone(),
-                event_type: "m.room.member".into(),
-                state_key: Some(target.to_string()),
-                content,
-            };
-            let room = room.clone();
-            self.write(move |store| store.append(&room, &[event])).await?.1
+        let mut content = Map::new();
+        content.insert("membership".into(), json!(action.resulting().as_str()));
+        if action == Action::Join {
+            content.insert("displayname".into(), json!(target.localpart()));
+        }
+        let has_reason = reason.is_some();
+        if let Some(reason) = reason {
+            content.insert("reason".into(), Value::String(reason));
+        }
+        let proposed = ProposedEvent {
+            sender: sender.clone(),
+            event_type: "m.room.member".into(),
+            state_key: Some(target.to_string()),
+            content,
         };
-        self.durable(seq).await
+        let limits = self.limits.clone();
+        let (who, whom) = (sender.clone(), target.clone());
+        let plan: Plan = Box::new(move |auth| {
+            let current = loaded_membership(auth, &whom)?;
+            if let Decision::Denied(why) = action.endpoint_check(&whom, current) {
+                return Err(refuse(ServiceError::forbidden(why)));
+            }
+            let authorized = authorize(auth, proposed).map_err(refuse)?;
+            // Idempotent: re-joining, re-inviting or re-banning writes no event and is not charged.
+            let unchanged = current == Some(action.resulting())
+                && matches!(action, Action::Join | Action::Invite | Action::Ban)
+                && !has_reason;
+            if unchanged {
+                return Ok(Vec::new());
+            }
+            charge(&limits, action, &who, &whom, auth.room()).map_err(refuse)?;
+            Ok(vec![authorized])
+        });
+        let mut users = vec![sender.clone()];
+        if target != sender {
+            users.push(target.clone());
+        }
+        self.store
+            .write_room(RoomWrite {
+                room: room.clone(),
+                create: None,
+                users,
+                txn: None,
+                plan,
+            })
+            .await?;
+        Ok(())
     }
 }

@@ -3,13 +3,14 @@
 //! tokens both `/messages` and `/sync` hand out.
 
 use super::error::{ServiceError, ServiceResult};
+use super::membership::plan_all;
 use super::Service;
 use crate::ids::{RoomId, UserId};
-use crate::membership::rules::{self, Decision, HistoryVisibility, Window};
+use crate::membership::auth::ProposedEvent;
+use crate::membership::rules::{self, HistoryVisibility, Window};
 use crate::membership::state::Membership;
-use crate::store::Store as _;
-use crate::store::{Event, NewEvent};
-use serde_json::Value;
+use crate::store::{Event, RoomWrite, RoomWritten};
+use serde_json::{Map, Value};
 
 /// The most events one `/messages` or timeline answer carries.
 pub const MAX_LIMIT: usize = 1000;
@@ -19,11 +20,22 @@ pub fn token(pos: u64) -> String {
     format!("s{pos}")
 }
 
-/// Reads a token made by [`token`].
-pub fn parse_token(raw: &str, what: &str) -> ServiceResult<u64> {
-    raw.strip_prefix('s')
+/// Reads a token made by [`token`], which must not point beyond `now`:
+/// every token handed out names a durable position, so one from beyond the
+/// stream was never ours (or names data this server lost), and silently
+/// serving it would skip whatever later takes those positions.
+pub fn parse_token(raw: &str, what: &str, now: u64) -> ServiceResult<u64> {
+    let pos = raw
+        .strip_prefix('s')
         .and_then(|p| p.parse::<u64>().ok())
-        .ok_or_else(|| ServiceError::invalid_param(format!("{what} {raw:?} is not a token this server handed out")))
+        .ok_or_else(|| ServiceError::invalid_param(format!("{what} {raw:?} is not a token this server handed out")))?;
+    if pos > now {
+        return Err(ServiceError::invalid_param(format!(
+            "{what} {raw:?} is beyond this server's stream, which ends at {}; it was not handed out by this server",
+            token(now)
+        )));
+    }
+    Ok(pos)
 }
 
 /// `/messages` direction.
@@ -54,10 +66,10 @@ impl Service {
     /// (empty: none). Reads the room's log once, for the history visibility
     /// settings over time and the user's membership events; see
     /// `rules::visible_windows`.
-    pub fn history_windows_of(&self, room: &RoomId, user: &UserId, now: u64) -> ServiceResult<Vec<Window>> {
+    pub async fn history_windows_of(&self, room: &RoomId, user: &UserId, now: u64) -> ServiceResult<Vec<Window>> {
         let mut settings = Vec::new();
         let mut history = Vec::new();
-        for e in self.store.room_events(room, 0, now, usize::MAX, false)? {
+        for e in self.store.room_events(room, 0, now, usize::MAX, false).await? {
             match (e.event_type.as_str(), e.state_key.as_deref()) {
                 ("m.room.history_visibility", Some("")) => settings.push((
                     e.stream_pos,
@@ -80,7 +92,7 @@ impl Service {
 
     /// Up to `limit` events inside `windows` and in (after, upto], oldest
     /// first; the newest ones when `newest`, else the oldest ones.
-    pub(super) fn visible_events(
+    pub(super) async fn visible_events(
         &self,
         room: &RoomId,
         windows: &[Window],
@@ -102,7 +114,7 @@ impl Service {
                 if out.len() >= limit {
                     break;
                 }
-                let mut chunk = self.store.room_events(room, a, u, limit - out.len(), true)?;
+                let mut chunk = self.store.room_events(room, a, u, limit - out.len(), true).await?;
                 chunk.append(&mut out);
                 out = chunk;
             }
@@ -111,48 +123,52 @@ impl Service {
                 if out.len() >= limit {
                     break;
                 }
-                out.extend(self.store.room_events(room, a, u, limit - out.len(), false)?);
+                out.extend(self.store.room_events(room, a, u, limit - out.len(), false).await?);
             }
         }
         Ok(out)
     }
 
-    /// Sends a message event; a repeated (sender, room, txn_id) returns the first event's id.
+    /// Sends a message event; a repeated (sender, room, txn_id) returns the
+    /// first event's id, once that event is durable.
     pub async fn send_message(
         &self,
         room: &RoomId,
         sender: &UserId,
         event_type: &str,
         txn_id: &str,
-        content: Value,
+        content: Map<String, Value>,
     ) -> ServiceResult<String> {
-        self.require_room(room)?;
-        if let Some(event_id) = self.store.txn_event(sender, room, txn_id)? {
+        self.require_room(room).await?;
+        // What a committed read shows is durable already.
+        if let Some(event_id) = self.store.txn_event(sender, room, txn_id).await? {
             return Ok(event_id);
         }
-        let (event, seq) = {
-            let _guard = self.room_locks.lock(room).await;
-            let rules = self.room_rules(room)?;
-            let membership = self.store.membership(room, sender)?;
-            if let Decision::Denied(why) = rules::may_send_message(rules.view(), sender, membership, event_type) {
-                return Err(ServiceError::forbidden(why));
-            }
-            let new = NewEvent {
-                sender: sender.clone(),
-                event_type: event_type.to_string(),
-                state_key: None,
-                content,
-            };
-            let (room, txn_id) = (room.clone(), txn_id.to_string());
-            self.write(move |store| store.append_with_txn(&room, new, &txn_id))
-                .await?
+        let proposed = ProposedEvent {
+            sender: sender.clone(),
+            event_type: event_type.to_string(),
+            state_key: None,
+            content,
         };
-        self.durable(seq).await?;
-        Ok(event.event_id)
+        let written = self
+            .store
+            .write_room(RoomWrite {
+                room: room.clone(),
+                create: None,
+                users: vec![sender.clone()],
+                txn: Some((sender.clone(), txn_id.to_string())),
+                plan: plan_all(vec![proposed]),
+            })
+            .await?;
+        match written {
+            RoomWritten::Written(events) if !events.is_empty() => Ok(events[0].event_id.clone()),
+            RoomWritten::Repeated(event_id) => Ok(event_id),
+            other => Err(ServiceError::internal(format!("a message write answered {other:?}"))),
+        }
     }
 
     /// One `/messages` batch.
-    pub fn room_messages(
+    pub async fn room_messages(
         &self,
         room: &RoomId,
         user: &UserId,
@@ -161,11 +177,11 @@ impl Service {
         dir: Direction,
         limit: usize,
     ) -> ServiceResult<Page> {
-        self.require_room(room)?;
-        let from = from.map(|f| parse_token(f, "from")).transpose()?;
-        let to = to.map(|t| parse_token(t, "to")).transpose()?;
-        let now = self.store.current_pos();
-        let windows = self.history_windows_of(room, user, now)?;
+        self.require_room(room).await?;
+        let now = self.store.durable_pos();
+        let from = from.map(|f| parse_token(f, "from", now)).transpose()?;
+        let to = to.map(|t| parse_token(t, "to", now)).transpose()?;
+        let windows = self.history_windows_of(room, user, now).await?;
         if windows.is_empty() {
             return Err(ServiceError::forbidden(format!(
                 "You are not in room {room} and never were, so you cannot read its messages"
@@ -174,7 +190,9 @@ impl Service {
         match dir {
             Direction::Backward => {
                 let from = from.unwrap_or(now).min(now);
-                let mut events = self.visible_events(room, &windows, to.unwrap_or(0), from, limit, true)?;
+                let mut events = self
+                    .visible_events(room, &windows, to.unwrap_or(0), from, limit, true)
+                    .await?;
                 events.reverse();
                 let end = (events.len() == limit && limit > 0)
                     .then(|| events.last().map(|e| token(e.stream_pos - 1)))
@@ -188,7 +206,7 @@ impl Service {
             Direction::Forward => {
                 let from = from.unwrap_or(0);
                 let upper = to.unwrap_or(now).min(now);
-                let events = self.visible_events(room, &windows, from, upper, limit, false)?;
+                let events = self.visible_events(room, &windows, from, upper, limit, false).await?;
                 let end = (events.len() == limit && limit > 0)
                     .then(|| events.last().map(|e| token(e.stream_pos)))
                     .flatten();

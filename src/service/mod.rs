@@ -9,34 +9,35 @@ pub mod api;
 pub mod client_config;
 pub mod directory;
 pub mod error;
-pub mod locks;
 pub mod membership;
 pub mod messages;
+pub mod password;
 pub mod ratelimit;
+pub mod registration;
 pub mod rooms;
 pub mod state;
 pub mod sync;
+pub mod uia;
 
 use crate::config::Config;
 use crate::ids::UserId;
-use crate::store::sled::SledStore;
-use crate::store::{StoreError, WriteSeq};
+use crate::store::sled::{SledOptions, SledStore};
+use crate::store::{Store, StoreError};
 use error::{ServiceError, ServiceResult};
-use locks::RoomLocks;
-use ratelimit::{Limit, RateLimits};
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use password::PasswordPool;
+use ratelimit::RateLimits;
+use registration::Registrar;
+use std::sync::Arc;
 
-/// The homeserver's state: store, server name, limits and locks.
+/// The homeserver's state: store, server name and limits.
 pub struct Service {
-    store: Arc<SledStore>,
+    store: Arc<dyn Store>,
     server_name: String,
-    limits: RateLimits,
-    room_locks: RoomLocks,
-    /// Open user-interactive-auth sessions of `/register`.
-    uia_sessions: Mutex<HashMap<String, std::time::Instant>>,
-    /// The stream position, bumped after every durable write: wakes waiting syncs.
-    stream: tokio::sync::watch::Sender<u64>,
+    limits: Arc<RateLimits>,
+    /// Whether registration is open, and its user-interactive-auth sessions.
+    registrar: Registrar,
+    /// Where passwords are hashed and checked, a bounded number at a time.
+    passwords: PasswordPool,
     /// Set at shutdown: waiting syncs answer at once instead of holding the server up.
     closing: std::sync::atomic::AtomicBool,
     /// What `/.well-known/matrix/client` hands out as `base_url`.
@@ -46,26 +47,18 @@ pub struct Service {
 impl Service {
     /// Opens the store in the configured data folder.
     pub fn open(config: &Config) -> Result<Self, StoreError> {
-        let store = SledStore::open_with_flush_delay(
+        let store = SledStore::open_with(
             &config.data_dir,
-            std::time::Duration::from_millis(config.test_flush_delay_ms),
+            SledOptions {
+                flush_delay: std::time::Duration::from_millis(config.test_flush_delay_ms),
+            },
         )?;
-        let (join, invite) = if config.no_rate_limits {
-            (Limit::new(0.0, 0), Limit::new(0.0, 0))
-        } else {
-            (
-                Limit::new(config.join_rate, config.join_burst),
-                Limit::new(config.invite_rate, config.invite_burst),
-            )
-        };
-        let store = Arc::new(store);
         Ok(Service {
-            store: store.clone(),
+            store: Arc::new(store),
             server_name: config.server_name.clone(),
-            limits: RateLimits { join, invite },
-            room_locks: RoomLocks::new(1024),
-            uia_sessions: Mutex::new(HashMap::new()),
-            stream: tokio::sync::watch::Sender::new(crate::store::Store::current_pos(store.as_ref())),
+            limits: Arc::new(RateLimits::from_config(config)),
+            registrar: Registrar::from_config(config),
+            passwords: PasswordPool::from_config(config),
             closing: std::sync::atomic::AtomicBool::new(false),
             public_base_url: config
                 .public_base_url
@@ -80,44 +73,18 @@ impl Service {
     }
 
     /// The underlying store, for tools and tests that inspect what was written.
-    pub fn store(&self) -> &SledStore {
-        &self.store
+    pub fn store(&self) -> &dyn Store {
+        self.store.as_ref()
     }
 
-    /// The newest event's stream position.
+    /// The stream position up to which everything is durable (and shown).
     pub fn stream_position(&self) -> u64 {
-        use crate::store::Store;
-        self.store.current_pos()
+        self.store.durable_pos()
     }
 
     /// Flushes the store; used at shutdown.
     pub fn flush(&self) -> Result<(), StoreError> {
         self.store.flush()
-    }
-
-    /// Waits until the write `seq` is on disk: nothing is acknowledged before.
-    /// Then wakes every waiting sync, whether or not the flush succeeded (the
-    /// events are readable either way).
-    async fn durable(&self, seq: WriteSeq) -> ServiceResult<()> {
-        let result = self.store.durable(seq).await.map_err(ServiceError::from);
-        use crate::store::Store;
-        self.stream.send_replace(self.store.current_pos());
-        result
-    }
-
-    /// Runs a room write on the blocking pool. It may wait for the writer lock
-    /// and for sled's synchronous buffer writes, which must not stall the async
-    /// workers; and writers waiting there together are combined by the store
-    /// into one transaction, which is where the throughput comes from.
-    async fn write<T: Send + 'static>(
-        &self,
-        f: impl FnOnce(&SledStore) -> Result<T, StoreError> + Send + 'static,
-    ) -> ServiceResult<T> {
-        let store = self.store.clone();
-        tokio::task::spawn_blocking(move || f(&store))
-            .await
-            .map_err(ServiceError::internal)?
-            .map_err(ServiceError::from)
     }
 
     /// A user on this server, or a clear error for one elsewhere (no federation).

@@ -1,11 +1,13 @@
 //! Room creation: the initial state events, in the order the Matrix spec gives.
 
 use super::error::{ServiceError, ServiceResult};
+use super::membership::{authorize_all, refuse};
 use super::{random_string, Service};
 use crate::ids::{RoomAliasId, RoomId, UserId};
-use crate::store::NewEvent;
-use crate::store::Store as _;
+use crate::membership::auth::{ProposedEvent, DEFAULT_ROOM_VERSION, SUPPORTED_ROOM_VERSIONS};
+use crate::store::{Creation, Plan, RoomWrite};
 use serde_json::{json, Map, Value};
+use std::collections::BTreeSet;
 
 /// `preset` of `/createRoom`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -30,6 +32,8 @@ pub struct RoomSpec {
     pub initial_state: Vec<(String, String, Value)>,
     pub creation_content: Option<Map<String, Value>>,
     pub is_direct: bool,
+    /// `None`: the default version.
+    pub room_version: Option<String>,
 }
 
 /// The room's id and alias, if one was made.
@@ -38,12 +42,12 @@ pub struct CreatedRoom {
     pub alias: Option<RoomAliasId>,
 }
 
-fn state(sender: &UserId, event_type: &str, state_key: &str, content: Value) -> NewEvent {
-    NewEvent {
+fn state(sender: &UserId, event_type: &str, state_key: &str, content: Value) -> ProposedEvent {
+    ProposedEvent {
         sender: sender.clone(),
         event_type: event_type.to_string(),
         state_key: Some(state_key.to_string()),
-        content,
+        content: super::json_object(content),
     }
 }
 
@@ -86,86 +90,106 @@ fn power_levels(creator: &UserId, preset: Preset, spec: &RoomSpec) -> Value {
 }
 
 impl Service {
-    /// Creates a room owned by `creator`.
+    /// Creates a room owned by `creator`: every initial event is judged by
+    /// the gate, in order, and the room, its events and its alias are written
+    /// in one atomic write, or nothing is.
     pub async fn create_room(&self, creator: &UserId, spec: RoomSpec) -> ServiceResult<CreatedRoom> {
         let preset = spec.preset.unwrap_or(if spec.public {
             Preset::PublicChat
         } else {
             Preset::PrivateChat
         });
+        if let Some(version) = spec.room_version.as_deref() {
+            if !SUPPORTED_ROOM_VERSIONS.contains(&version) {
+                return Err(ServiceError::new(
+                    400,
+                    "M_UNSUPPORTED_ROOM_VERSION",
+                    format!(
+                        "Room version {version:?} is not supported; supported: {}",
+                        SUPPORTED_ROOM_VERSIONS.join(", ")
+                    ),
+                ));
+            }
+        }
         for invitee in &spec.invite {
             self.require_local(invitee, "Invitee")?;
-            if !self.store.user_exists(invitee)? {
+            if !self.store.user_exists(invitee).await? {
                 return Err(ServiceError::not_found(format!(
                     "User {invitee} does not exist on this server"
                 )));
             }
         }
-        if let Some(over) = &spec.power_level_override {
-            if serde_json::from_value::<crate::membership::state::PowerLevels>(Value::Object(over.clone())).is_err() {
-                return Err(ServiceError::new(
-                    400,
-                    "M_BAD_JSON",
-                    "power_level_content_override is not valid power levels content",
-                ));
-            }
-        }
-        self.limits.invite.check(creator.as_str())?;
         let room_id = RoomId::parse(&format!("!{}:{}", random_string(18), self.server_name))
             .map_err(|e| ServiceError::internal(e.0))?;
         let alias = match &spec.alias_localpart {
             None => None,
-            Some(local) => {
-                let alias = RoomAliasId::parse(&format!("#{local}:{}", self.server_name)).map_err(|e| {
-                    ServiceError::invalid_param(format!("room_alias_name {local:?} does not make a valid alias: {e}"))
-                })?;
-                if local.contains(':') || local.chars().any(char::is_whitespace) {
-                    return Err(ServiceError::invalid_param(format!(
-                        "room_alias_name {local:?} may not contain ':' or whitespace"
-                    )));
-                }
-                if self.store.resolve_alias(&alias)?.is_some() {
-                    return Err(ServiceError::new(
-                        400,
-                        "M_ROOM_IN_USE",
-                        format!("Room alias {alias} is already taken"),
-                    ));
-                }
-                Some(alias)
-            }
+            Some(local) => Some(self.new_alias(local)?),
         };
         let events = initial_events(creator, preset, alias.as_ref(), &spec);
-        let (room, owner) = (room_id.clone(), creator.clone());
-        let mut seq = self
-            .write(move |store| store.create_room(&room, &owner, &events))
-            .await?
-            .1;
-        if let Some(alias) = &alias {
-            // The store needs the room to exist before an alias can point at it.
-            // A creation racing for the same alias loses here; its room stays
-            // unnamed and unreachable by alias, and the client is told.
-            match self.store.set_alias(alias, &room_id)? {
-                Some(alias_seq) => seq = seq.max(alias_seq),
-                None => {
-                    return Err(ServiceError::new(
-                        400,
-                        "M_ROOM_IN_USE",
-                        format!("Room alias {alias} is already taken"),
-                    ))
-                }
-            }
-        }
-        self.durable(seq).await?;
+        let users = concerned_users(creator, &events);
+        let limits = self.limits.clone();
+        let owner = creator.clone();
+        let plan: Plan = Box::new(move |auth| {
+            let authorized = authorize_all(auth, events)?;
+            limits.invite.check(owner.as_str()).map_err(refuse)?;
+            Ok(authorized)
+        });
+        self.store
+            .write_room(RoomWrite {
+                room: room_id.clone(),
+                create: Some(Creation { alias: alias.clone() }),
+                users,
+                txn: None,
+                plan,
+            })
+            .await?;
         Ok(CreatedRoom { room_id, alias })
     }
+
+    /// The alias `#local:server` for `room_alias_name`.
+    fn new_alias(&self, local: &str) -> ServiceResult<RoomAliasId> {
+        if local.contains(':') || local.chars().any(char::is_whitespace) {
+            return Err(ServiceError::invalid_param(format!(
+                "room_alias_name {local:?} may not contain ':' or whitespace"
+            )));
+        }
+        RoomAliasId::parse(&format!("#{local}:{}", self.server_name)).map_err(|e| {
+            ServiceError::invalid_param(format!("room_alias_name {local:?} does not make a valid alias: {e}"))
+        })
+    }
+}
+
+/// Every user whose membership the gate reads for `events`: the senders
+/// and whoever a member event names.
+fn concerned_users(creator: &UserId, events: &[ProposedEvent]) -> Vec<UserId> {
+    let mut users = BTreeSet::from([creator.clone()]);
+    for e in events {
+        users.insert(e.sender.clone());
+        if e.event_type == "m.room.member" {
+            if let Some(user) = e.state_key.as_deref().and_then(|k| UserId::parse(k).ok()) {
+                users.insert(user);
+            }
+        }
+    }
+    users.into_iter().collect()
 }
 
 /// create, creator join, power_levels, canonical_alias, join_rules,
 /// history_visibility, guest_access, initial_state, name, topic, invites.
-fn initial_events(creator: &UserId, preset: Preset, alias: Option<&RoomAliasId>, spec: &RoomSpec) -> Vec<NewEvent> {
+/// A preset event whose type and state key `initial_state` also names is
+/// left out, as Synapse does: the request's own wins.
+fn initial_events(
+    creator: &UserId,
+    preset: Preset,
+    alias: Option<&RoomAliasId>,
+    spec: &RoomSpec,
+) -> Vec<ProposedEvent> {
     let mut create = spec.creation_content.clone().unwrap_or_default();
     create.insert("creator".into(), json!(creator.as_str()));
-    create.insert("room_version".into(), json!("10"));
+    create.insert(
+        "room_version".into(),
+        json!(spec.room_version.as_deref().unwrap_or(DEFAULT_ROOM_VERSION)),
+    );
     let mut events = vec![
         state(creator, "m.room.create", "", Value::Object(create)),
         state(
@@ -174,10 +198,20 @@ fn initial_events(creator: &UserId, preset: Preset, alias: Option<&RoomAliasId>,
             creator.as_str(),
             json!({"membership": "join", "displayname": creator.localpart()}),
         ),
-        state(creator, "m.room.power_levels", "", power_levels(creator, preset, spec)),
     ];
+    let overridden: BTreeSet<(&str, &str)> = spec
+        .initial_state
+        .iter()
+        .map(|(t, k, _)| (t.as_str(), k.as_str()))
+        .collect();
+    let mut preset_state = vec![state(
+        creator,
+        "m.room.power_levels",
+        "",
+        power_levels(creator, preset, spec),
+    )];
     if let Some(alias) = alias {
-        events.push(state(
+        preset_state.push(state(
             creator,
             "m.room.canonical_alias",
             "",
@@ -189,8 +223,8 @@ fn initial_events(creator: &UserId, preset: Preset, alias: Option<&RoomAliasId>,
     } else {
         "invite"
     };
-    events.push(state(creator, "m.room.join_rules", "", json!({"join_rule": join_rule})));
-    events.push(state(
+    preset_state.push(state(creator, "m.room.join_rules", "", json!({"join_rule": join_rule})));
+    preset_state.push(state(
         creator,
         "m.room.history_visibility",
         "",
@@ -201,12 +235,17 @@ fn initial_events(creator: &UserId, preset: Preset, alias: Option<&RoomAliasId>,
     } else {
         "can_join"
     };
-    events.push(state(
+    preset_state.push(state(
         creator,
         "m.room.guest_access",
         "",
         json!({"guest_access": guest}),
     ));
+    events.extend(
+        preset_state
+            .into_iter()
+            .filter(|e| !overridden.contains(&(e.event_type.as_str(), e.state_key.as_deref().unwrap_or("")))),
+    );
     for (event_type, key, content) in &spec.initial_state {
         events.push(state(creator, event_type, key, content.clone()));
     }

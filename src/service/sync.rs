@@ -14,7 +14,6 @@ use crate::ids::{RoomId, UserId};
 use crate::membership::rules::Window;
 use crate::membership::state::Membership;
 use crate::store::Event;
-use crate::store::Store as _;
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -90,7 +89,7 @@ fn timeline_limit_of(filter: &Value) -> ServiceResult<Option<usize>> {
 
 impl Service {
     /// Parses `/sync`'s parameters; `filter` is inline JSON or a stored filter id.
-    pub fn sync_request(
+    pub async fn sync_request(
         &self,
         user: &UserId,
         since: Option<&str>,
@@ -98,7 +97,9 @@ impl Service {
         filter: Option<&str>,
         full_state: Option<bool>,
     ) -> ServiceResult<SyncRequest> {
-        let since = since.map(|s| parse_token(s, "since")).transpose()?;
+        let since = since
+            .map(|s| parse_token(s, "since", self.store.durable_pos()))
+            .transpose()?;
         let timeout = match timeout {
             Some(t) if t < 0 => return Err(ServiceError::invalid_param("timeout must not be negative")),
             Some(t) => Duration::from_millis(t as u64).min(MAX_TIMEOUT),
@@ -112,7 +113,8 @@ impl Service {
             ),
             Some(id) => Some(
                 self.store
-                    .filter(user, id)?
+                    .filter(user, id)
+                    .await?
                     .ok_or_else(|| ServiceError::invalid_param(format!("{user} has no filter with ID {id:?}")))?,
             ),
         };
@@ -131,12 +133,13 @@ impl Service {
     /// Answers a sync: at once when there is something new (or no `since`),
     /// otherwise as soon as a write brings something, or at the timeout.
     pub async fn sync(&self, user: &UserId, req: &SyncRequest) -> ServiceResult<models::SyncResponse> {
-        // Subscribe before reading, so a write between the read and the wait still wakes us.
-        let mut changes = self.stream.subscribe();
+        // Subscribe before reading, so a write that becomes durable between
+        // the read and the wait still wakes us.
+        let mut changes = self.store.subscribe();
         let deadline = tokio::time::Instant::now() + req.timeout;
         loop {
-            let now = self.store.current_pos();
-            let rooms = self.sync_rooms(user, req, now)?;
+            let now = self.store.durable_pos();
+            let rooms = self.sync_rooms(user, req, now).await?;
             let nothing = rooms.join.is_empty() && rooms.invite.is_empty() && rooms.leave.is_empty();
             let closing = self.closing.load(std::sync::atomic::Ordering::Acquire);
             if req.since.is_none() || req.full_state || !nothing || closing || tokio::time::Instant::now() >= deadline {
@@ -165,15 +168,12 @@ impl Service {
     }
 
     /// The rooms section of a sync as of stream position `now`.
-    fn sync_rooms(&self, user: &UserId, req: &SyncRequest, now: u64) -> ServiceResult<models::SyncRooms> {
+    async fn sync_rooms(&self, user: &UserId, req: &SyncRequest, now: u64) -> ServiceResult<models::SyncRooms> {
         let since = req.since.map(|s| s.min(now));
         let mut join = BTreeMap::new();
         let mut invite = BTreeMap::new();
         let mut leave = BTreeMap::new();
-        for (room, membership) in self.store.rooms_of(user)? {
-            let Some(mpos) = self.store.membership_pos(&room, user)? else {
-                continue;
-            };
+        for (room, (membership, mpos)) in self.store.rooms_of(user).await? {
             // A change after `now` shows up in the next sync, whose `since` is `now`.
             if mpos > now {
                 continue;
@@ -181,16 +181,16 @@ impl Service {
             let changed = since.is_none_or(|s| mpos > s);
             match membership {
                 Membership::Join => {
-                    if let Some(entry) = self.joined_room(&room, user, since, mpos, now, req)? {
+                    if let Some(entry) = self.joined_room(&room, user, since, mpos, now, req).await? {
                         join.insert(room.to_string(), entry);
                     }
                 }
                 Membership::Invite if changed => {
-                    invite.insert(room.to_string(), self.invited_room(&room, user)?);
+                    invite.insert(room.to_string(), self.invited_room(&room, user).await?);
                 }
                 Membership::Leave | Membership::Ban if changed && since.is_some() => {
                     let since = since.unwrap_or(0);
-                    leave.insert(room.to_string(), self.left_room(&room, user, since, mpos, req)?);
+                    leave.insert(room.to_string(), self.left_room(&room, user, since, mpos, req).await?);
                 }
                 _ => {}
             }
@@ -206,18 +206,27 @@ impl Service {
     /// The newest events inside `windows` and in (after, upto], whether
     /// older visible ones were left out, the prev_batch token, and the
     /// position of the first event.
-    fn timeline(
+    async fn timeline(
         &self,
         room: &RoomId,
         windows: &[Window],
         (after, upto): (u64, u64),
         limit: usize,
     ) -> ServiceResult<(models::Timeline, Option<u64>)> {
-        let events = self.visible_events(room, windows, after, upto, limit, true)?;
+        let events = self.visible_events(room, windows, after, upto, limit, true).await?;
         let first = events.first().map(|e| e.stream_pos);
         let limited = match first {
-            Some(f) => !self.visible_events(room, windows, after, f - 1, 1, true)?.is_empty(),
-            None => limit == 0 && !self.visible_events(room, windows, after, upto, 1, true)?.is_empty(),
+            Some(f) => !self
+                .visible_events(room, windows, after, f - 1, 1, true)
+                .await?
+                .is_empty(),
+            None => {
+                limit == 0
+                    && !self
+                        .visible_events(room, windows, after, upto, 1, true)
+                        .await?
+                        .is_empty()
+            }
         };
         let timeline = models::Timeline {
             prev_batch: Some(token(first.map_or(upto, |f| f - 1))),
@@ -227,7 +236,7 @@ impl Service {
         Ok((timeline, first))
     }
 
-    fn joined_room(
+    async fn joined_room(
         &self,
         room: &RoomId,
         user: &UserId,
@@ -239,7 +248,7 @@ impl Service {
         let newly_joined = since.is_none_or(|s| mpos > s);
         // Joined since before `since`: everything after it is visible, no need to read the past.
         let (windows, after) = if newly_joined {
-            let mut windows = self.history_windows_of(room, user, now)?;
+            let mut windows = self.history_windows_of(room, user, now).await?;
             if windows.is_empty() {
                 windows.push(Window {
                     after: mpos.saturating_sub(1),
@@ -251,21 +260,23 @@ impl Service {
             let after = since.unwrap_or(0);
             (vec![Window { after, upto: None }], after)
         };
-        let (timeline, first) = self.timeline(room, &windows, (after, now), req.timeline_limit)?;
+        let (timeline, first) = self.timeline(room, &windows, (after, now), req.timeline_limit).await?;
         if !newly_joined && !req.full_state && timeline.events.is_empty() {
             return Ok(None);
         }
         let first = first.unwrap_or(now + 1);
         let state: Vec<Event> = if newly_joined || req.full_state {
             self.store
-                .current_state(room)?
+                .current_state(room)
+                .await?
                 .into_iter()
                 .filter(|e| e.stream_pos < first && e.stream_pos <= now)
                 .collect()
         } else if timeline.limited {
             // The state changes that fell into the gap between `since` and the timeline.
             self.store
-                .current_state(room)?
+                .current_state(room)
+                .await?
                 .into_iter()
                 .filter(|e| e.stream_pos > after && e.stream_pos < first)
                 .collect()
@@ -286,16 +297,16 @@ impl Service {
         }))
     }
 
-    fn invited_room(&self, room: &RoomId, user: &UserId) -> ServiceResult<models::InvitedRoom> {
+    async fn invited_room(&self, room: &RoomId, user: &UserId) -> ServiceResult<models::InvitedRoom> {
         let mut events = Vec::new();
         for event_type in INVITE_STATE_TYPES {
-            if let Some(e) = self.store.state_event(room, event_type, "")? {
+            if let Some(e) = self.store.state_event(room, event_type, "").await? {
                 events.push(stripped(e));
             }
         }
-        if let Some(invite) = self.store.state_event(room, "m.room.member", user.as_str())? {
+        if let Some(invite) = self.store.state_event(room, "m.room.member", user.as_str()).await? {
             if invite.sender != user.as_str() {
-                if let Some(inviter) = self.store.state_event(room, "m.room.member", &invite.sender)? {
+                if let Some(inviter) = self.store.state_event(room, "m.room.member", &invite.sender).await? {
                     events.push(stripped(inviter));
                 }
             }
@@ -306,7 +317,7 @@ impl Service {
         })
     }
 
-    fn left_room(
+    async fn left_room(
         &self,
         room: &RoomId,
         user: &UserId,
@@ -314,10 +325,10 @@ impl Service {
         mpos: u64,
         req: &SyncRequest,
     ) -> ServiceResult<models::LeftRoom> {
-        let windows = self.history_windows_of(room, user, mpos)?;
-        let (mut timeline, _) = self.timeline(room, &windows, (since, mpos), req.timeline_limit)?;
+        let windows = self.history_windows_of(room, user, mpos).await?;
+        let (mut timeline, _) = self.timeline(room, &windows, (since, mpos), req.timeline_limit).await?;
         // The membership change itself is always delivered, so the client learns it is out.
-        if let Some(own) = self.store.state_event(room, "m.room.member", user.as_str())? {
+        if let Some(own) = self.store.state_event(room, "m.room.member", user.as_str()).await? {
             if !timeline.events.iter().any(|e| e.event_id == own.event_id) {
                 timeline.events.push(client_event(own));
             }
@@ -333,16 +344,16 @@ impl Service {
 impl Service {
     /// The v1 `/initialSync`: every joined room with its state and newest
     /// `limit` messages, and every pending invite with the invite event.
-    pub fn initial_sync(&self, user: &UserId, limit: usize) -> ServiceResult<models::InitialSyncOk> {
-        let now = self.store.current_pos();
+    pub async fn initial_sync(&self, user: &UserId, limit: usize) -> ServiceResult<models::InitialSyncOk> {
+        let now = self.store.durable_pos();
         let mut rooms = Vec::new();
-        for (room, membership) in self.store.rooms_of(user)? {
-            if self.store.membership_pos(&room, user)?.is_none_or(|p| p > now) {
+        for (room, (membership, mpos)) in self.store.rooms_of(user).await? {
+            if mpos > now {
                 continue;
             }
             match membership {
-                Membership::Join => rooms.push(self.room_snapshot(&room, user, membership, limit, now)?),
-                Membership::Invite => rooms.push(self.invite_snapshot(&room, user, now)?),
+                Membership::Join => rooms.push(self.room_snapshot(&room, user, membership, limit, now).await?),
+                Membership::Invite => rooms.push(self.invite_snapshot(&room, user, now).await?),
                 _ => {}
             }
         }
@@ -355,13 +366,13 @@ impl Service {
     }
 
     /// `/rooms/{roomId}/initialSync`: the snapshot of one room.
-    pub fn room_initial_sync(&self, room: &RoomId, user: &UserId) -> ServiceResult<models::RoomInitialSync> {
-        self.require_room(room)?;
-        let now = self.store.current_pos();
-        match self.store.membership(room, user)? {
-            Some(Membership::Invite) => self.invite_snapshot(room, user, now),
+    pub async fn room_initial_sync(&self, room: &RoomId, user: &UserId) -> ServiceResult<models::RoomInitialSync> {
+        self.require_room(room).await?;
+        let now = self.store.durable_pos();
+        match self.store.membership(room, user).await?.map(|(m, _)| m) {
+            Some(Membership::Invite) => self.invite_snapshot(room, user, now).await,
             Some(m @ (Membership::Join | Membership::Leave | Membership::Ban)) => {
-                self.room_snapshot(room, user, m, DEFAULT_TIMELINE_LIMIT, now)
+                self.room_snapshot(room, user, m, DEFAULT_TIMELINE_LIMIT, now).await
             }
             _ => Err(ServiceError::forbidden(format!(
                 "You are not in room {room} and never were, so you cannot see it"
@@ -369,15 +380,16 @@ impl Service {
         }
     }
 
-    fn room_visibility(&self, room: &RoomId) -> ServiceResult<String> {
+    async fn room_visibility(&self, room: &RoomId) -> ServiceResult<String> {
         let public = self
             .store
-            .state_event(room, "m.room.join_rules", "")?
+            .state_event(room, "m.room.join_rules", "")
+            .await?
             .is_some_and(|e| e.content.get("join_rule").and_then(Value::as_str) == Some("public"));
         Ok(if public { "public" } else { "private" }.to_string())
     }
 
-    fn room_snapshot(
+    async fn room_snapshot(
         &self,
         room: &RoomId,
         user: &UserId,
@@ -385,10 +397,10 @@ impl Service {
         limit: usize,
         now: u64,
     ) -> ServiceResult<models::RoomInitialSync> {
-        let state = self.visible_state(room, user)?;
-        let windows = self.history_windows_of(room, user, now)?;
+        let state = self.visible_state(room, user).await?;
+        let windows = self.history_windows_of(room, user, now).await?;
         let upto = windows.last().and_then(|w| w.upto).unwrap_or(now).min(now);
-        let events = self.visible_events(room, &windows, 0, upto, limit, true)?;
+        let events = self.visible_events(room, &windows, 0, upto, limit, true).await?;
         let start = token(events.first().map_or(upto, |e| e.stream_pos - 1));
         Ok(models::RoomInitialSync {
             room_id: room.to_string(),
@@ -399,17 +411,18 @@ impl Service {
                 start,
                 end: Some(token(upto)),
             }),
-            visibility: Some(self.room_visibility(room)?),
+            visibility: Some(self.room_visibility(room).await?),
             invite: None,
             inviter: None,
             account_data: Some(Vec::new()),
         })
     }
 
-    fn invite_snapshot(&self, room: &RoomId, user: &UserId, now: u64) -> ServiceResult<models::RoomInitialSync> {
+    async fn invite_snapshot(&self, room: &RoomId, user: &UserId, now: u64) -> ServiceResult<models::RoomInitialSync> {
         let invite = self
             .store
-            .state_event(room, "m.room.member", user.as_str())?
+            .state_event(room, "m.room.member", user.as_str())
+            .await?
             .ok_or_else(|| ServiceError::internal(format!("the invite of {user} to {room} is missing")))?;
         let inviter = invite.sender.clone();
         let invite = client_event(invite);
@@ -422,7 +435,7 @@ impl Service {
                 start: token(now),
                 end: Some(token(now)),
             }),
-            visibility: Some(self.room_visibility(room)?),
+            visibility: Some(self.room_visibility(room).await?),
             invite: Some(invite),
             inviter: Some(inviter),
             account_data: Some(Vec::new()),
@@ -433,13 +446,14 @@ impl Service {
 impl Service {
     /// How many syncs are waiting for a change right now (for tests and metrics).
     pub fn waiting_syncs(&self) -> usize {
-        self.stream.receiver_count()
+        // The service holds no receiver of its own: every one is a waiting sync.
+        self.store.subscriber_count()
     }
 
     /// Makes every waiting sync answer now, and later ones not wait: called
     /// when the server starts shutting down, so long polls do not hold it up.
     pub fn end_waiting_syncs(&self) {
         self.closing.store(true, std::sync::atomic::Ordering::Release);
-        self.stream.send_modify(|_| {});
+        self.store.wake_subscribers();
     }
 }

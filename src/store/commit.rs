@@ -1,9 +1,10 @@
 //! Group commit: many requests waiting for durability share one `fsync`.
 //!
-//! Every write is numbered (`WriteSeq`) after it has been applied. A single
-//! flusher thread, woken only when someone waits, reads the highest number,
-//! runs a blocking `Db::flush`, and then publishes that number through a
-//! `watch` channel. Because the number was read before the flush started,
+//! Every write is numbered (`WriteSeq`), and the number is published once the
+//! write has been applied. A single flusher thread, woken only when someone
+//! waits, reads the highest published number, runs a blocking `Db::flush`,
+//! and then publishes that number through a `watch` channel, after telling
+//! [`Committed`] so that readers may see those writes. Because the number was read before the flush started,
 //! every write with a number at or below it was applied before the flush
 //! began and is therefore on disk when it completes. Waiters that arrive
 //! while a flush is running are served by the next one, which covers all of
@@ -14,6 +15,7 @@
 //! A dedicated std thread rather than `spawn_blocking` keeps the store usable
 //! without a runtime (tests, shutdown) and never ties up async workers.
 
+use super::committed::Committed;
 use super::{StoreError, WriteSeq};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
@@ -39,7 +41,9 @@ struct Wanted {
 
 struct Shared {
     db: ::sled::Db,
+    /// The highest write number that has been applied.
     written: AtomicU64,
+    committed: Arc<Committed>,
     wanted: Mutex<Wanted>,
     wake: Condvar,
     flushed: watch::Sender<Flushed>,
@@ -56,11 +60,12 @@ pub struct GroupCommit {
 
 impl GroupCommit {
     /// Starts the flusher thread for `db`.
-    pub fn new(db: ::sled::Db, delay: std::time::Duration) -> Result<Self, StoreError> {
+    pub fn new(db: ::sled::Db, committed: Arc<Committed>, delay: std::time::Duration) -> Result<Self, StoreError> {
         let (flushed, _) = watch::channel(Flushed::default());
         let shared = Arc::new(Shared {
             db,
             written: AtomicU64::new(0),
+            committed,
             wanted: Mutex::new(Wanted::default()),
             wake: Condvar::new(),
             flushed,
@@ -78,14 +83,14 @@ impl GroupCommit {
         })
     }
 
-    /// Numbers a write that has just been applied; call only after it is visible.
-    pub fn note_write(&self) -> WriteSeq {
+    /// Publishes write `seq` (the next number) once it has been applied.
+    pub fn publish(&self, seq: WriteSeq) {
         // SeqCst pairs with the flusher's load: a write numbered n happens
         // before any flush that observed n.
-        self.shared.written.fetch_add(1, Ordering::SeqCst) + 1
+        self.shared.written.store(seq, Ordering::SeqCst);
     }
 
-    /// The number of the most recent write (0 if none since open).
+    /// The number of the most recent applied write (0 if none since open).
     pub fn last_write(&self) -> WriteSeq {
         self.shared.written.load(Ordering::SeqCst)
     }
@@ -156,6 +161,7 @@ fn flush_once(shared: &Shared) -> (WriteSeq, Result<(), StoreError>) {
     shared.flushes.fetch_add(1, Ordering::SeqCst);
     match result {
         Ok(_) => {
+            shared.committed.durable_upto(target);
             shared.flushed.send_modify(|f| {
                 f.upto = f.upto.max(target);
                 f.failed = None;

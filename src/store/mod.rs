@@ -1,22 +1,37 @@
 //! Persistence: the `Store` trait the service talks to, its data types, and
-//! the sled implementation with group commit.
+//! the sled implementation.
 //!
-//! The trait is synchronous because sled is; callers on async threads should
-//! treat every method as a short blocking call (microseconds, no fsync). Only
-//! durability waits are async (`SledStore::durable`), so that many requests
-//! share one `fsync`.
+//! The contract every backend keeps:
+//! - **Durable on return.** A write method returns only once its change is
+//!   on disk, so the service can acknowledge it at once. That includes a
+//!   write that finds its change already made (a repeated transaction id, a
+//!   re-join): it returns once the change it found is durable.
+//! - **Read committed.** Read methods show only durable data, and
+//!   [`Store::durable_pos`] is the stream position up to which every event
+//!   is durable; a position once shown names the same event forever.
+//! - **Authorized.** Room events are written only as [`Authorized`] events,
+//!   decided by a [`Plan`] against the room's [`AuthState`] while the store
+//!   holds every other write to that room off; a refused plan writes nothing.
+//! - **Atomic.** Each write changes every index it touches, or none.
 
+pub mod codec;
 pub mod commit;
+pub mod committed;
+pub mod keys;
+pub mod migrate;
+pub mod room_write;
 pub mod sled;
+pub mod writer;
 
 use crate::ids::{RoomAliasId, RoomId, UserId};
+use crate::membership::auth::{AuthState, Authorized};
 use crate::membership::state::Membership;
 use std::fmt;
 
 pub use self::sled::SledStore;
 
 /// A stored room event (client format).
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Event {
     /// `$` followed by random URL-safe characters; unique.
     pub event_id: String,
@@ -25,12 +40,10 @@ pub struct Event {
     /// The user who sent it.
     pub sender: String,
     /// The event type, e.g. `m.room.member`.
-    #[serde(rename = "type")]
     pub event_type: String,
     /// Present for state events.
-    #[serde(skip_serializing_if = "Option::is_none", default)]
     pub state_key: Option<String>,
-    /// The event content.
+    /// The event content (always an object).
     pub content: serde_json::Value,
     /// Milliseconds since the Unix epoch.
     pub origin_server_ts: u64,
@@ -38,39 +51,68 @@ pub struct Event {
     pub stream_pos: u64,
 }
 
-/// An event to append (the store assigns event_id, origin_server_ts, stream_pos).
-#[derive(Debug, Clone)]
-pub struct NewEvent {
-    /// The user sending the event.
-    pub sender: UserId,
-    /// The event type.
-    pub event_type: String,
-    /// `Some` for state events.
-    pub state_key: Option<String>,
-    /// The event content.
-    pub content: serde_json::Value,
-}
-
-/// Identifies a write for `SledStore::durable`; higher means later.
+/// Identifies a write for durability; higher means later.
 pub type WriteSeq = u64;
 
+/// Why a plan refused to write: the service's own error, handed back as is.
+pub type Refusal = Box<dyn std::error::Error + Send + Sync>;
+
+/// Decides a room write from the room's auth state: the events to write
+/// (empty: nothing to do), or a refusal. Runs while every other write to the
+/// room waits, so it must be quick and must not block.
+pub type Plan = Box<dyn FnOnce(&mut AuthState) -> Result<Vec<Authorized>, Refusal> + Send>;
+
+/// A write to one room.
+pub struct RoomWrite {
+    pub room: RoomId,
+    /// `Some` to create the room, which must not exist yet.
+    pub create: Option<Creation>,
+    /// Every user whose membership the plan reads (senders and targets).
+    pub users: Vec<UserId>,
+    /// Makes the write idempotent per (sender, transaction id): a repeat
+    /// returns the first event's id and writes nothing.
+    pub txn: Option<(UserId, String)>,
+    pub plan: Plan,
+}
+
+/// What creating a room claims along with it.
+#[derive(Debug, Clone, Default)]
+pub struct Creation {
+    /// An alias pointing at the new room, claimed in the same atomic write.
+    pub alias: Option<RoomAliasId>,
+}
+
+/// What a room write did; whichever it is, it is durable.
+#[derive(Debug, Clone, PartialEq)]
+pub enum RoomWritten {
+    /// The plan's events, with their ids and positions.
+    Written(Vec<Event>),
+    /// The plan found nothing to write.
+    Unchanged,
+    /// The transaction id was used before: the event id it produced.
+    Repeated(String),
+}
+
 /// Why a store operation failed.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub enum StoreError {
     /// sled reported an I/O, corruption or usage error.
     Db(::sled::Error),
     /// A stored value could not be decoded; the database is damaged or was
     /// written by an incompatible version.
     Corrupt(String),
-    /// `create_room` was asked to create a room that already exists.
+    /// A room to create already exists.
     RoomExists(String),
     /// The room does not exist.
     UnknownRoom(String),
-    /// An event was rejected before anything was written (e.g. a member
-    /// event whose state_key is not a user id or whose membership is unknown).
-    Invalid(String),
+    /// The alias a room creation wanted to claim is taken.
+    AliasTaken(String),
+    /// The plan refused the write; nothing was written.
+    Refused(Refusal),
     /// A group-commit flush failed, so the write may not be durable.
     Flush(String),
+    /// The writer is gone (shutdown) or failed unexpectedly.
+    Internal(String),
 }
 
 impl fmt::Display for StoreError {
@@ -80,8 +122,10 @@ impl fmt::Display for StoreError {
             Self::Corrupt(what) => write!(f, "corrupt stored data: {what}"),
             Self::RoomExists(room) => write!(f, "room {room} already exists"),
             Self::UnknownRoom(room) => write!(f, "room {room} does not exist"),
-            Self::Invalid(why) => write!(f, "invalid event: {why}"),
+            Self::AliasTaken(alias) => write!(f, "room alias {alias} is already taken"),
+            Self::Refused(why) => write!(f, "refused: {why}"),
             Self::Flush(why) => write!(f, "flushing the database failed: {why}"),
+            Self::Internal(why) => write!(f, "store failure: {why}"),
         }
     }
 }
@@ -101,58 +145,51 @@ impl From<::sled::Error> for StoreError {
     }
 }
 
-impl From<::sled::transaction::TransactionError<StoreError>> for StoreError {
-    fn from(e: ::sled::transaction::TransactionError<StoreError>) -> Self {
-        match e {
-            ::sled::transaction::TransactionError::Abort(e) => e,
-            ::sled::transaction::TransactionError::Storage(e) => Self::Db(e),
-        }
-    }
-}
+/// A user's membership in a room and the stream position of the event that set it.
+pub type MemberEntry = (Membership, u64);
 
-/// Everything the service persists. Object-safe; all methods are short
-/// blocking calls that never wait for an fsync.
+/// Everything the service persists. Object-safe; see the module docs for
+/// the contract (durable on return, read committed, authorized, atomic).
+#[async_trait::async_trait]
 pub trait Store: Send + Sync {
-    /// Registers a user; `false` if the id is taken. Atomic.
-    fn create_user(&self, user: &UserId, password_hash: &str) -> Result<bool, StoreError>;
-    /// The stored password hash, if the user exists.
-    fn password_hash(&self, user: &UserId) -> Result<Option<String>, StoreError>;
-    /// Whether the user is registered.
-    fn user_exists(&self, user: &UserId) -> Result<bool, StoreError>;
-    /// Stores an access token (by hash) for a user's device.
-    fn add_token(&self, token_hash: &[u8; 32], user: &UserId, device_id: &str) -> Result<WriteSeq, StoreError>;
-    /// The (user, device_id) owning a token hash.
-    fn token_user(&self, token_hash: &[u8; 32]) -> Result<Option<(UserId, String)>, StoreError>;
-    /// Forgets a token hash (logout).
-    fn remove_token(&self, token_hash: &[u8; 32]) -> Result<WriteSeq, StoreError>;
+    // -- accounts ------------------------------------------------------------
 
-    /// Creates a room with its initial events, all or nothing; errors if the room exists.
-    fn create_room(
-        &self,
-        room: &RoomId,
-        creator: &UserId,
-        initial: &[NewEvent],
-    ) -> Result<(Vec<Event>, WriteSeq), StoreError>;
+    /// Registers a user; `false` if the id is taken.
+    async fn create_user(&self, user: &UserId, password_hash: &str) -> Result<bool, StoreError>;
+    /// The stored password hash, if the user exists.
+    async fn password_hash(&self, user: &UserId) -> Result<Option<String>, StoreError>;
+    /// Whether the user is registered.
+    async fn user_exists(&self, user: &UserId) -> Result<bool, StoreError>;
+    /// Stores an access token (by hash) for a user's device; the device's
+    /// previous token, if any, stops working in the same write.
+    async fn add_token(&self, token_hash: &[u8; 32], user: &UserId, device_id: &str) -> Result<(), StoreError>;
+    /// The (user, device_id) owning a token hash.
+    async fn token_user(&self, token_hash: &[u8; 32]) -> Result<Option<(UserId, String)>, StoreError>;
+    /// Forgets a token hash (logout).
+    async fn remove_token(&self, token_hash: &[u8; 32]) -> Result<(), StoreError>;
+
+    // -- rooms ---------------------------------------------------------------
+
+    /// Runs a room write: loads the room's auth state, asks the plan, and
+    /// writes what it returns, all while no other write to the room runs.
+    async fn write_room(&self, write: RoomWrite) -> Result<RoomWritten, StoreError>;
     /// Whether the room exists.
-    fn room_exists(&self, room: &RoomId) -> Result<bool, StoreError>;
-    /// Appends events to a room in one transaction; state events (state_key Some) replace current state; m.room.member events also update both membership indexes.
-    fn append(&self, room: &RoomId, events: &[NewEvent]) -> Result<(Vec<Event>, WriteSeq), StoreError>;
-    /// The user's current membership in the room (one point read).
-    fn membership(&self, room: &RoomId, user: &UserId) -> Result<Option<Membership>, StoreError>;
+    async fn room_exists(&self, room: &RoomId) -> Result<bool, StoreError>;
+    /// The user's current membership in the room and the position that set it.
+    async fn membership(&self, room: &RoomId, user: &UserId) -> Result<Option<MemberEntry>, StoreError>;
     /// The current state event for (type, state_key).
-    fn state_event(&self, room: &RoomId, event_type: &str, state_key: &str) -> Result<Option<Event>, StoreError>;
+    async fn state_event(&self, room: &RoomId, event_type: &str, state_key: &str) -> Result<Option<Event>, StoreError>;
     /// All current state events, ordered by (type, state_key).
-    fn current_state(&self, room: &RoomId) -> Result<Vec<Event>, StoreError>;
-    /// State as it was right after the event at `pos` (replay of the room log up to pos; used for members who left).
-    fn state_at(&self, room: &RoomId, pos: u64) -> Result<Vec<Event>, StoreError>;
-    /// The stream position of the user's current member event in the room.
-    fn membership_pos(&self, room: &RoomId, user: &UserId) -> Result<Option<u64>, StoreError>;
+    async fn current_state(&self, room: &RoomId) -> Result<Vec<Event>, StoreError>;
+    /// State as it was right after the event at `pos`, ordered by (type, state_key).
+    async fn state_at(&self, room: &RoomId, pos: u64) -> Result<Vec<Event>, StoreError>;
     /// Every user with a member event in the room and their membership.
-    fn members(&self, room: &RoomId) -> Result<Vec<(UserId, Membership)>, StoreError>;
-    /// Every room the user has a member event in and their membership.
-    fn rooms_of(&self, user: &UserId) -> Result<Vec<(RoomId, Membership)>, StoreError>;
-    /// Room events with from < stream_pos <= to, oldest first, at most limit (newest limit if `newest`).
-    fn room_events(
+    async fn members(&self, room: &RoomId) -> Result<Vec<(UserId, Membership)>, StoreError>;
+    /// Every room the user has a member event in, with membership and position.
+    async fn rooms_of(&self, user: &UserId) -> Result<Vec<(RoomId, MemberEntry)>, StoreError>;
+    /// Room events with from < stream_pos <= to (and <= the durable
+    /// position), oldest first, at most `limit` (the newest ones if `newest`).
+    async fn room_events(
         &self,
         room: &RoomId,
         from: u64,
@@ -160,28 +197,42 @@ pub trait Store: Send + Sync {
         limit: usize,
         newest: bool,
     ) -> Result<Vec<Event>, StoreError>;
-    /// The highest committed stream position; every event at or below it is readable.
-    fn current_pos(&self) -> u64;
+    /// Every event at or below this position, and no event above it, is durable and readable.
+    fn durable_pos(&self) -> u64;
+    /// A receiver woken whenever [`Store::durable_pos`] moves.
+    fn subscribe(&self) -> tokio::sync::watch::Receiver<u64>;
+    /// Wakes every subscriber at once (shutdown).
+    fn wake_subscribers(&self);
+    /// How many receivers from [`Store::subscribe`] exist (waiting syncs).
+    fn subscriber_count(&self) -> usize;
 
-    /// Points an alias at a room; `None` if the alias is taken.
-    fn set_alias(&self, alias: &RoomAliasId, room: &RoomId) -> Result<Option<WriteSeq>, StoreError>;
+    // -- directory -----------------------------------------------------------
+
+    /// Points an alias at an existing room; `false` if the alias is taken.
+    async fn set_alias(&self, alias: &RoomAliasId, room: &RoomId) -> Result<bool, StoreError>;
     /// The room an alias points at.
-    fn resolve_alias(&self, alias: &RoomAliasId) -> Result<Option<RoomId>, StoreError>;
-    /// Removes an alias; `None` if it did not exist.
-    fn delete_alias(&self, alias: &RoomAliasId) -> Result<Option<WriteSeq>, StoreError>;
+    async fn resolve_alias(&self, alias: &RoomAliasId) -> Result<Option<RoomId>, StoreError>;
+    /// Removes an alias; `false` if it did not exist.
+    async fn delete_alias(&self, alias: &RoomAliasId) -> Result<bool, StoreError>;
+
+    // -- transactions, filters, profiles -------------------------------------
 
     /// The event id already sent by `user` in `room` with this transaction id.
-    fn txn_event(&self, user: &UserId, room: &RoomId, txn_id: &str) -> Result<Option<String>, StoreError>;
-    /// Appends one event unless (sender, room, txn_id) was seen, in which case
-    /// the earlier event is returned and nothing is written.
-    fn append_with_txn(&self, room: &RoomId, event: NewEvent, txn_id: &str) -> Result<(Event, WriteSeq), StoreError>;
-
+    async fn txn_event(&self, user: &UserId, room: &RoomId, txn_id: &str) -> Result<Option<String>, StoreError>;
     /// Stores a sync filter of `user` and returns its new id (unique per database).
-    fn put_filter(&self, user: &UserId, filter: &serde_json::Value) -> Result<(String, WriteSeq), StoreError>;
+    async fn put_filter(&self, user: &UserId, filter: &serde_json::Value) -> Result<String, StoreError>;
     /// A filter `user` stored earlier.
-    fn filter(&self, user: &UserId, filter_id: &str) -> Result<Option<serde_json::Value>, StoreError>;
+    async fn filter(&self, user: &UserId, filter_id: &str) -> Result<Option<serde_json::Value>, StoreError>;
     /// Sets (`Some`) or clears (`None`) the user's profile display name.
-    fn set_displayname(&self, user: &UserId, name: Option<&str>) -> Result<WriteSeq, StoreError>;
+    async fn set_displayname(&self, user: &UserId, name: Option<&str>) -> Result<(), StoreError>;
     /// The display name the user set, if any.
-    fn displayname(&self, user: &UserId) -> Result<Option<String>, StoreError>;
+    async fn displayname(&self, user: &UserId) -> Result<Option<String>, StoreError>;
+
+    // -- lifecycle -----------------------------------------------------------
+
+    /// Makes everything written so far durable (shutdown).
+    fn flush(&self) -> Result<(), StoreError>;
 }
+
+#[cfg(test)]
+mod tests;

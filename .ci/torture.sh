@@ -1,0 +1,63 @@
+#!/usr/bin/env bash
+# Crash torture of the release binary (examples/torture.rs). Runs from any directory.
+#
+# 1. Builds the release server and the torture.
+# 2. Shows that the checks fire, so that a passing run means something: with
+#    the database rolled back before a restart, the torture must report lost
+#    acknowledged changes (retry acknowledgements among them), lost accounts,
+#    phantom and undelivered events, changed sync windows and a stream that
+#    went back; with a database that cannot be opened, a failed restart.
+# 3. The torture itself: TORTURE_CYCLES cycles (default 50, about a minute and
+#    a half on the busy 2-core CI machine); any violation fails.
+#
+# TORTURE_SEED fixes the seed (default: the clock; every run prints its seed).
+set -euo pipefail
+
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+ROOT="$(pwd)"
+TARGET="${CARGO_TARGET_DIR:-$ROOT/target}"
+TORTURE="$TARGET/release/examples/torture"
+SERVER="$TARGET/release/matrix-membership"
+CYCLES="${TORTURE_CYCLES:-50}"
+SEED="${TORTURE_SEED:-$(date +%s)}"
+LOG="$(mktemp)"
+trap 'rm -f "$LOG"' EXIT
+
+cargo build --release --bin matrix-membership --example torture
+
+# The number after NAME= in a summary line.
+count() {
+    sed -n "s/.* $1=\([0-9]*\).*/\1/p" <<<"$2"
+}
+
+# expect_fault FAULT CYCLES COUNTER...: the run must fail and every COUNTER be above 0.
+expect_fault() {
+    local fault="$1" cycles="$2" summary status=0
+    shift 2
+    summary="$("$TORTURE" --server-bin "$SERVER" --fault "$fault" --cycles "$cycles" --seed "$SEED" 2>"$LOG")" || status=$?
+    echo "--fault $fault: $summary"
+    if [ "$status" -ne 1 ]; then
+        echo "expected exit status 1 (violations found), got $status; its log:" >&2
+        tail -n 40 "$LOG" >&2
+        return 1
+    fi
+    for counter in "$@"; do
+        if [ "$(count "$counter" "$summary")" = 0 ]; then
+            echo "the $counter check did not fire against --fault $fault; its log:" >&2
+            tail -n 40 "$LOG" >&2
+            return 1
+        fi
+    done
+}
+
+echo "checks fire against a damaged data folder (seed $SEED):"
+expect_fault rollback 2 lost_acked_ops retry_acks_lost phantom_events undelivered_events \
+    changed_windows stream_regressions
+if ! grep -q "lost account" "$LOG"; then
+    echo "the account check did not fire against --fault rollback" >&2
+    exit 1
+fi
+expect_fault no-restart 1 restarts_failed
+
+echo "the torture: $CYCLES cycles (seed $SEED)"
+"$TORTURE" --server-bin "$SERVER" --cycles "$CYCLES" --seed "$SEED"

@@ -1,0 +1,181 @@
+//! The part of a room's state the authorization gate reads: the create
+//! event, power levels, join rules, and the memberships of the users an
+//! event concerns.
+//!
+//! The store loads it (under the room's write serialization) for exactly the
+//! users a write names, so judging an event costs a few point reads whatever
+//! the room's size. A user whose membership was not loaded is never guessed
+//! at: the gate refuses to judge an event about them.
+
+use super::state::{JoinRule, Membership, PowerLevels};
+use crate::ids::{RoomId, UserId};
+use serde_json::{Map, Value};
+use std::collections::BTreeMap;
+
+/// What the gate knows about one room while judging a write.
+#[derive(Debug, Clone)]
+pub struct AuthState {
+    room: RoomId,
+    /// `Some` once the room's `m.room.create` exists (stored or in this write).
+    create: Option<Create>,
+    /// Whether any event follows the create event (the creator's first join
+    /// is special only while nothing does).
+    after_create: bool,
+    power_levels: Option<PowerLevels>,
+    join_rule: Option<JoinRule>,
+    members: BTreeMap<UserId, Option<Membership>>,
+}
+
+/// What the gate reads from `m.room.create`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Create {
+    pub creator: UserId,
+    pub room_version: String,
+}
+
+/// Stored state the store could not make sense of; the room is damaged.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BadState(pub String);
+
+impl AuthState {
+    /// A room that does not exist yet: its first event must be the create event.
+    pub fn new_room(room: RoomId) -> Self {
+        AuthState {
+            room,
+            create: None,
+            after_create: false,
+            power_levels: None,
+            join_rule: None,
+            members: BTreeMap::new(),
+        }
+    }
+
+    /// An existing room, from the contents of its current create, power
+    /// levels and join rules events.
+    pub fn existing(
+        room: RoomId,
+        create: &Map<String, Value>,
+        power_levels: Option<&Map<String, Value>>,
+        join_rules: Option<&Map<String, Value>>,
+    ) -> Result<Self, BadState> {
+        let create = Create::from_content(create).map_err(|e| BadState(format!("{room}: m.room.create: {e}")))?;
+        let power_levels = power_levels
+            .map(|c| serde_json::from_value::<PowerLevels>(Value::Object(c.clone())))
+            .transpose()
+            .map_err(|e| BadState(format!("{room}: m.room.power_levels: {e}")))?;
+        Ok(AuthState {
+            room,
+            create: Some(create),
+            after_create: true,
+            power_levels,
+            join_rule: join_rules.and_then(join_rule_of),
+            members: BTreeMap::new(),
+        })
+    }
+
+    /// Records a user's current membership (`None`: never a member event).
+    pub fn load_member(&mut self, user: UserId, membership: Option<Membership>) {
+        self.members.insert(user, membership);
+    }
+
+    /// The room being judged.
+    pub fn room(&self) -> &RoomId {
+        &self.room
+    }
+
+    /// The create event's facts, once the room exists.
+    pub fn create(&self) -> Option<&Create> {
+        self.create.as_ref()
+    }
+
+    /// A loaded user's membership; `Err` if the store did not load it.
+    pub fn membership(&self, user: &UserId) -> Result<Option<Membership>, String> {
+        self.members
+            .get(user)
+            .copied()
+            .ok_or_else(|| format!("the membership of {user} in {} was not loaded", self.room))
+    }
+
+    /// The join rule in force (`invite` when the room has none, as the spec says).
+    pub fn join_rule(&self) -> JoinRule {
+        self.join_rule.unwrap_or(JoinRule::Invite)
+    }
+
+    /// Whether the room has an `m.room.power_levels` event yet.
+    pub fn has_power_levels(&self) -> bool {
+        self.power_levels.is_some()
+    }
+
+    /// The power levels in force. Without an `m.room.power_levels` event the
+    /// spec's implicit levels apply: the creator 100, everyone else 0, and
+    /// state events need 0.
+    pub fn power_levels(&self) -> PowerLevels {
+        match &self.power_levels {
+            Some(pl) => pl.clone(),
+            None => {
+                let mut pl = PowerLevels {
+                    state_default: 0,
+                    ..PowerLevels::default()
+                };
+                if let Some(create) = &self.create {
+                    pl.users.insert(create.creator.to_string(), 100);
+                }
+                pl
+            }
+        }
+    }
+
+    /// Whether the create event is the only event so far.
+    pub(super) fn only_create(&self) -> bool {
+        self.create.is_some() && !self.after_create
+    }
+
+    /// Takes an authorized event into account, so the next event of the same
+    /// write is judged against the state it leaves. Only the gate calls this.
+    pub(super) fn apply(&mut self, event_type: &str, state_key: Option<&str>, content: &Map<String, Value>) {
+        if self.create.is_some() {
+            self.after_create = true;
+        }
+        let Some(key) = state_key else { return };
+        match event_type {
+            "m.room.create" => self.create = Create::from_content(content).ok(),
+            "m.room.power_levels" => {
+                self.power_levels = serde_json::from_value(Value::Object(content.clone())).ok();
+            }
+            "m.room.join_rules" => self.join_rule = join_rule_of(content),
+            "m.room.member" => {
+                if let (Ok(user), Some(m)) = (UserId::parse(key), membership_of(content)) {
+                    self.members.insert(user, Some(m));
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+impl Create {
+    /// Reads `creator` and `room_version` (default "1", as the spec says).
+    pub fn from_content(content: &Map<String, Value>) -> Result<Self, String> {
+        let creator = content
+            .get("creator")
+            .and_then(Value::as_str)
+            .ok_or("it has no creator")?;
+        let creator = UserId::parse(creator).map_err(|e| format!("creator: {e}"))?;
+        let room_version = match content.get("room_version") {
+            None => "1".to_string(),
+            Some(Value::String(v)) => v.clone(),
+            Some(other) => return Err(format!("room_version {other} is not a string")),
+        };
+        Ok(Create { creator, room_version })
+    }
+}
+
+/// `content.join_rule`, if it is one we know.
+pub fn join_rule_of(content: &Map<String, Value>) -> Option<JoinRule> {
+    serde_json::from_value(content.get("join_rule")?.clone()).ok()
+}
+
+/// `content.membership`, if it is one we know.
+pub fn membership_of(content: &Map<String, Value>) -> Option<Membership> {
+    serde_json::from_value(content.get("membership")?.clone()).ok()
+}

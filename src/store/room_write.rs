@@ -1,0 +1,160 @@
+//! Applying a room write on the writer thread: load the auth state the plan
+//! needs, ask the plan, and stage its authorized events with every index
+//! they change (event log, stream, current state, membership both ways).
+
+use super::codec::{corrupt, decode_event, decode_membership, decode_str, decode_u64, encode_event, encode_membership};
+use super::keys::{self, Tag};
+use super::writer::Staged;
+use super::{Event, RoomWrite, RoomWritten, StoreError};
+use crate::ids::{RoomId, UserId};
+use crate::membership::auth::{AuthState, Authorized};
+use crate::membership::auth_state::membership_of;
+use serde_json::{Map, Value};
+
+/// Runs `write` against the newest data and stages what it writes.
+pub fn run(st: &mut Staged<'_>, write: RoomWrite) -> Result<RoomWritten, StoreError> {
+    let room = write.room.as_str();
+    if let Some((sender, txn_id)) = &write.txn {
+        if let Some(seen) = st.get(&keys::txn(sender.as_str(), room, txn_id))? {
+            let event_id = decode_str(seen.get(8..).unwrap_or_default())?;
+            return Ok(RoomWritten::Repeated(event_id.to_owned()));
+        }
+    }
+    let mut auth = match &write.create {
+        Some(creation) => {
+            if st.get(&keys::key(Tag::RoomMeta, &[room.as_bytes()]))?.is_some() {
+                return Err(StoreError::RoomExists(room.to_owned()));
+            }
+            if let Some(alias) = &creation.alias {
+                if st
+                    .get(&keys::key(Tag::AliasRoom, &[alias.as_str().as_bytes()]))?
+                    .is_some()
+                {
+                    return Err(StoreError::AliasTaken(alias.to_string()));
+                }
+            }
+            AuthState::new_room(write.room.clone())
+        }
+        None => load_auth_state(st, &write.room)?,
+    };
+    for user in &write.users {
+        let entry = st.get(&keys::room_member(room, user.as_str()))?;
+        let membership = entry.map(|v| decode_membership(&v)).transpose()?.map(|(m, _)| m);
+        auth.load_member(user.clone(), membership);
+    }
+    let events = (write.plan)(&mut auth).map_err(StoreError::Refused)?;
+    if events.is_empty() {
+        return Ok(RoomWritten::Unchanged);
+    }
+    if let Some(creation) = &write.create {
+        let creator = events.first().map(|a| a.event().sender.to_string()).unwrap_or_default();
+        let meta = serde_json::json!({ "creator": creator }).to_string();
+        st.put(keys::key(Tag::RoomMeta, &[room.as_bytes()]), meta.into_bytes());
+        if let Some(alias) = &creation.alias {
+            st.put(keys::key(Tag::AliasRoom, &[alias.as_str().as_bytes()]), room.as_bytes());
+            st.put(
+                keys::key(Tag::RoomAlias, &[room.as_bytes(), alias.as_str().as_bytes()]),
+                &[][..],
+            );
+        }
+    }
+    let now = now_ms();
+    let mut written = Vec::with_capacity(events.len());
+    for authorized in events {
+        if authorized.room() != &write.room {
+            return Err(StoreError::Internal(format!(
+                "a plan for {room} returned an event authorized for {}",
+                authorized.room()
+            )));
+        }
+        written.push(stage_event(st, authorized, now)?);
+    }
+    if let Some((sender, txn_id)) = &write.txn {
+        let first = &written[0];
+        let mut value = first.stream_pos.to_be_bytes().to_vec();
+        value.extend_from_slice(first.event_id.as_bytes());
+        st.put(keys::txn(sender.as_str(), room, txn_id), value);
+    }
+    Ok(RoomWritten::Written(written))
+}
+
+/// The current content of a state event, read through `st`.
+fn state_content(st: &Staged<'_>, room: &str, event_type: &str) -> Result<Option<Map<String, Value>>, StoreError> {
+    let Some(pos) = st.get(&keys::room_state(room, event_type, ""))? else {
+        return Ok(None);
+    };
+    let pos = decode_u64(&pos)?;
+    let bytes = st
+        .get(&keys::room_event(room, pos))?
+        .ok_or_else(|| corrupt(format!("state of {room} points at missing event {pos}")))?;
+    match decode_event(room, pos, &bytes)?.content {
+        Value::Object(map) => Ok(Some(map)),
+        other => Err(corrupt(format!("event {pos} in {room} has non-object content {other}"))),
+    }
+}
+
+/// The auth state of an existing room: create, power levels, join rules.
+fn load_auth_state(st: &Staged<'_>, room: &RoomId) -> Result<AuthState, StoreError> {
+    let r = room.as_str();
+    if st.get(&keys::key(Tag::RoomMeta, &[r.as_bytes()]))?.is_none() {
+        return Err(StoreError::UnknownRoom(r.to_owned()));
+    }
+    let create =
+        state_content(st, r, "m.room.create")?.ok_or_else(|| corrupt(format!("room {r} has no m.room.create")))?;
+    let power_levels = state_content(st, r, "m.room.power_levels")?;
+    let join_rules = state_content(st, r, "m.room.join_rules")?;
+    AuthState::existing(room.clone(), &create, power_levels.as_ref(), join_rules.as_ref()).map_err(|e| corrupt(e.0))
+}
+
+/// Stages one authorized event at the next position, with its indexes.
+fn stage_event(st: &mut Staged<'_>, authorized: Authorized, now: u64) -> Result<Event, StoreError> {
+    let room = authorized.room().as_str().to_owned();
+    let proposed = authorized.event();
+    let pos = st.next_pos();
+    let event = Event {
+        event_id: new_event_id(),
+        room_id: room.clone(),
+        sender: proposed.sender.to_string(),
+        event_type: proposed.event_type.clone(),
+        state_key: proposed.state_key.clone(),
+        content: Value::Object(proposed.content.clone()),
+        origin_server_ts: now,
+        stream_pos: pos,
+    };
+    st.put(keys::room_event(&room, pos), encode_event(&event)?);
+    st.put(keys::stream_pos(pos), room.as_bytes());
+    if let Some(state_key) = &proposed.state_key {
+        st.put(
+            keys::room_state(&room, &proposed.event_type, state_key),
+            &pos.to_be_bytes()[..],
+        );
+        if proposed.event_type == "m.room.member" {
+            // The gate checked both; a failure here would be a gate bug.
+            let user = UserId::parse(state_key).map_err(|e| StoreError::Internal(e.0))?;
+            let membership = membership_of(&proposed.content)
+                .ok_or_else(|| StoreError::Internal("an authorized member event has no membership".into()))?;
+            let value = encode_membership(membership, pos);
+            st.put(keys::room_member(&room, user.as_str()), value.clone());
+            st.put(keys::user_room(user.as_str(), &room), value);
+        }
+    }
+    Ok(event)
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+/// `$` + 24 alphanumerics (~143 bits: collisions are not a practical concern).
+fn new_event_id() -> String {
+    use rand::Rng;
+    let opaque: String = rand::thread_rng()
+        .sample_iter(&rand::distributions::Alphanumeric)
+        .take(crate::membership::limits::EVENT_ID_BYTES - 1)
+        .map(char::from)
+        .collect();
+    format!("${opaque}")
+}

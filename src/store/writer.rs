@@ -1,0 +1,271 @@
+//! The single writer: one thread applies every write, in arrival order.
+//!
+//! One writer makes the store's guarantees simple to keep:
+//! - writes to a room are serialized without room locks: a plan reads the
+//!   room's newest state and nothing else writes in between;
+//! - stream positions are handed out in the order writes are applied, so a
+//!   reader that sees position n can rely on every lower one existing;
+//! - writes waiting together are applied as ONE sled batch (sled makes two
+//!   synchronous buffer writes per batch however small it is), each job
+//!   seeing what the jobs before it in the batch wrote.
+//!
+//! A job that fails writes nothing and does not affect its neighbours. Before
+//! a batch is applied its keys' old values are registered with
+//! [`Committed`], so readers keep seeing those until a flush makes the batch
+//! durable; a job's caller is answered only after that flush.
+
+use super::commit::GroupCommit;
+use super::committed::Committed;
+use super::{RoomWritten, StoreError, WriteSeq};
+use ::sled::{IVec, Tree};
+use std::collections::HashMap;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use tokio::sync::oneshot;
+
+/// The most jobs one batch takes; more wait for the next.
+const MAX_BATCH: usize = 256;
+
+/// What a job answers.
+#[derive(Debug)]
+pub enum Output {
+    Room(RoomWritten),
+    Flag(bool),
+    Id(String),
+    Done,
+}
+
+/// A job: decides and stages its writes against the newest data.
+pub type JobFn = Box<dyn FnOnce(&mut Staged<'_>) -> Result<Output, StoreError> + Send>;
+
+/// A job's answer and the write whose durability it waits for: a refusal
+/// too, since it may rest on a write that is not durable yet.
+type Answer = (Result<Output, StoreError>, WriteSeq);
+
+struct Job {
+    run: JobFn,
+    reply: oneshot::Sender<Answer>,
+}
+
+/// Keys written so far, in order, with their new values (`None`: removed).
+#[derive(Default)]
+struct Writes {
+    order: Vec<Vec<u8>>,
+    values: HashMap<Vec<u8>, Option<IVec>>,
+}
+
+impl Writes {
+    fn set(&mut self, key: Vec<u8>, value: Option<IVec>) {
+        if self.values.insert(key.clone(), value).is_none() {
+            self.order.push(key);
+        }
+    }
+
+    fn get(&self, key: &[u8]) -> Option<&Option<IVec>> {
+        self.values.get(key)
+    }
+
+    fn absorb(&mut self, other: Writes) {
+        let Writes { order, mut values } = other;
+        for key in order {
+            let value = values.remove(&key).unwrap_or(None);
+            self.set(key, value);
+        }
+    }
+}
+
+/// One job's view while it runs: its own writes over the batch's over the tree.
+pub struct Staged<'a> {
+    tree: &'a Tree,
+    batch: &'a Writes,
+    own: Writes,
+    next_pos: u64,
+}
+
+impl Staged<'_> {
+    /// The newest value of `key`, including writes staged before this read.
+    pub fn get(&self, key: &[u8]) -> Result<Option<IVec>, StoreError> {
+        if let Some(v) = self.own.get(key).or_else(|| self.batch.get(key)) {
+            return Ok(v.clone());
+        }
+        Ok(self.tree.get(key)?)
+    }
+
+    /// Stages `key = value`.
+    pub fn put(&mut self, key: Vec<u8>, value: impl Into<IVec>) {
+        self.own.set(key, Some(value.into()));
+    }
+
+    /// Stages the removal of `key`.
+    pub fn remove(&mut self, key: Vec<u8>) {
+        self.own.set(key, None);
+    }
+
+    /// Hands out the next stream position.
+    pub fn next_pos(&mut self) -> u64 {
+        let pos = self.next_pos;
+        self.next_pos += 1;
+        pos
+    }
+}
+
+/// The writer thread's handle: submit jobs, wait for their durability.
+pub struct Writer {
+    tx: Mutex<Option<mpsc::Sender<Job>>>,
+    thread: Mutex<Option<JoinHandle<()>>>,
+    commit: Arc<GroupCommit>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl Writer {
+    /// Starts the writer over `tree`, whose highest stream position is `pos`.
+    pub fn start(
+        tree: Tree,
+        committed: Arc<Committed>,
+        commit: Arc<GroupCommit>,
+        pos: u64,
+    ) -> Result<Self, StoreError> {
+        let (tx, rx) = mpsc::channel();
+        let thread_commit = commit.clone();
+        let thread = std::thread::Builder::new()
+            .name("store-writer".into())
+            .spawn(move || {
+                let mut state = WriterState {
+                    tree,
+                    committed,
+                    commit: thread_commit,
+                    pos,
+                };
+                while let Ok(first) = rx.recv() {
+                    let mut jobs = vec![first];
+                    while jobs.len() < MAX_BATCH {
+                        match rx.try_recv() {
+                            Ok(job) => jobs.push(job),
+                            Err(_) => break,
+                        }
+                    }
+                    state.run_batch(jobs);
+                }
+            })
+            .map_err(|e| StoreError::Internal(format!("cannot start the writer thread: {e}")))?;
+        Ok(Writer {
+            tx: Mutex::new(Some(tx)),
+            thread: Mutex::new(Some(thread)),
+            commit,
+        })
+    }
+
+    /// Runs `run` on the writer and returns its answer once everything it
+    /// saw, and its own batch, is durable.
+    pub async fn submit(&self, run: JobFn) -> Result<Output, StoreError> {
+        let (reply, answer) = oneshot::channel();
+        {
+            let tx = lock(&self.tx);
+            let tx = tx
+                .as_ref()
+                .ok_or_else(|| StoreError::Internal("the store is closed".into()))?;
+            tx.send(Job { run, reply })
+                .map_err(|_| StoreError::Internal("the writer thread has stopped".into()))?;
+        }
+        let (output, seq) = answer
+            .await
+            .map_err(|_| StoreError::Internal("the writer thread dropped a job".into()))?;
+        self.commit.durable(seq).await?;
+        output
+    }
+
+    /// Stops the writer after the jobs already sent, and waits for it.
+    pub fn stop(&self) {
+        drop(lock(&self.tx).take());
+        if let Some(thread) = lock(&self.thread).take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+impl Drop for Writer {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+struct WriterState {
+    tree: Tree,
+    committed: Arc<Committed>,
+    commit: Arc<GroupCommit>,
+    /// The highest stream position applied.
+    pos: u64,
+}
+
+type Outcome = (oneshot::Sender<Answer>, Result<Output, StoreError>);
+
+impl WriterState {
+    fn run_batch(&mut self, jobs: Vec<Job>) {
+        let mut batch = Writes::default();
+        let mut next_pos = self.pos + 1;
+        let mut outcomes: Vec<Outcome> = Vec::with_capacity(jobs.len());
+        for job in jobs {
+            let mut staged = Staged {
+                tree: &self.tree,
+                batch: &batch,
+                own: Writes::default(),
+                next_pos,
+            };
+            let result = catch_unwind(AssertUnwindSafe(|| (job.run)(&mut staged))).unwrap_or_else(|_| {
+                Err(StoreError::Internal(
+                    "a write panicked; nothing of it was written".into(),
+                ))
+            });
+            if result.is_ok() {
+                next_pos = staged.next_pos;
+                let own = staged.own;
+                batch.absorb(own);
+            }
+            outcomes.push((job.reply, result));
+        }
+        // Nothing new: what the jobs saw is covered by the last write.
+        let applied = if batch.order.is_empty() {
+            Ok(self.commit.last_write())
+        } else {
+            self.apply(batch, next_pos - 1)
+        };
+        let seq = applied.as_ref().copied().unwrap_or_else(|_| self.commit.last_write());
+        for (reply, result) in outcomes {
+            let result = match (&applied, result) {
+                (Err(e), Ok(_)) => Err(StoreError::Internal(format!("applying the write failed: {e}"))),
+                (_, result) => result,
+            };
+            let _ = reply.send((result, seq));
+        }
+    }
+
+    /// Applies a batch atomically, hidden from readers until it is durable.
+    fn apply(&mut self, batch: Writes, pos_after: u64) -> Result<WriteSeq, StoreError> {
+        let seq = self.commit.last_write() + 1;
+        let mut before = Vec::with_capacity(batch.order.len());
+        for key in &batch.order {
+            before.push((key.clone(), self.tree.get(key)?));
+        }
+        self.committed.register(seq, before, pos_after);
+        let mut sled_batch = ::sled::Batch::default();
+        let Writes { order, mut values } = batch;
+        for key in order {
+            match values.remove(&key).unwrap_or(None) {
+                Some(value) => sled_batch.insert(key, value),
+                None => sled_batch.remove(key),
+            }
+        }
+        if let Err(e) = self.tree.apply_batch(sled_batch) {
+            self.committed.unregister(seq);
+            return Err(e.into());
+        }
+        self.pos = pos_after;
+        self.commit.publish(seq);
+        Ok(seq)
+    }
+}

@@ -342,6 +342,7 @@ async fn a_long_poll_sync_outlives_the_header_body_and_idle_timeouts() {
 
 /// Starts the server binary with an open-file limit of `limit` (soft and hard,
 /// so it cannot raise it), its stderr going to `log`.
+#[cfg(target_os = "linux")]
 fn spawn_with_fd_limit(data: &std::path::Path, log: &std::path::Path, limit: u64) -> std::process::Child {
     use std::os::unix::process::CommandExt;
     let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_matrix-membership"));
@@ -369,6 +370,7 @@ fn spawn_with_fd_limit(data: &std::path::Path, log: &std::path::Path, limit: u64
 }
 
 /// User plus system CPU time of a process.
+#[cfg(target_os = "linux")]
 fn cpu_time(pid: u32) -> Duration {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
     let fields: Vec<&str> = stat[stat.rfind(')').unwrap() + 2..].split_whitespace().collect();
@@ -376,6 +378,7 @@ fn cpu_time(pid: u32) -> Duration {
     Duration::from_millis(ticks * 10) // USER_HZ is 100 on Linux
 }
 
+#[cfg(target_os = "linux")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn accept_backs_off_quietly_at_the_file_descriptor_limit() {
     let dir = tempfile::tempdir().unwrap();

@@ -1,8 +1,10 @@
 //! Command-line and environment configuration of the server binary.
 
+use clap::builder::TypedValueParser;
 use clap::Parser;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::time::Duration;
 
 /// matrix-membership: a Matrix room-membership homeserver on an embedded sled database.
 #[derive(Debug, Clone, Parser)]
@@ -138,6 +140,37 @@ pub struct Config {
     /// Test only: sleep this long before every password hash, so tests can fill the queue.
     #[arg(long, hide = true, default_value_t = 0)]
     pub test_hash_delay_ms: u64,
+
+    // --- HTTP edge limits ---
+    /// Longest a client may take to send a request head (slowloris), counted
+    /// from accept for a connection's first request and from the first byte
+    /// for later ones; e.g. `10s`, `500ms`.
+    #[arg(long, env = "MATRIX_MEMBERSHIP_HEADER_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
+    pub header_timeout: Duration,
+
+    /// Longest a client may take to send a request body once its head has arrived.
+    #[arg(long, env = "MATRIX_MEMBERSHIP_BODY_TIMEOUT", default_value = "30s", value_parser = parse_duration)]
+    pub body_timeout: Duration,
+
+    /// A keep-alive connection with no request in flight for this long is
+    /// closed; so is one whose client stops reading a response for this long.
+    #[arg(long, env = "MATRIX_MEMBERSHIP_IDLE_TIMEOUT", default_value = "60s", value_parser = parse_duration)]
+    pub idle_timeout: Duration,
+
+    /// Largest request head (request line and headers), in bytes.
+    #[arg(long, env = "MATRIX_MEMBERSHIP_MAX_HEADER_BYTES", default_value_t = 16 * 1024,
+          value_parser = clap::value_parser!(u32).range(1024..=1024 * 1024).map(|v| v as usize))]
+    pub max_header_bytes: usize,
+
+    /// Most header fields in one request.
+    #[arg(long, env = "MATRIX_MEMBERSHIP_MAX_HEADERS", default_value_t = 100,
+          value_parser = clap::value_parser!(u32).range(1..=10_000).map(|v| v as usize))]
+    pub max_headers: usize,
+
+    /// Most connections served at once; further ones wait in the listen backlog until one closes.
+    #[arg(long, env = "MATRIX_MEMBERSHIP_MAX_CONNECTIONS", default_value_t = 1024,
+          value_parser = clap::value_parser!(u32).range(1..=1_000_000).map(|v| v as usize))]
+    pub max_connections: usize,
 }
 
 /// Who may register accounts.
@@ -147,4 +180,26 @@ pub enum RegistrationMode {
     Open,
     /// Nobody: `/register` answers 403.
     Closed,
+}
+
+/// `10s`, `500ms`, `2m` or a bare number of seconds.
+fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !c.is_ascii_digit() && c != '.')
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let value: f64 = number
+        .parse()
+        .map_err(|_| format!("{text:?} is not a duration such as 10s, 500ms or 2m"))?;
+    let seconds = match unit.trim() {
+        "" | "s" => value,
+        "ms" => value / 1000.0,
+        "m" => value * 60.0,
+        other => return Err(format!("unknown unit {other:?} in {text:?}; use ms, s or m")),
+    };
+    if !(seconds > 0.0 && seconds <= 86_400.0) {
+        return Err(format!("{text:?} must be more than 0 and at most a day"));
+    }
+    Ok(Duration::from_secs_f64(seconds))
 }

@@ -24,6 +24,43 @@ async fn shutdown_signal() {
     let _ = ctrl_c.await;
 }
 
+/// Raises the soft limit on open files to the hard one, as servers do: the
+/// soft default (often 1,024) is below the connection cap. Warns when the cap
+/// still does not fit; accept then backs off at the limit instead.
+fn check_descriptors(max_connections: usize) {
+    #[cfg(unix)]
+    {
+        let mut limit = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        // SAFETY: getrlimit and setrlimit only read and write the struct we pass.
+        let soft = unsafe {
+            if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) != 0 {
+                return;
+            }
+            if limit.rlim_cur < limit.rlim_max {
+                let raised = libc::rlimit {
+                    rlim_cur: limit.rlim_max,
+                    rlim_max: limit.rlim_max,
+                };
+                if libc::setrlimit(libc::RLIMIT_NOFILE, &raised) == 0 {
+                    limit = raised;
+                }
+            }
+            limit.rlim_cur
+        };
+        // The database, the runtime and the listener need some descriptors too.
+        let spare = 64;
+        if (max_connections as u64).saturating_add(spare) > soft {
+            tracing::warn!(
+                "--max-connections {max_connections} is above what the open-file limit of {soft} leaves \
+                 for connections; accept will back off at that limit"
+            );
+        }
+    }
+}
+
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     tracing_subscriber::fmt()
@@ -36,6 +73,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .init();
     let mut config = Config::parse();
     matrix_membership::service::registration::warn_if_registration_is_exposed(&config);
+    check_descriptors(config.max_connections);
     let listener = TcpListener::bind(config.bind).await?;
     if config.public_base_url.is_none() {
         // The address really bound (a port of 0 picks a free one).
@@ -48,12 +86,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         config.server_name,
         config.data_dir.display()
     );
-    let edge = Arc::new(Edge::new(
-        service.clone(),
-        EdgeConfig {
-            body_limit: config.body_limit,
-        },
-    ));
+    let edge = Arc::new(Edge::new(service.clone(), EdgeConfig::from(&config)));
     let stopping = {
         let service = service.clone();
         async move {

@@ -1,7 +1,9 @@
 //! The hyper 1 service: every request goes route → token → body → `Api`,
 //! and every failure on the way is a Matrix JSON error.
 
+use super::accept::{Accepted, Acceptor};
 use super::auth::{authenticate, credential, TokenResolver};
+use super::connection::Watched;
 use super::context::RequestContext;
 use super::cors;
 use super::error::MatrixError;
@@ -24,18 +26,7 @@ use swagger::auth::{Authorization, Scopes};
 use swagger::XSpanIdString;
 use tokio::net::TcpListener;
 
-/// Limits the edge enforces.
-#[derive(Debug, Clone)]
-pub struct EdgeConfig {
-    /// Largest accepted request body, in bytes.
-    pub body_limit: usize,
-}
-
-impl Default for EdgeConfig {
-    fn default() -> Self {
-        EdgeConfig { body_limit: 64 * 1024 }
-    }
-}
+pub use super::limits::EdgeConfig;
 
 /// The HTTP edge in front of an `Api` implementation.
 pub struct Edge<A> {
@@ -108,6 +99,11 @@ where
             Err(err) => error_response(&err),
         };
         cors::add_headers(resp.headers_mut());
+        if resp.status() == StatusCode::REQUEST_TIMEOUT {
+            // The rest of the body may still come: this connection cannot carry another request.
+            resp.headers_mut()
+                .insert(http::header::CONNECTION, HeaderValue::from_static("close"));
+        }
         tracing::info!(
             method = %method,
             path = %path,
@@ -218,7 +214,15 @@ where
         if declared.is_some_and(|n| n > self.config.body_limit as u64) {
             return Err(too_large());
         }
-        match Limited::new(req.into_body(), self.config.body_limit).collect().await {
+        let body = Limited::new(req.into_body(), self.config.body_limit).collect();
+        let Ok(read) = tokio::time::timeout(self.config.body_timeout, body).await else {
+            return Err(MatrixError::new(
+                StatusCode::REQUEST_TIMEOUT,
+                "M_UNKNOWN",
+                format!("the request body did not arrive within {:?}", self.config.body_timeout),
+            ));
+        };
+        match read {
             Ok(collected) => Ok(collected.to_bytes()),
             Err(e) if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() => Err(too_large()),
             Err(e) => Err(MatrixError::new(
@@ -239,6 +243,19 @@ fn add_retry_after(resp: &mut Response<Full<Bytes>>, body: &serde_json::Value) {
     }
 }
 
+/// hyper's parser, bounded by the head limits. Its own header timeout is
+/// off: `connection::Watched` keeps a better one (see there).
+fn http1_builder(config: &EdgeConfig) -> http1::Builder {
+    let mut builder = http1::Builder::new();
+    builder
+        .header_read_timeout(None)
+        .max_header_size(config.max_header_bytes)
+        .max_headers(config.max_headers)
+        // The read buffer needs to hold one head; hyper refuses less than 8 KiB.
+        .max_buf_size(config.max_header_bytes.max(8192));
+    builder
+}
+
 /// Serves `edge` on `listener` until `shutdown` resolves, then lets in-flight
 /// requests finish (for at most `grace`).
 pub async fn serve<A>(listener: TcpListener, edge: Arc<Edge<A>>, shutdown: impl Future<Output = ()>, grace: Duration)
@@ -246,24 +263,26 @@ where
     A: Api<RequestContext> + TokenResolver + Send + Sync + 'static,
 {
     let graceful = GracefulShutdown::new();
-    let builder = http1::Builder::new();
+    let builder = http1_builder(&edge.config);
+    let mut acceptor = Acceptor::new(listener, edge.config.max_connections);
     tokio::pin!(shutdown);
     loop {
         tokio::select! {
-            accepted = listener.accept() => {
-                let (stream, peer) = match accepted {
-                    Ok(conn) => conn,
-                    Err(e) => {
-                        tracing::warn!(error = %e, "accept failed");
-                        continue;
-                    }
-                };
+            accepted = acceptor.next() => {
+                let Accepted { stream, peer, slot } = accepted;
                 let _ = stream.set_nodelay(true);
+                let (stream, tracker) = Watched::new(stream, &edge.config);
                 let edge = edge.clone();
                 let client = Some(ClientAddr(peer.ip()));
                 let service = hyper::service::service_fn(move |req| {
                     let edge = edge.clone();
-                    async move { Ok::<_, std::convert::Infallible>(edge.handle(req, client).await) }
+                    let tracker = tracker.clone();
+                    let in_flight = tracker.begin();
+                    async move {
+                        let resp = edge.handle(req, client).await;
+                        drop(in_flight);
+                        Ok::<_, std::convert::Infallible>(resp.map(|body| tracker.track(body)))
+                    }
                 });
                 let conn = builder.serve_connection(TokioIo::new(stream), service);
                 let conn = graceful.watch(conn);
@@ -271,12 +290,14 @@ where
                     if let Err(e) = conn.await {
                         tracing::debug!(error = %e, "connection ended with an error");
                     }
+                    // The next connection may be accepted once this one is gone.
+                    drop(slot);
                 });
             }
             _ = &mut shutdown => break,
         }
     }
-    drop(listener);
+    drop(acceptor);
     if tokio::time::timeout(grace, graceful.shutdown()).await.is_err() {
         tracing::warn!("in-flight requests did not finish within {grace:?}");
     }

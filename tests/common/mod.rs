@@ -93,12 +93,7 @@ pub async fn start_in(data_dir: tempfile::TempDir, bind: &str, extra: &[&str]) -
     let base_url = format!("http://{}", listener.local_addr().unwrap());
     config.public_base_url.get_or_insert_with(|| base_url.clone());
     let service = Arc::new(Service::open(&config).expect("open store"));
-    let edge = Arc::new(Edge::new(
-        service.clone(),
-        EdgeConfig {
-            body_limit: config.body_limit,
-        },
-    ));
+    let edge = Arc::new(Edge::new(service.clone(), EdgeConfig::from(&config)));
     let (stop, stopped) = oneshot::channel::<()>();
     let task = tokio::spawn(serve(
         listener,

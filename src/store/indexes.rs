@@ -11,8 +11,11 @@ use crate::ids::UserId;
 use crate::membership::auth_state::membership_of;
 use serde_json::Value;
 
+/// A key and its value.
+pub type Entry = (Vec<u8>, Vec<u8>);
+
 /// The (key, value) pairs that store `event` and index it.
-pub fn entries(event: &Event) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StoreError> {
+pub fn entries(event: &Event) -> Result<Vec<Entry>, StoreError> {
     let (room, pos) = (event.room_id.as_str(), event.stream_pos);
     let mut out = vec![
         (keys::room_event(room, pos), encode_event(event)?),

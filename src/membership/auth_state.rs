@@ -78,6 +78,18 @@ impl AuthState {
         self.members.insert(user, membership);
     }
 
+    /// The same state with no memberships loaded (for caching it).
+    pub fn without_members(&self) -> AuthState {
+        AuthState {
+            room: self.room.clone(),
+            create: self.create.clone(),
+            after_create: self.after_create,
+            power_levels: self.power_levels.clone(),
+            join_rule: self.join_rule,
+            members: BTreeMap::new(),
+        }
+    }
+
     /// The room being judged.
     pub fn room(&self) -> &RoomId {
         &self.room

@@ -19,12 +19,12 @@
 //! | `S` | roomstate_pos | room 0xFF type 0xFF state_key | pos of the current state event |
 //! | `H` | roomstate_history | room 0xFF type 0xFF state_key 0xFF pos | membership byte for member events, else empty |
 //! | `E` | roompos_event | room 0xFF pos | event JSON (without room and pos, which the key holds) |
-//! | `P` | pos_roomid | pos | room (the global stream, for sync) |
 //! | `A` | alias_roomid | alias | room |
 //! | `B` | roomalias | room 0xFF alias | empty |
 //! | `X` | userroomtxn_event | user 0xFF room 0xFF txn_id | pos, event id |
 //! | `F` | userfilter_json | user 0xFF filter_id | filter JSON |
 //! | `Y` | userid_displayname | user | display name |
+//! | `Z` | stream_end | (empty) | BE u64: the highest position written, set in every batch that writes events |
 //! | `V` | layout_version | (empty) | the layout's version, ASCII |
 
 /// The separator between key parts.
@@ -46,12 +46,12 @@ pub enum Tag {
     RoomStatePos = b'S',
     RoomStateHistory = b'H',
     RoomPosEvent = b'E',
-    PosRoom = b'P',
     AliasRoom = b'A',
     RoomAlias = b'B',
     UserRoomTxn = b'X',
     UserFilter = b'F',
     UserDisplayname = b'Y',
+    StreamEnd = b'Z',
     LayoutVersion = b'V',
 }
 
@@ -125,9 +125,9 @@ pub fn user_room(user: &str, room: &str) -> Vec<u8> {
     key(Tag::UserRoomMembership, &[user.as_bytes(), room.as_bytes()])
 }
 
-/// `pos` under `P`.
-pub fn stream_pos(pos: u64) -> Vec<u8> {
-    key(Tag::PosRoom, &[&pos.to_be_bytes()])
+/// The one key that holds the highest position written.
+pub fn stream_end() -> Vec<u8> {
+    key(Tag::StreamEnd, &[])
 }
 
 /// `user 0xFF room 0xFF txn_id` under `X`.
@@ -166,7 +166,6 @@ mod tests {
     #[test]
     fn event_keys_sort_by_position() {
         assert!(room_event("!r:l", 2) < room_event("!r:l", 256));
-        assert!(stream_pos(255) < stream_pos(256));
     }
 
     #[test]

@@ -84,14 +84,17 @@ fn migrate_layout_1(db: &Db, tree: &Tree) -> Result<(), StoreError> {
     }
     // Keys are room then position, so each room's events come in order and
     // its current state and memberships end as the last event left them.
+    let mut end = 0;
     for entry in db.open_tree(EVENTS)?.iter() {
         let (k, v) = entry?;
         let mut event = legacy_event(&v)?;
         event.stream_pos = decode_u64(k.get(k.len().saturating_sub(8)..).unwrap_or_default())?;
-        for (key, value) in indexes::entries(&event)? {
-            batch.put(key, value)?;
+        end = end.max(event.stream_pos);
+        for e in indexes::entries(&event)? {
+            batch.put(e.key, e.value)?;
         }
     }
+    batch.put(keys::stream_end(), end.to_be_bytes().to_vec())?;
     batch.finish()?;
     db.flush()?;
     Ok(())

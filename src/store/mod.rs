@@ -14,6 +14,7 @@
 //!   holds every other write to that room off; a refused plan writes nothing.
 //! - **Atomic.** Each write changes every index it touches, or none.
 
+pub mod auth_cache;
 pub mod codec;
 pub mod commit;
 pub mod committed;

@@ -35,7 +35,14 @@ pub fn run(st: &mut Staged<'_>, write: RoomWrite) -> Result<RoomWritten, StoreEr
             }
             AuthState::new_room(write.room.clone())
         }
-        None => load_auth_state(st, &write.room)?,
+        None => match st.auth.get(&write.room) {
+            Some(cached) => cached,
+            None => {
+                let loaded = load_auth_state(st, &write.room)?;
+                st.auth.set(&loaded);
+                loaded
+            }
+        },
     };
     for user in &write.users {
         let entry = st.get(&keys::room_member(room, user.as_str()))?;
@@ -46,6 +53,7 @@ pub fn run(st: &mut Staged<'_>, write: RoomWrite) -> Result<RoomWritten, StoreEr
     if events.is_empty() {
         return Ok(RoomWritten::Unchanged);
     }
+    st.auth.set(&auth);
     if let Some(creation) = &write.create {
         let creator = events.first().map(|a| a.event().sender.to_string()).unwrap_or_default();
         let meta = serde_json::json!({ "creator": creator }).to_string();
@@ -79,7 +87,7 @@ pub fn run(st: &mut Staged<'_>, write: RoomWrite) -> Result<RoomWritten, StoreEr
 }
 
 /// The current content of a state event, read through `st`.
-fn state_content(st: &Staged<'_>, room: &str, event_type: &str) -> Result<Option<Map<String, Value>>, StoreError> {
+fn state_content(st: &mut Staged<'_>, room: &str, event_type: &str) -> Result<Option<Map<String, Value>>, StoreError> {
     let Some(pos) = st.get(&keys::room_state(room, event_type, ""))? else {
         return Ok(None);
     };
@@ -94,7 +102,7 @@ fn state_content(st: &Staged<'_>, room: &str, event_type: &str) -> Result<Option
 }
 
 /// The auth state of an existing room: create, power levels, join rules.
-fn load_auth_state(st: &Staged<'_>, room: &RoomId) -> Result<AuthState, StoreError> {
+fn load_auth_state(st: &mut Staged<'_>, room: &RoomId) -> Result<AuthState, StoreError> {
     let r = room.as_str();
     if st.get(&keys::key(Tag::RoomMeta, &[r.as_bytes()]))?.is_none() {
         return Err(StoreError::UnknownRoom(r.to_owned()));
@@ -119,8 +127,12 @@ fn stage_event(st: &mut Staged<'_>, authorized: Authorized, now: u64) -> Result<
         origin_server_ts: now,
         stream_pos: st.next_pos(),
     };
-    for (key, value) in indexes::entries(&event)? {
-        st.put(key, value);
+    for e in indexes::entries(&event)? {
+        if e.fresh {
+            st.put_fresh(e.key, e.value);
+        } else {
+            st.put(e.key, e.value);
+        }
     }
     Ok(event)
 }

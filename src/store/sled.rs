@@ -48,11 +48,10 @@ impl SledStore {
         let db = ::sled::open(path)?;
         let tree = db.open_tree("kv")?;
         super::migrate::to_current_layout(&db, &tree)?;
-        // Every event is indexed under P in the batch that writes it, so the
-        // last P key is the highest position ever applied; after a restart
-        // all of it is on disk.
-        let pos = match tree.scan_prefix([Tag::PosRoom as u8]).next_back() {
-            Some(entry) => decode_u64(&entry?.0[1..])?,
+        // Set in the batch that writes the events, so after a restart it is
+        // the highest position on disk.
+        let pos = match tree.get(keys::stream_end())? {
+            Some(v) => decode_u64(&v)?,
             None => 0,
         };
         let committed = Arc::new(Committed::new(pos));

@@ -14,8 +14,10 @@
 //! [`Committed`], so readers keep seeing those until a flush makes the batch
 //! durable; a job's caller is answered only after that flush.
 
+use super::auth_cache::AuthCache;
 use super::commit::GroupCommit;
 use super::committed::Committed;
+use super::keys;
 use super::{RoomWritten, StoreError, WriteSeq};
 use ::sled::{IVec, Tree};
 use std::collections::HashMap;
@@ -49,29 +51,45 @@ struct Job {
     reply: oneshot::Sender<Answer>,
 }
 
-/// Keys written so far, in order, with their new values (`None`: removed).
+/// A staged value: `None` removes the key.
+#[derive(Clone)]
+struct Value {
+    new: Option<IVec>,
+    /// The key names a new position: nothing was stored under it before.
+    fresh: bool,
+}
+
+/// Keys written so far, in order, with their new values.
 #[derive(Default)]
 struct Writes {
     order: Vec<Vec<u8>>,
-    values: HashMap<Vec<u8>, Option<IVec>>,
+    values: HashMap<Vec<u8>, Value>,
 }
 
 impl Writes {
-    fn set(&mut self, key: Vec<u8>, value: Option<IVec>) {
-        if self.values.insert(key.clone(), value).is_none() {
-            self.order.push(key);
+    fn set(&mut self, key: Vec<u8>, value: Value) {
+        match self.values.get_mut(&key) {
+            Some(old) => {
+                // Still fresh if the first write under it was.
+                old.new = value.new;
+            }
+            None => {
+                self.order.push(key.clone());
+                self.values.insert(key, value);
+            }
         }
     }
 
     fn get(&self, key: &[u8]) -> Option<&Option<IVec>> {
-        self.values.get(key)
+        self.values.get(key).map(|v| &v.new)
     }
 
     fn absorb(&mut self, other: Writes) {
         let Writes { order, mut values } = other;
         for key in order {
-            let value = values.remove(&key).unwrap_or(None);
-            self.set(key, value);
+            if let Some(value) = values.remove(&key) {
+                self.set(key, value);
+            }
         }
     }
 }
@@ -80,27 +98,61 @@ impl Writes {
 pub struct Staged<'a> {
     tree: &'a Tree,
     batch: &'a Writes,
+    /// What the tree held for keys read during this batch; the tree does not
+    /// change until the batch is applied, so these are its before-images too.
+    read: &'a mut HashMap<Vec<u8>, Option<IVec>>,
     own: Writes,
     next_pos: u64,
+    /// Rooms' auth states as the writes so far left them.
+    pub auth: &'a mut AuthCache,
 }
 
 impl Staged<'_> {
     /// The newest value of `key`, including writes staged before this read.
-    pub fn get(&self, key: &[u8]) -> Result<Option<IVec>, StoreError> {
+    pub fn get(&mut self, key: &[u8]) -> Result<Option<IVec>, StoreError> {
         if let Some(v) = self.own.get(key).or_else(|| self.batch.get(key)) {
             return Ok(v.clone());
         }
-        Ok(self.tree.get(key)?)
+        if let Some(v) = self.read.get(key) {
+            return Ok(v.clone());
+        }
+        let v = self.tree.get(key)?;
+        self.read.insert(key.to_vec(), v.clone());
+        Ok(v)
     }
 
     /// Stages `key = value`.
     pub fn put(&mut self, key: Vec<u8>, value: impl Into<IVec>) {
-        self.own.set(key, Some(value.into()));
+        self.own.set(
+            key,
+            Value {
+                new: Some(value.into()),
+                fresh: false,
+            },
+        );
+    }
+
+    /// Stages `key = value` for a key that names a position this batch
+    /// handed out, under which nothing can be stored yet.
+    pub fn put_fresh(&mut self, key: Vec<u8>, value: impl Into<IVec>) {
+        self.own.set(
+            key,
+            Value {
+                new: Some(value.into()),
+                fresh: true,
+            },
+        );
     }
 
     /// Stages the removal of `key`.
     pub fn remove(&mut self, key: Vec<u8>) {
-        self.own.set(key, None);
+        self.own.set(
+            key,
+            Value {
+                new: None,
+                fresh: false,
+            },
+        );
     }
 
     /// Hands out the next stream position.
@@ -140,6 +192,7 @@ impl Writer {
                     committed,
                     commit: thread_commit,
                     pos,
+                    auth: AuthCache::default(),
                 };
                 while let Ok(first) = rx.recv() {
                     let mut jobs = vec![first];
@@ -200,6 +253,7 @@ struct WriterState {
     commit: Arc<GroupCommit>,
     /// The highest stream position applied.
     pos: u64,
+    auth: AuthCache,
 }
 
 type Outcome = (oneshot::Sender<Answer>, Result<Output, StoreError>);
@@ -207,24 +261,30 @@ type Outcome = (oneshot::Sender<Answer>, Result<Output, StoreError>);
 impl WriterState {
     fn run_batch(&mut self, jobs: Vec<Job>) {
         let mut batch = Writes::default();
+        let mut read = HashMap::new();
         let mut next_pos = self.pos + 1;
         let mut outcomes: Vec<Outcome> = Vec::with_capacity(jobs.len());
         for job in jobs {
             let mut staged = Staged {
                 tree: &self.tree,
                 batch: &batch,
+                read: &mut read,
                 own: Writes::default(),
                 next_pos,
+                auth: &mut self.auth,
             };
             let result = catch_unwind(AssertUnwindSafe(|| (job.run)(&mut staged))).unwrap_or_else(|_| {
                 Err(StoreError::Internal(
                     "a write panicked; nothing of it was written".into(),
                 ))
             });
+            let (own, job_end) = (staged.own, staged.next_pos);
             if result.is_ok() {
-                next_pos = staged.next_pos;
-                let own = staged.own;
+                next_pos = job_end;
                 batch.absorb(own);
+                self.auth.keep_job();
+            } else {
+                self.auth.drop_job();
             }
             outcomes.push((job.reply, result));
         }
@@ -232,8 +292,12 @@ impl WriterState {
         let applied = if batch.order.is_empty() {
             Ok(self.commit.last_write())
         } else {
-            self.apply(batch, next_pos - 1)
+            self.apply(batch, read, next_pos - 1)
         };
+        match applied {
+            Ok(_) => self.auth.keep_batch(),
+            Err(_) => self.auth.drop_batch(),
+        }
         let seq = applied.as_ref().copied().unwrap_or_else(|_| self.commit.last_write());
         for (reply, result) in outcomes {
             let result = match (&applied, result) {
@@ -245,17 +309,36 @@ impl WriterState {
     }
 
     /// Applies a batch atomically, hidden from readers until it is durable.
-    fn apply(&mut self, batch: Writes, pos_after: u64) -> Result<WriteSeq, StoreError> {
+    fn apply(
+        &mut self,
+        mut batch: Writes,
+        read: HashMap<Vec<u8>, Option<IVec>>,
+        pos_after: u64,
+    ) -> Result<WriteSeq, StoreError> {
+        if pos_after > self.pos {
+            batch.set(
+                keys::stream_end(),
+                Value {
+                    new: Some(IVec::from(&pos_after.to_be_bytes()[..])),
+                    fresh: false,
+                },
+            );
+        }
         let seq = self.commit.last_write() + 1;
         let mut before = Vec::with_capacity(batch.order.len());
         for key in &batch.order {
-            before.push((key.clone(), self.tree.get(key)?));
+            let old = match (batch.values[key].fresh, read.get(key)) {
+                (true, _) => None,
+                (false, Some(seen)) => seen.clone(),
+                (false, None) => self.tree.get(key)?,
+            };
+            before.push((key.clone(), old));
         }
         self.committed.register(seq, before, pos_after);
         let mut sled_batch = ::sled::Batch::default();
         let Writes { order, mut values } = batch;
         for key in order {
-            match values.remove(&key).unwrap_or(None) {
+            match values.remove(&key).and_then(|v| v.new) {
                 Some(value) => sled_batch.insert(key, value),
                 None => sled_batch.remove(key),
             }

@@ -76,7 +76,10 @@ async fn invites_are_limited_per_sender() {
     }
     // createRoom is charged to the invite budget too.
     let room = alice.create_room(Preset::PrivateChat).await;
-    let invite = |id: &str| matrix_membership::generated::models::PostRoomsRoomIdInviteBody { user_id: id.into() };
+    let invite = |id: &str| matrix_membership::generated::models::PostRoomsRoomIdInviteBody {
+        user_id: id.into(),
+        reason: None,
+    };
     assert_eq!(
         alice
             .client

@@ -9,10 +9,6 @@
 
 mod common;
 
-#[path = "../src/codegen/mod.rs"]
-#[allow(dead_code)]
-mod codegen;
-
 use common::{RawResponse, TestServer, User};
 use matrix_membership::generated::api::{GetJoinedRoomsResponse, GetMembersResponse, GetRoomAliasResponse};
 use matrix_membership::generated::client::encode;
@@ -45,13 +41,32 @@ fn resolve<'a>(spec: &'a Value, schema: &'a Value) -> &'a Value {
     }
 }
 
+/// Whether any `api-spec/` document (overlays too) gives the operation named
+/// `name` a body parameter, for operations the merged document cannot hold.
+fn has_body_in_api_spec(name: &str) -> bool {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("api-spec");
+    let mut found = false;
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_none_or(|e| e != "yaml") {
+            continue;
+        }
+        let doc: Value = serde_yaml_ng::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        for item in doc["paths"].as_object().into_iter().flat_map(|p| p.values()) {
+            for op in item.as_object().into_iter().flat_map(|o| o.values()) {
+                if op["operationId"] == name {
+                    let params = op["parameters"].as_array().into_iter().flatten();
+                    found |= params.clone().any(|p| p["in"] == "body");
+                }
+            }
+        }
+    }
+    found
+}
+
 /// Every operation with an object body. Operations outside the merged
-/// document's basePath are not in it; the generator must agree they take no body.
+/// document's basePath are not in it; they must take no body.
 fn object_bodies(spec: &Value) -> Vec<ObjectBody> {
-    let generator = codegen::ir::build(
-        codegen::spec::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("api-spec")).expect("api-spec/ loads"),
-    )
-    .expect("api-spec/ generates");
     let mut found = Vec::new();
     for op in Operation::ALL {
         let in_spec = spec["paths"]
@@ -67,9 +82,8 @@ fn object_bodies(spec: &Value) -> Vec<ObjectBody> {
                 "{} is under the merged basePath but not in swagger.json",
                 op.name()
             );
-            let ir = generator.operations.iter().find(|o| o.name == op.name()).unwrap();
             assert!(
-                ir.body.is_none(),
+                !has_body_in_api_spec(op.name()),
                 "{} has a body but is not in swagger.json: extend this walk to its document",
                 op.name()
             );

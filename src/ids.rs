@@ -7,7 +7,7 @@
 //!   historical ones any printable ASCII but `:`, which is what we accept;
 //! - room id `!opaque:server` and alias `#name:server`, with the same
 //!   localpart rule; event id `$opaque`, printable ASCII;
-//! - every identifier is at most 255 bytes.
+//! - every identifier, and every server name, is at most 255 bytes.
 //!
 //! Localparts are held to printable ASCII, stricter than the spec's "any
 //! Unicode but `:` and NUL" for aliases, so that the 255-byte limit is the
@@ -65,6 +65,9 @@ pub fn validate_server_name(s: &str) -> Result<(), IdError> {
     let bad = |why: &str| Err(IdError(format!("{s:?} is not a valid server name: {why}")));
     if s.is_empty() {
         return bad("it is empty");
+    }
+    if s.len() > MAX_ID_BYTES {
+        return bad("it is longer than 255 bytes");
     }
     let (host, port) = if let Some(rest) = s.strip_prefix('[') {
         match rest.split_once(']') {

@@ -97,9 +97,21 @@ pub static PATTERN_3EE22947: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new("^[!#][!-9;-~]+:(\\[[0-9A-Fa-f:.]+\\]|[0-9A-Za-z.-]+)(:[0-9]{1,5})?$")
         .expect("the generator compiled this pattern")
 });
+/// `^[!-9;-~]+$`
+pub static PATTERN_F84DB18D: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new("^[!-9;-~]+$").expect("the generator compiled this pattern")
+});
+/// `^[A-Za-z0-9._=/-]+$`
+pub static PATTERN_40BF17BE: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new("^[A-Za-z0-9._=/-]+$").expect("the generator compiled this pattern")
+});
 /// `^\$[!-~]+$`
 pub static PATTERN_06D28452: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new("^\\$[!-~]+$").expect("the generator compiled this pattern")
+});
+/// `^s[0-9]{1,19}$`
+pub static PATTERN_805F2135: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new("^s[0-9]{1,19}$").expect("the generator compiled this pattern")
 });
 /// One way through user-interactive authentication: the stages a client has
 /// to complete, in order.
@@ -194,6 +206,9 @@ pub struct CreateRoomRequest {
     /// The localpart of an alias to point at the new room; the server adds
     /// ``#`` and its own server name. Creation fails if the alias is taken.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[validate(
+        regex(path = *PATTERN_F84DB18D, message = "must match the pattern ^[!-9;-~]+$")
+    )]
     pub room_alias_name: Option<String>,
     /// When given, an ``m.room.name`` event with this name is added.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -649,8 +664,15 @@ pub struct PostRoomsRoomIdJoinOk {
 /// server picks a username when none is given.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Validate)]
 pub struct RegisterRequest {
-    /// The localpart wanted for the new user ID.
+    /// The localpart wanted for the new user ID: ``a-z``, ``0-9``, ``.``, ``_``,
+    /// ``=``, ``-`` and ``/`` (upper-case letters are taken as lower-case).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[validate(
+        regex(
+            path = *PATTERN_40BF17BE,
+            message = "must match the pattern ^[A-Za-z0-9._=/-]+$"
+        )
+    )]
     pub username: Option<String>,
     /// The password for the new account.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -1710,6 +1710,20 @@ where
     match operation {
         Operation::Register => {
             let kind = query_param::<String>(&request, "kind")?;
+            if let Some(v) = &kind {
+                check_string(
+                    "query parameter kind",
+                    v,
+                    &models::StringRule {
+                        min_length: None,
+                        max_length: None,
+                        length_message: "",
+                        pattern: None,
+                        pattern_message: "",
+                        one_of: &["user", "guest"],
+                    },
+                )?;
+            }
             let body = validated(
                 json_body::<
                     models::RegisterRequest,
@@ -2004,12 +2018,66 @@ where
                 )?;
             }
             let from = query_param::<String>(&request, "from")?;
+            if let Some(v) = &from {
+                check_string(
+                    "query parameter from",
+                    v,
+                    &models::StringRule {
+                        min_length: None,
+                        max_length: None,
+                        length_message: "",
+                        pattern: Some(&models::PATTERN_805F2135),
+                        pattern_message: "must match the pattern ^s[0-9]{1,19}$",
+                        one_of: &[],
+                    },
+                )?;
+            }
             let to = query_param::<String>(&request, "to")?;
+            if let Some(v) = &to {
+                check_string(
+                    "query parameter to",
+                    v,
+                    &models::StringRule {
+                        min_length: None,
+                        max_length: None,
+                        length_message: "",
+                        pattern: Some(&models::PATTERN_805F2135),
+                        pattern_message: "must match the pattern ^s[0-9]{1,19}$",
+                        one_of: &[],
+                    },
+                )?;
+            }
             let dir = required(
                 query_param::<String>(&request, "dir")?,
                 "query parameter dir",
             )?;
+            {
+                let v = &dir;
+                check_string(
+                    "query parameter dir",
+                    v,
+                    &models::StringRule {
+                        min_length: None,
+                        max_length: None,
+                        length_message: "",
+                        pattern: None,
+                        pattern_message: "",
+                        one_of: &["b", "f"],
+                    },
+                )?;
+            }
             let limit = query_param::<i64>(&request, "limit")?;
+            if let Some(v) = &limit {
+                check_number(
+                    "query parameter limit",
+                    *v as f64,
+                    &models::NumberRule {
+                        minimum: Some(0.0),
+                        maximum: Some(2147483647.0),
+                        message: "must be between 0 and 2147483647",
+                    },
+                )?;
+            }
             let filter = query_param::<String>(&request, "filter")?;
             let response = api
                 .get_room_events(room_id, from, to, dir, limit, filter, context)
@@ -2364,7 +2432,35 @@ where
                 )?;
             }
             let membership = query_param::<String>(&request, "membership")?;
+            if let Some(v) = &membership {
+                check_string(
+                    "query parameter membership",
+                    v,
+                    &models::StringRule {
+                        min_length: None,
+                        max_length: None,
+                        length_message: "",
+                        pattern: None,
+                        pattern_message: "",
+                        one_of: &["invite", "join", "knock", "leave", "ban"],
+                    },
+                )?;
+            }
             let not_membership = query_param::<String>(&request, "not_membership")?;
+            if let Some(v) = &not_membership {
+                check_string(
+                    "query parameter not_membership",
+                    v,
+                    &models::StringRule {
+                        min_length: None,
+                        max_length: None,
+                        length_message: "",
+                        pattern: None,
+                        pattern_message: "",
+                        one_of: &["invite", "join", "knock", "leave", "ban"],
+                    },
+                )?;
+            }
             let response = api
                 .get_members(room_id, membership, not_membership, context)
                 .await
@@ -2418,6 +2514,17 @@ where
         }
         Operation::InitialSync => {
             let limit = query_param::<i64>(&request, "limit")?;
+            if let Some(v) = &limit {
+                check_number(
+                    "query parameter limit",
+                    *v as f64,
+                    &models::NumberRule {
+                        minimum: Some(0.0),
+                        maximum: Some(2147483647.0),
+                        message: "must be between 0 and 2147483647",
+                    },
+                )?;
+            }
             let response = api
                 .initial_sync(limit, context)
                 .await
@@ -2449,10 +2556,49 @@ where
         }
         Operation::Sync => {
             let since = query_param::<String>(&request, "since")?;
+            if let Some(v) = &since {
+                check_string(
+                    "query parameter since",
+                    v,
+                    &models::StringRule {
+                        min_length: None,
+                        max_length: None,
+                        length_message: "",
+                        pattern: Some(&models::PATTERN_805F2135),
+                        pattern_message: "must match the pattern ^s[0-9]{1,19}$",
+                        one_of: &[],
+                    },
+                )?;
+            }
             let timeout = query_param::<i64>(&request, "timeout")?;
+            if let Some(v) = &timeout {
+                check_number(
+                    "query parameter timeout",
+                    *v as f64,
+                    &models::NumberRule {
+                        minimum: Some(0.0),
+                        maximum: None,
+                        message: "must be at least 0",
+                    },
+                )?;
+            }
             let filter = query_param::<String>(&request, "filter")?;
             let full_state = query_param::<bool>(&request, "full_state")?;
             let set_presence = query_param::<String>(&request, "set_presence")?;
+            if let Some(v) = &set_presence {
+                check_string(
+                    "query parameter set_presence",
+                    v,
+                    &models::StringRule {
+                        min_length: None,
+                        max_length: None,
+                        length_message: "",
+                        pattern: None,
+                        pattern_message: "",
+                        one_of: &["offline", "online", "unavailable"],
+                    },
+                )?;
+            }
             let response = api
                 .sync(since, timeout, filter, full_state, set_presence, context)
                 .await

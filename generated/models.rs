@@ -16,6 +16,8 @@ pub struct StringRule {
     pub pattern: Option<&'static LazyLock<Regex>>,
     pub pattern_message: &'static str,
     pub one_of: &'static [&'static str],
+    /// The errcode of a violation, when the spec names one (`x-errcode`).
+    pub errcode: Option<&'static str>,
 }
 impl StringRule {
     /// What is wrong with `value`, in words that complete "X ...".
@@ -45,6 +47,8 @@ pub struct NumberRule {
     pub minimum: Option<f64>,
     pub maximum: Option<f64>,
     pub message: &'static str,
+    /// The errcode of a violation, when the spec names one (`x-errcode`).
+    pub errcode: Option<&'static str>,
 }
 impl NumberRule {
     /// What is wrong with `value`, in words that complete "X ...".
@@ -65,7 +69,7 @@ fn check_items(
     for (i, item) in items.iter().enumerate() {
         if let Err(why) = rule.check(item) {
             return Err(
-                validator::ValidationError::new("items")
+                validator::ValidationError::new(rule.errcode.unwrap_or("items"))
                     .with_message(format!("item {i} {why}").into()),
             );
         }
@@ -254,6 +258,7 @@ fn create_room_request_invite_items(
             pattern: Some(&PATTERN_B1CDFE41),
             pattern_message: "must match the pattern ^@[!-9;-~]+:(\\[[0-9A-Fa-f:.]+\\]|[0-9A-Za-z.-]+)(:[0-9]{1,5})?$",
             one_of: &[],
+            errcode: None,
         },
     )
 }
@@ -325,6 +330,7 @@ fn device_lists_changed_items(
             pattern: Some(&PATTERN_B1CDFE41),
             pattern_message: "must match the pattern ^@[!-9;-~]+:(\\[[0-9A-Fa-f:.]+\\]|[0-9A-Za-z.-]+)(:[0-9]{1,5})?$",
             one_of: &[],
+            errcode: None,
         },
     )
 }
@@ -338,6 +344,7 @@ fn device_lists_left_items(items: &[String]) -> Result<(), validator::Validation
             pattern: Some(&PATTERN_B1CDFE41),
             pattern_message: "must match the pattern ^@[!-9;-~]+:(\\[[0-9A-Fa-f:.]+\\]|[0-9A-Za-z.-]+)(:[0-9]{1,5})?$",
             one_of: &[],
+            errcode: None,
         },
     )
 }
@@ -407,6 +414,7 @@ fn get_joined_rooms_ok_joined_rooms_items(
             pattern: Some(&PATTERN_65B6A8E6),
             pattern_message: "must match the pattern ^![!-9;-~]+:(\\[[0-9A-Fa-f:.]+\\]|[0-9A-Za-z.-]+)(:[0-9]{1,5})?$",
             one_of: &[],
+            errcode: None,
         },
     )
 }
@@ -463,6 +471,7 @@ fn get_room_alias_ok_servers_items(
             pattern: Some(&PATTERN_8B0EEEA9),
             pattern_message: "must match the pattern ^(\\[[0-9A-Fa-f:.]+\\]|[0-9A-Za-z.-]+)(:[0-9]{1,5})?$",
             one_of: &[],
+            errcode: None,
         },
     )
 }
@@ -670,7 +679,8 @@ pub struct RegisterRequest {
     #[validate(
         regex(
             path = *PATTERN_40BF17BE,
-            message = "must match the pattern ^[A-Za-z0-9._=/-]+$"
+            message = "must match the pattern ^[A-Za-z0-9._=/-]+$",
+            code = "M_INVALID_USERNAME"
         )
     )]
     pub username: Option<String>,

@@ -649,6 +649,9 @@ pub enum RequestError {
     MissingParam(String),
     /// A parameter or field is present but violates its constraints.
     InvalidParam(String),
+    /// A parameter or field violates a constraint for which the spec names
+    /// its own errcode (`x-errcode`), e.g. `M_INVALID_USERNAME`.
+    Refused { errcode: &'static str, message: String },
 }
 /// Why dispatching failed.
 #[derive(Debug)]
@@ -697,13 +700,25 @@ fn query_param<T: std::str::FromStr>(
 fn required<T>(value: Option<T>, what: &str) -> Result<T, RequestError> {
     value.ok_or_else(|| RequestError::MissingParam(format!("{what} is required")))
 }
+/// The error for a violated constraint: `M_INVALID_PARAM` unless the spec names another errcode.
+fn violation(errcode: Option<&'static str>, message: String) -> RequestError {
+    match errcode {
+        Some(errcode) => {
+            RequestError::Refused {
+                errcode,
+                message,
+            }
+        }
+        None => RequestError::InvalidParam(message),
+    }
+}
 /// Checks a string parameter against the constraints the spec states for it.
 fn check_string(
     what: &str,
     value: &str,
     rule: &models::StringRule,
 ) -> Result<(), RequestError> {
-    rule.check(value).map_err(|why| RequestError::InvalidParam(format!("{what} {why}")))
+    rule.check(value).map_err(|why| violation(rule.errcode, format!("{what} {why}")))
 }
 /// Checks a numeric parameter against the range the spec states for it.
 fn check_number(
@@ -711,7 +726,7 @@ fn check_number(
     value: f64,
     rule: &models::NumberRule,
 ) -> Result<(), RequestError> {
-    rule.check(value).map_err(|why| RequestError::InvalidParam(format!("{what} {why}")))
+    rule.check(value).map_err(|why| violation(rule.errcode, format!("{what} {why}")))
 }
 /// The JSON type a schema states for a value, checked before serde decodes
 /// it: a derived struct also accepts a JSON array (`["@bob:localhost"]` would
@@ -847,15 +862,24 @@ fn validated<T: validator::Validate>(
                 let mut problems = Vec::new();
                 describe(&e, "", &mut problems);
                 problems.sort();
-                RequestError::InvalidParam(
-                    format!("the request body is invalid: {}", problems.join("; ")),
+                let errcode = problems
+                    .iter()
+                    .find_map(|(_, code)| ERRCODES.iter().find(|c| *c == code).copied());
+                let text: Vec<&str> = problems.iter().map(|(p, _)| p.as_str()).collect();
+                violation(
+                    errcode,
+                    format!("the request body is invalid: {}", text.join("; ")),
                 )
             })?;
     }
     Ok(body)
 }
 /// Flattens validation errors into "field must ..." sentences.
-fn describe(errors: &validator::ValidationErrors, at: &str, out: &mut Vec<String>) {
+fn describe(
+    errors: &validator::ValidationErrors,
+    at: &str,
+    out: &mut Vec<(String, String)>,
+) {
     use validator::ValidationErrorsKind as K;
     for (field, kind) in errors.errors() {
         let here = match (at.is_empty(), field.as_ref()) {
@@ -871,7 +895,7 @@ fn describe(errors: &validator::ValidationErrors, at: &str, out: &mut Vec<String
                         .as_deref()
                         .map(str::to_string)
                         .unwrap_or_else(|| format!("is invalid ({})", e.code));
-                    out.push(format!("{here} {why}"));
+                    out.push((format!("{here} {why}"), e.code.to_string()));
                 }
             }
             K::Struct(inner) => describe(inner, &here, out),
@@ -889,6 +913,8 @@ fn respond(
 ) -> Result<RawResponse, DispatchError> {
     json.map(|body| RawResponse { status, body }).map_err(DispatchError::Serialize)
 }
+/// The errcodes the spec gives body constraints (`x-errcode`).
+const ERRCODES: &[&str] = &["M_INVALID_USERNAME"];
 /// The JSON shape of every struct model, as its schema states it.
 #[allow(non_upper_case_globals)]
 pub mod shapes {
@@ -1721,6 +1747,7 @@ where
                         pattern: None,
                         pattern_message: "",
                         one_of: &["user", "guest"],
+                        errcode: None,
                     },
                 )?;
             }
@@ -1790,6 +1817,7 @@ where
                         pattern: Some(&models::PATTERN_B1CDFE41),
                         pattern_message: "must match the pattern ^@[!-9;-~]+:(\\[[0-9A-Fa-f:.]+\\]|[0-9A-Za-z.-]+)(:[0-9]{1,5})?$",
                         one_of: &[],
+                        errcode: None,
                     },
                 )?;
             }
@@ -1819,6 +1847,7 @@ where
                         pattern: Some(&models::PATTERN_B1CDFE41),
                         pattern_message: "must match the pattern ^@[!-9;-~]+:(\\[[0-9A-Fa-f:.]+\\]|[0-9A-Za-z.-]+)(:[0-9]{1,5})?$",
                         one_of: &[],
+                        errcode: None,
                     },
                 )?;
             }
@@ -1843,6 +1872,7 @@ where
                         pattern: Some(&models::PATTERN_FE00A328),
                         pattern_message: "must match the pattern ^#[!-9;-~]+:(\\[[0-9A-Fa-f:.]+\\]|[0-9A-Za-z.-]+)(:[0-9]{1,5})?$",
                         one_of: &[],
+                        errcode: None,
                     },
                 )?;
             }
@@ -1866,6 +1896,7 @@ where
                         pattern: Some(&models::PATTERN_FE00A328),
                         pattern_message: "must match the pattern ^#[!-9;-~]+:(\\[[0-9A-Fa-f:.]+\\]|[0-9A-Za-z.-]+)(:[0-9]{1,5})?$",
                         one_of: &[],
+                        errcode: None,
                     },
                 )?;
             }
@@ -1897,6 +1928,7 @@ where
                         pattern: Some(&models::PATTERN_FE00A328),
                         pattern_message: "must match the pattern ^#[!-9;-~]+:(\\[[0-9A-Fa-f:.]+\\]|[0-9A-Za-z.-]+)(:[0-9]{1,5})?$",
                         one_of: &[],
+                        errcode: None,
                     },
                 )?;
             }
@@ -1924,6 +1956,7 @@ where
                         pattern: Some(&models::PATTERN_3EE22947),
                         pattern_message: "must match the pattern ^[!#][!-9;-~]+:(\\[[0-9A-Fa-f:.]+\\]|[0-9A-Za-z.-]+)(:[0-9]{1,5})?$",
                         one_of: &[],
+                        errcode: None,
                     },
                 )?;
             }
@@ -1952,6 +1985,7 @@ where
                         pattern: Some(&models::PATTERN_65B6A8E6),
                         pattern_message: "must match the pattern ^![!-9;-~]+:(\\[[0-9A-Fa-f:.]+\\]|[0-9A-Za-z.-]+)(:[0-9]{1,5})?$",
                         one_of: &[],
+                        errcode: None,
                     },
                 )?;
             }
@@ -1983,6 +2017,7 @@ where
                         pattern: Some(&models::PATTERN_65B6A8E6),
                         pattern_message: "must match the pattern ^![!-9;-~]+:(\\[[0-9A-Fa-f:.]+\\]|[0-9A-Za-z.-]+)(:[0-9]{1,5})?$",
                         one_of: &[],
+                        errcode: None,
                     },
                 )?;
             }
@@ -2014,6 +2049,7 @@ where
                         pattern: Some(&models::PATTERN_65B6A8E6),
                         pattern_message: "must match the pattern ^![!-9;-~]+:(\\[[0-9A-Fa-f:.]+\\]|[0-9A-Za-z.-]+)(:[0-9]{1,5})?$",
                         one_of: &[],
+                        errcode: None,
                     },
                 )?;
             }
@@ -2029,6 +2065,7 @@ where
                         pattern: Some(&models::PATTERN_805F2135),
                         pattern_message: "must match the pattern ^s[0-9]{1,19}$",
                         one_of: &[],
+                        errcode: None,
                     },
                 )?;
             }
@@ -2044,6 +2081,7 @@ where
                         pattern: Some(&models::PATTERN_805F2135),
                         pattern_message: "must match the pattern ^s[0-9]{1,19}$",
                         one_of: &[],
+                        errcode: None,
                     },
                 )?;
             }
@@ -2063,6 +2101,7 @@ where
                         pattern: None,
                         pattern_message: "",
                         one_of: &["b", "f"],
+                        errcode: None,
                     },
                 )?;
             }
@@ -2075,6 +2114,7 @@ where
                         minimum: Some(0.0),
                         maximum: Some(2147483647.0),
                         message: "must be between 0 and 2147483647",
+                        errcode: None,
                     },
                 )?;
             }
@@ -2099,6 +2139,7 @@ where
                         pattern: Some(&models::PATTERN_B1CDFE41),
                         pattern_message: "must match the pattern ^@[!-9;-~]+:(\\[[0-9A-Fa-f:.]+\\]|[0-9A-Za-z.-]+)(:[0-9]{1,5})?$",
                         one_of: &[],
+                        errcode: None,
                     },
                 )?;
             }
@@ -2122,6 +2163,7 @@ where
                         pattern: Some(&models::PATTERN_B1CDFE41),
                         pattern_message: "must match the pattern ^@[!-9;-~]+:(\\[[0-9A-Fa-f:.]+\\]|[0-9A-Za-z.-]+)(:[0-9]{1,5})?$",
                         one_of: &[],
+                        errcode: None,
                     },
                 )?;
             }
@@ -2145,6 +2187,7 @@ where
                         pattern: Some(&models::PATTERN_B1CDFE41),
                         pattern_message: "must match the pattern ^@[!-9;-~]+:(\\[[0-9A-Fa-f:.]+\\]|[0-9A-Za-z.-]+)(:[0-9]{1,5})?$",
                         one_of: &[],
+                        errcode: None,
                     },
                 )?;
             }
@@ -2176,6 +2219,7 @@ where
                         pattern: Some(&models::PATTERN_65B6A8E6),
                         pattern_message: "must match the pattern ^![!-9;-~]+:(\\[[0-9A-Fa-f:.]+\\]|[0-9A-Za-z.-]+)(:[0-9]{1,5})?$",
                         one_of: &[],
+                        errcode: None,
                     },
                 )?;
             }
@@ -2202,6 +2246,7 @@ where
                         pattern: Some(&models::PATTERN_65B6A8E6),
                         pattern_message: "must match the pattern ^![!-9;-~]+:(\\[[0-9A-Fa-f:.]+\\]|[0-9A-Za-z.-]+)(:[0-9]{1,5})?$",
                         one_of: &[],
+                        errcode: None,
                     },
                 )?;
             }
@@ -2233,6 +2278,7 @@ where
                         pattern: Some(&models::PATTERN_65B6A8E6),
                         pattern_message: "must match the pattern ^![!-9;-~]+:(\\[[0-9A-Fa-f:.]+\\]|[0-9A-Za-z.-]+)(:[0-9]{1,5})?$",
                         one_of: &[],
+                        errcode: None,
                     },
                 )?;
             }
@@ -2264,6 +2310,7 @@ where
                         pattern: Some(&models::PATTERN_65B6A8E6),
                         pattern_message: "must match the pattern ^![!-9;-~]+:(\\[[0-9A-Fa-f:.]+\\]|[0-9A-Za-z.-]+)(:[0-9]{1,5})?$",
                         one_of: &[],
+                        errcode: None,
                     },
                 )?;
             }
@@ -2295,6 +2342,7 @@ where
                         pattern: Some(&models::PATTERN_65B6A8E6),
                         pattern_message: "must match the pattern ^![!-9;-~]+:(\\[[0-9A-Fa-f:.]+\\]|[0-9A-Za-z.-]+)(:[0-9]{1,5})?$",
                         one_of: &[],
+                        errcode: None,
                     },
                 )?;
             }
@@ -2318,6 +2366,7 @@ where
                         pattern: Some(&models::PATTERN_65B6A8E6),
                         pattern_message: "must match the pattern ^![!-9;-~]+:(\\[[0-9A-Fa-f:.]+\\]|[0-9A-Za-z.-]+)(:[0-9]{1,5})?$",
                         one_of: &[],
+                        errcode: None,
                     },
                 )?;
             }
@@ -2343,6 +2392,7 @@ where
                         pattern: Some(&models::PATTERN_65B6A8E6),
                         pattern_message: "must match the pattern ^![!-9;-~]+:(\\[[0-9A-Fa-f:.]+\\]|[0-9A-Za-z.-]+)(:[0-9]{1,5})?$",
                         one_of: &[],
+                        errcode: None,
                     },
                 )?;
             }
@@ -2374,6 +2424,7 @@ where
                         pattern: Some(&models::PATTERN_65B6A8E6),
                         pattern_message: "must match the pattern ^![!-9;-~]+:(\\[[0-9A-Fa-f:.]+\\]|[0-9A-Za-z.-]+)(:[0-9]{1,5})?$",
                         one_of: &[],
+                        errcode: None,
                     },
                 )?;
             }
@@ -2398,6 +2449,7 @@ where
                         pattern: Some(&models::PATTERN_65B6A8E6),
                         pattern_message: "must match the pattern ^![!-9;-~]+:(\\[[0-9A-Fa-f:.]+\\]|[0-9A-Za-z.-]+)(:[0-9]{1,5})?$",
                         one_of: &[],
+                        errcode: None,
                     },
                 )?;
             }
@@ -2428,6 +2480,7 @@ where
                         pattern: Some(&models::PATTERN_65B6A8E6),
                         pattern_message: "must match the pattern ^![!-9;-~]+:(\\[[0-9A-Fa-f:.]+\\]|[0-9A-Za-z.-]+)(:[0-9]{1,5})?$",
                         one_of: &[],
+                        errcode: None,
                     },
                 )?;
             }
@@ -2443,6 +2496,7 @@ where
                         pattern: None,
                         pattern_message: "",
                         one_of: &["invite", "join", "knock", "leave", "ban"],
+                        errcode: None,
                     },
                 )?;
             }
@@ -2458,6 +2512,7 @@ where
                         pattern: None,
                         pattern_message: "",
                         one_of: &["invite", "join", "knock", "leave", "ban"],
+                        errcode: None,
                     },
                 )?;
             }
@@ -2481,6 +2536,7 @@ where
                         pattern: Some(&models::PATTERN_65B6A8E6),
                         pattern_message: "must match the pattern ^![!-9;-~]+:(\\[[0-9A-Fa-f:.]+\\]|[0-9A-Za-z.-]+)(:[0-9]{1,5})?$",
                         one_of: &[],
+                        errcode: None,
                     },
                 )?;
             }
@@ -2522,6 +2578,7 @@ where
                         minimum: Some(0.0),
                         maximum: Some(2147483647.0),
                         message: "must be between 0 and 2147483647",
+                        errcode: None,
                     },
                 )?;
             }
@@ -2545,6 +2602,7 @@ where
                         pattern: Some(&models::PATTERN_65B6A8E6),
                         pattern_message: "must match the pattern ^![!-9;-~]+:(\\[[0-9A-Fa-f:.]+\\]|[0-9A-Za-z.-]+)(:[0-9]{1,5})?$",
                         one_of: &[],
+                        errcode: None,
                     },
                 )?;
             }
@@ -2567,6 +2625,7 @@ where
                         pattern: Some(&models::PATTERN_805F2135),
                         pattern_message: "must match the pattern ^s[0-9]{1,19}$",
                         one_of: &[],
+                        errcode: None,
                     },
                 )?;
             }
@@ -2579,6 +2638,7 @@ where
                         minimum: Some(0.0),
                         maximum: None,
                         message: "must be at least 0",
+                        errcode: None,
                     },
                 )?;
             }
@@ -2596,6 +2656,7 @@ where
                         pattern: None,
                         pattern_message: "",
                         one_of: &["offline", "online", "unavailable"],
+                        errcode: None,
                     },
                 )?;
             }

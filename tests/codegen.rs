@@ -849,6 +849,36 @@ fn parameter_constraints_become_checks_in_the_dispatcher_naming_the_parameter() 
 }
 
 #[test]
+fn x_errcode_names_the_errcode_of_a_violation_for_a_property_and_a_parameter() {
+    let out = fixture();
+    let (_, attrs) = field(find_struct(&out.rust("models.rs"), "CreateThingBody"), "name");
+    assert!(attrs.contains("code=\"M_INVALID_USERNAME\""), "{attrs}");
+    let routes = out.rust("routes.rs");
+    let errcodes = routes
+        .items
+        .iter()
+        .find_map(|i| match i {
+            syn::Item::Const(c) if c.ident == "ERRCODES" => Some(expr_str(&c.expr)),
+            _ => None,
+        })
+        .expect("routes.rs has no const ERRCODES");
+    assert_eq!(errcodes, "&[\"M_INVALID_USERNAME\"]");
+    let text = dispatch_text(&routes);
+    assert!(
+        text.contains("one_of:&[\"red\",\"blue\"],errcode:Some(\"M_BAD_COLOUR\")"),
+        "{text}"
+    );
+    assert!(
+        text.contains("errcode:None"),
+        "parameters without x-errcode keep M_INVALID_PARAM"
+    );
+    let err = error_after_editing("definitions/thing.yaml", |s| {
+        s["properties"]["name"]["x-errcode"] = json!("invalid");
+    });
+    assert_mentions(&err, &["Thing.name", "x-errcode", "M_INVALID_USERNAME"]);
+}
+
+#[test]
 fn every_struct_model_gets_a_static_json_shape_that_the_dispatcher_checks_bodies_against() {
     let routes = fixture().rust("routes.rs");
     let shapes = routes

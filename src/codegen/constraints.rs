@@ -14,6 +14,10 @@
 //!   disagree: spell the class out, e.g. `[0-9]`;
 //! - a `format` not in [`FORMATS`], or one that does not fit the type;
 //! - a constraint on a type it does not apply to (`pattern` on an integer).
+//!
+//! A violation is 400 `M_INVALID_PARAM`, unless the parameter or property
+//! names its own errcode with `x-errcode` (a username the grammar refuses is
+//! `M_INVALID_USERNAME` in Matrix).
 
 use serde_json::Value;
 
@@ -55,6 +59,8 @@ pub struct Constraints {
     pub max_items: Option<u64>,
     /// A string `enum` of a parameter (schema enums become Rust enums instead).
     pub values: Vec<String>,
+    /// The Matrix errcode of a violation, when not `M_INVALID_PARAM` (`x-errcode`).
+    pub errcode: Option<String>,
 }
 
 /// What the build says about a pattern it cannot honour, or `None`.
@@ -166,6 +172,17 @@ pub fn read(obj: &Value, ty: Option<&str>, schema_enum: bool, what: &str) -> Res
             c.maximum = Some(c.maximum.map_or(hi, |m| m.min(hi)));
         }
     }
+    if let Some(code) = obj.get("x-errcode") {
+        let code = code
+            .as_str()
+            .filter(|c| {
+                c.len() > 2 && c.starts_with("M_") && c[2..].chars().all(|ch| ch.is_ascii_uppercase() || ch == '_')
+            })
+            .ok_or_else(|| {
+                format!("{what}: x-errcode must be a Matrix errcode such as M_INVALID_USERNAME, found {code}")
+            })?;
+        c.errcode = Some(code.to_string());
+    }
     if let Some(values) = obj.get("enum") {
         let values: Vec<String> = values
             .as_array()
@@ -242,6 +259,11 @@ impl Constraints {
     /// `validator` attribute arguments for a schema property, each with the
     /// message a client sees.
     pub fn validator_attrs(&self) -> Vec<String> {
+        let code = self
+            .errcode
+            .as_ref()
+            .map(|c| format!(", code = {c:?}"))
+            .unwrap_or_default();
         let mut out = Vec::new();
         let mut length = |min: Option<u64>, max: Option<u64>, unit: &str| {
             let mut parts = Vec::new();
@@ -253,7 +275,7 @@ impl Constraints {
             }
             if !parts.is_empty() {
                 parts.push(format!("message = {:?}", length_message(min, max, unit)));
-                out.push(format!("length({})", parts.join(", ")));
+                out.push(format!("length({}{code})", parts.join(", ")));
             }
         };
         length(self.min_length, self.max_length, "characters");
@@ -267,11 +289,11 @@ impl Constraints {
                 parts.push(format!("max = {}", bound(v, self.integer)));
             }
             parts.push(format!("message = {:?}", range_message(self)));
-            out.push(format!("range({})", parts.join(", ")));
+            out.push(format!("range({}{code})", parts.join(", ")));
         }
         if let Some(p) = &self.pattern {
             out.push(format!(
-                "regex(path = *{}, message = {:?})",
+                "regex(path = *{}, message = {:?}{code})",
                 pattern_static(p),
                 pattern_message(p)
             ));
@@ -290,14 +312,15 @@ impl Constraints {
         let pattern_msg = self.pattern.as_deref().map(pattern_message).unwrap_or_default();
         format!(
             "{models}StringRule {{ min_length: {}, max_length: {}, length_message: {length:?}, pattern: {pattern}, \
-             pattern_message: {pattern_msg:?}, one_of: &[{}] }}",
+             pattern_message: {pattern_msg:?}, one_of: &[{}], errcode: {} }}",
             opt(self.min_length),
             opt(self.max_length),
             self.values
                 .iter()
                 .map(|v| format!("{v:?}"))
                 .collect::<Vec<_>>()
-                .join(", ")
+                .join(", "),
+            self.errcode_expr()
         )
     }
 
@@ -305,10 +328,15 @@ impl Constraints {
     pub fn number_rule(&self, models: &str) -> String {
         let opt = |v: Option<f64>| v.map_or("None".to_string(), |n| format!("Some({n:?})"));
         format!(
-            "{models}NumberRule {{ minimum: {}, maximum: {}, message: {:?} }}",
+            "{models}NumberRule {{ minimum: {}, maximum: {}, message: {:?}, errcode: {} }}",
             opt(self.minimum),
             opt(self.maximum),
-            range_message(self)
+            range_message(self),
+            self.errcode_expr()
         )
+    }
+
+    fn errcode_expr(&self) -> String {
+        self.errcode.as_ref().map_or("None".into(), |c| format!("Some({c:?})"))
     }
 }

@@ -32,6 +32,8 @@ pub struct StringRule {
     pub pattern: Option<&'static LazyLock<Regex>>,
     pub pattern_message: &'static str,
     pub one_of: &'static [&'static str],
+    /// The errcode of a violation, when the spec names one (`x-errcode`).
+    pub errcode: Option<&'static str>,
 }
 
 impl StringRule {
@@ -61,6 +63,8 @@ pub struct NumberRule {
     pub minimum: Option<f64>,
     pub maximum: Option<f64>,
     pub message: &'static str,
+    /// The errcode of a violation, when the spec names one (`x-errcode`).
+    pub errcode: Option<&'static str>,
 }
 
 impl NumberRule {
@@ -77,7 +81,8 @@ impl NumberRule {
 fn check_items(items: &[String], rule: &StringRule) -> Result<(), validator::ValidationError> {
     for (i, item) in items.iter().enumerate() {
         if let Err(why) = rule.check(item) {
-            return Err(validator::ValidationError::new("items").with_message(format!("item {i} {why}").into()));
+            return Err(validator::ValidationError::new(rule.errcode.unwrap_or("items"))
+                .with_message(format!("item {i} {why}").into()));
         }
     }
     Ok(())

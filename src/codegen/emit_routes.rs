@@ -28,6 +28,9 @@ pub enum RequestError {
     MissingParam(String),
     /// A parameter or field is present but violates its constraints.
     InvalidParam(String),
+    /// A parameter or field violates a constraint for which the spec names
+    /// its own errcode (`x-errcode`), e.g. `M_INVALID_USERNAME`.
+    Refused { errcode: &'static str, message: String },
 }
 
 /// Why dispatching failed.
@@ -72,14 +75,22 @@ fn required<T>(value: Option<T>, what: &str) -> Result<T, RequestError> {
     value.ok_or_else(|| RequestError::MissingParam(format!("{what} is required")))
 }
 
+/// The error for a violated constraint: `M_INVALID_PARAM` unless the spec names another errcode.
+fn violation(errcode: Option<&'static str>, message: String) -> RequestError {
+    match errcode {
+        Some(errcode) => RequestError::Refused { errcode, message },
+        None => RequestError::InvalidParam(message),
+    }
+}
+
 /// Checks a string parameter against the constraints the spec states for it.
 fn check_string(what: &str, value: &str, rule: &models::StringRule) -> Result<(), RequestError> {
-    rule.check(value).map_err(|why| RequestError::InvalidParam(format!("{what} {why}")))
+    rule.check(value).map_err(|why| violation(rule.errcode, format!("{what} {why}")))
 }
 
 /// Checks a numeric parameter against the range the spec states for it.
 fn check_number(what: &str, value: f64, rule: &models::NumberRule) -> Result<(), RequestError> {
-    rule.check(value).map_err(|why| RequestError::InvalidParam(format!("{what} {why}")))
+    rule.check(value).map_err(|why| violation(rule.errcode, format!("{what} {why}")))
 }
 
 /// The JSON type a schema states for a value, checked before serde decodes
@@ -204,14 +215,17 @@ fn validated<T: validator::Validate>(body: Option<T>) -> Result<Option<T>, Reque
             let mut problems = Vec::new();
             describe(&e, "", &mut problems);
             problems.sort();
-            RequestError::InvalidParam(format!("the request body is invalid: {}", problems.join("; ")))
+            // The first problem whose constraint names an errcode decides it.
+            let errcode = problems.iter().find_map(|(_, code)| ERRCODES.iter().find(|c| *c == code).copied());
+            let text: Vec<&str> = problems.iter().map(|(p, _)| p.as_str()).collect();
+            violation(errcode, format!("the request body is invalid: {}", text.join("; ")))
         })?;
     }
     Ok(body)
 }
 
 /// Flattens validation errors into "field must ..." sentences.
-fn describe(errors: &validator::ValidationErrors, at: &str, out: &mut Vec<String>) {
+fn describe(errors: &validator::ValidationErrors, at: &str, out: &mut Vec<(String, String)>) {
     use validator::ValidationErrorsKind as K;
     for (field, kind) in errors.errors() {
         // validator names the errors of a list's own items "_tmp_validator".
@@ -224,7 +238,7 @@ fn describe(errors: &validator::ValidationErrors, at: &str, out: &mut Vec<String
             K::Field(list) => {
                 for e in list {
                     let why = e.message.as_deref().map(str::to_string).unwrap_or_else(|| format!("is invalid ({})", e.code));
-                    out.push(format!("{here} {why}"));
+                    out.push((format!("{here} {why}"), e.code.to_string()));
                 }
             }
             K::Struct(inner) => describe(inner, &here, out),
@@ -253,9 +267,29 @@ pub fn emit(api: &Api) -> String {
     emit_operation_impl(&mut out, api);
     emit_route_table(&mut out, api);
     out.push_str(RUNTIME);
+    emit_errcodes(&mut out, api);
     emit_shapes(&mut out, api);
     emit_dispatch(&mut out, api);
     out
+}
+
+/// Every errcode a model's constraint names (`x-errcode`), to tell them
+/// from validator's own codes.
+fn emit_errcodes(out: &mut String, api: &Api) {
+    let mut codes = std::collections::BTreeSet::new();
+    for model in api.models.items.values() {
+        if let Model::Struct { fields, .. } = model {
+            for f in fields {
+                codes.extend(f.errcode.clone());
+            }
+        }
+    }
+    let list: Vec<String> = codes.iter().map(|c| format!("{c:?}")).collect();
+    let _ = writeln!(
+        out,
+        "\n/// The errcodes the spec gives body constraints (`x-errcode`).\nconst ERRCODES: &[&str] = &[{}];",
+        list.join(", ")
+    );
 }
 
 /// A `&'static Shape` expression; models refer to their static in `shapes`

@@ -75,6 +75,8 @@ pub struct Field {
     pub shape: Shape,
     /// Constraints on each item of a string array, checked by a generated function.
     pub item_rule: Option<Constraints>,
+    /// The errcode the spec gives a violation of this field's constraints (`x-errcode`).
+    pub errcode: Option<String>,
 }
 
 /// One generated model.
@@ -291,7 +293,8 @@ impl Models {
             }
             if let (Shape::Array(inner), Some(items)) = (&t.shape, prop.get("items")) {
                 if **inner == Shape::String {
-                    let rule = constraints::read(items, Some("string"), true, &format!("{what}: items"))?;
+                    let mut rule = constraints::read(items, Some("string"), true, &format!("{what}: items"))?;
+                    rule.errcode = rule.errcode.or(own.errcode.clone());
                     if rule.checks_strings() {
                         self.patterns.extend(rule.pattern.clone());
                         item_rule = Some(rule);
@@ -306,6 +309,10 @@ impl Models {
                 doc: doc_of(prop),
                 validations,
                 shape: t.shape,
+                errcode: own
+                    .errcode
+                    .clone()
+                    .or(item_rule.as_ref().and_then(|r| r.errcode.clone())),
                 item_rule,
             });
         }

@@ -915,6 +915,317 @@ fn respond(
 }
 /// The errcodes the spec gives body constraints (`x-errcode`).
 const ERRCODES: &[&str] = &["M_INVALID_USERNAME"];
+/// What the spec states about each constrained parameter, by operation and parameter.
+mod rules {
+    #[allow(unused_imports)]
+    use super::models::{NumberRule, StringRule};
+    pub static REGISTER_KIND: StringRule = StringRule {
+        min_length: None,
+        max_length: None,
+        length_message: "",
+        pattern: None,
+        pattern_message: "",
+        one_of: &["user", "guest"],
+        errcode: None,
+    };
+    pub static DEFINE_FILTER_USER_ID: StringRule = StringRule {
+        min_length: None,
+        max_length: Some(255),
+        length_message: "must be at most 255 characters long",
+        pattern: Some(&super::models::PATTERN_B1CDFE41),
+        pattern_message: "must match the pattern ^@[!-9;-~]+:(\\[[0-9A-Fa-f:.]+\\]|[0-9A-Za-z.-]+)(:[0-9]{1,5})?$",
+        one_of: &[],
+        errcode: None,
+    };
+    pub static GET_FILTER_USER_ID: StringRule = StringRule {
+        min_length: None,
+        max_length: Some(255),
+        length_message: "must be at most 255 characters long",
+        pattern: Some(&super::models::PATTERN_B1CDFE41),
+        pattern_message: "must match the pattern ^@[!-9;-~]+:(\\[[0-9A-Fa-f:.]+\\]|[0-9A-Za-z.-]+)(:[0-9]{1,5})?$",
+        one_of: &[],
+        errcode: None,
+    };
+    pub static GET_ROOM_ALIAS_ROOM_ALIAS: StringRule = StringRule {
+        min_length: None,
+        max_length: Some(255),
+        length_message: "must be at most 255 characters long",
+        pattern: Some(&super::models::PATTERN_FE00A328),
+        pattern_message: "must match the pattern ^#[!-9;-~]+:(\\[[0-9A-Fa-f:.]+\\]|[0-9A-Za-z.-]+)(:[0-9]{1,5})?$",
+        one_of: &[],
+        errcode: None,
+    };
+    pub static SET_ROOM_ALIAS_ROOM_ALIAS: StringRule = StringRule {
+        min_length: None,
+        max_length: Some(255),
+        length_message: "must be at most 255 characters long",
+        pattern: Some(&super::models::PATTERN_FE00A328),
+        pattern_message: "must match the pattern ^#[!-9;-~]+:(\\[[0-9A-Fa-f:.]+\\]|[0-9A-Za-z.-]+)(:[0-9]{1,5})?$",
+        one_of: &[],
+        errcode: None,
+    };
+    pub static DELETE_ROOM_ALIAS_ROOM_ALIAS: StringRule = StringRule {
+        min_length: None,
+        max_length: Some(255),
+        length_message: "must be at most 255 characters long",
+        pattern: Some(&super::models::PATTERN_FE00A328),
+        pattern_message: "must match the pattern ^#[!-9;-~]+:(\\[[0-9A-Fa-f:.]+\\]|[0-9A-Za-z.-]+)(:[0-9]{1,5})?$",
+        one_of: &[],
+        errcode: None,
+    };
+    pub static POST_ROOMS_ROOM_ID_JOIN_ROOM_ID: StringRule = StringRule {
+        min_length: None,
+        max_length: Some(255),
+        length_message: "must be at most 255 characters long",
+        pattern: Some(&super::models::PATTERN_3EE22947),
+        pattern_message: "must match the pattern ^[!#][!-9;-~]+:(\\[[0-9A-Fa-f:.]+\\]|[0-9A-Za-z.-]+)(:[0-9]{1,5})?$",
+        one_of: &[],
+        errcode: None,
+    };
+    pub static POST_ROOMS_ROOM_ID_INVITE_ROOM_ID: StringRule = StringRule {
+        min_length: None,
+        max_length: Some(255),
+        length_message: "must be at most 255 characters long",
+        pattern: Some(&super::models::PATTERN_65B6A8E6),
+        pattern_message: "must match the pattern ^![!-9;-~]+:(\\[[0-9A-Fa-f:.]+\\]|[0-9A-Za-z.-]+)(:[0-9]{1,5})?$",
+        one_of: &[],
+        errcode: None,
+    };
+    pub static SEND_MESSAGE_ROOM_ID: StringRule = StringRule {
+        min_length: None,
+        max_length: Some(255),
+        length_message: "must be at most 255 characters long",
+        pattern: Some(&super::models::PATTERN_65B6A8E6),
+        pattern_message: "must match the pattern ^![!-9;-~]+:(\\[[0-9A-Fa-f:.]+\\]|[0-9A-Za-z.-]+)(:[0-9]{1,5})?$",
+        one_of: &[],
+        errcode: None,
+    };
+    pub static GET_ROOM_EVENTS_ROOM_ID: StringRule = StringRule {
+        min_length: None,
+        max_length: Some(255),
+        length_message: "must be at most 255 characters long",
+        pattern: Some(&super::models::PATTERN_65B6A8E6),
+        pattern_message: "must match the pattern ^![!-9;-~]+:(\\[[0-9A-Fa-f:.]+\\]|[0-9A-Za-z.-]+)(:[0-9]{1,5})?$",
+        one_of: &[],
+        errcode: None,
+    };
+    pub static GET_ROOM_EVENTS_FROM: StringRule = StringRule {
+        min_length: None,
+        max_length: None,
+        length_message: "",
+        pattern: Some(&super::models::PATTERN_805F2135),
+        pattern_message: "must match the pattern ^s[0-9]{1,19}$",
+        one_of: &[],
+        errcode: None,
+    };
+    pub static GET_ROOM_EVENTS_TO: StringRule = StringRule {
+        min_length: None,
+        max_length: None,
+        length_message: "",
+        pattern: Some(&super::models::PATTERN_805F2135),
+        pattern_message: "must match the pattern ^s[0-9]{1,19}$",
+        one_of: &[],
+        errcode: None,
+    };
+    pub static GET_ROOM_EVENTS_DIR: StringRule = StringRule {
+        min_length: None,
+        max_length: None,
+        length_message: "",
+        pattern: None,
+        pattern_message: "",
+        one_of: &["b", "f"],
+        errcode: None,
+    };
+    pub static GET_ROOM_EVENTS_LIMIT: NumberRule = NumberRule {
+        minimum: Some(0.0),
+        maximum: Some(2147483647.0),
+        message: "must be between 0 and 2147483647",
+        errcode: None,
+    };
+    pub static GET_PROFILE_USER_ID: StringRule = StringRule {
+        min_length: None,
+        max_length: Some(255),
+        length_message: "must be at most 255 characters long",
+        pattern: Some(&super::models::PATTERN_B1CDFE41),
+        pattern_message: "must match the pattern ^@[!-9;-~]+:(\\[[0-9A-Fa-f:.]+\\]|[0-9A-Za-z.-]+)(:[0-9]{1,5})?$",
+        one_of: &[],
+        errcode: None,
+    };
+    pub static GET_DISPLAY_NAME_USER_ID: StringRule = StringRule {
+        min_length: None,
+        max_length: Some(255),
+        length_message: "must be at most 255 characters long",
+        pattern: Some(&super::models::PATTERN_B1CDFE41),
+        pattern_message: "must match the pattern ^@[!-9;-~]+:(\\[[0-9A-Fa-f:.]+\\]|[0-9A-Za-z.-]+)(:[0-9]{1,5})?$",
+        one_of: &[],
+        errcode: None,
+    };
+    pub static SET_DISPLAY_NAME_USER_ID: StringRule = StringRule {
+        min_length: None,
+        max_length: Some(255),
+        length_message: "must be at most 255 characters long",
+        pattern: Some(&super::models::PATTERN_B1CDFE41),
+        pattern_message: "must match the pattern ^@[!-9;-~]+:(\\[[0-9A-Fa-f:.]+\\]|[0-9A-Za-z.-]+)(:[0-9]{1,5})?$",
+        one_of: &[],
+        errcode: None,
+    };
+    pub static LEAVE_ROOM_ROOM_ID: StringRule = StringRule {
+        min_length: None,
+        max_length: Some(255),
+        length_message: "must be at most 255 characters long",
+        pattern: Some(&super::models::PATTERN_65B6A8E6),
+        pattern_message: "must match the pattern ^![!-9;-~]+:(\\[[0-9A-Fa-f:.]+\\]|[0-9A-Za-z.-]+)(:[0-9]{1,5})?$",
+        one_of: &[],
+        errcode: None,
+    };
+    pub static KICK_ROOM_ID: StringRule = StringRule {
+        min_length: None,
+        max_length: Some(255),
+        length_message: "must be at most 255 characters long",
+        pattern: Some(&super::models::PATTERN_65B6A8E6),
+        pattern_message: "must match the pattern ^![!-9;-~]+:(\\[[0-9A-Fa-f:.]+\\]|[0-9A-Za-z.-]+)(:[0-9]{1,5})?$",
+        one_of: &[],
+        errcode: None,
+    };
+    pub static BAN_ROOM_ID: StringRule = StringRule {
+        min_length: None,
+        max_length: Some(255),
+        length_message: "must be at most 255 characters long",
+        pattern: Some(&super::models::PATTERN_65B6A8E6),
+        pattern_message: "must match the pattern ^![!-9;-~]+:(\\[[0-9A-Fa-f:.]+\\]|[0-9A-Za-z.-]+)(:[0-9]{1,5})?$",
+        one_of: &[],
+        errcode: None,
+    };
+    pub static UNBAN_ROOM_ID: StringRule = StringRule {
+        min_length: None,
+        max_length: Some(255),
+        length_message: "must be at most 255 characters long",
+        pattern: Some(&super::models::PATTERN_65B6A8E6),
+        pattern_message: "must match the pattern ^![!-9;-~]+:(\\[[0-9A-Fa-f:.]+\\]|[0-9A-Za-z.-]+)(:[0-9]{1,5})?$",
+        one_of: &[],
+        errcode: None,
+    };
+    pub static GET_ROOM_STATE_ROOM_ID: StringRule = StringRule {
+        min_length: None,
+        max_length: Some(255),
+        length_message: "must be at most 255 characters long",
+        pattern: Some(&super::models::PATTERN_65B6A8E6),
+        pattern_message: "must match the pattern ^![!-9;-~]+:(\\[[0-9A-Fa-f:.]+\\]|[0-9A-Za-z.-]+)(:[0-9]{1,5})?$",
+        one_of: &[],
+        errcode: None,
+    };
+    pub static GET_ROOM_STATE_EVENT_ROOM_ID: StringRule = StringRule {
+        min_length: None,
+        max_length: Some(255),
+        length_message: "must be at most 255 characters long",
+        pattern: Some(&super::models::PATTERN_65B6A8E6),
+        pattern_message: "must match the pattern ^![!-9;-~]+:(\\[[0-9A-Fa-f:.]+\\]|[0-9A-Za-z.-]+)(:[0-9]{1,5})?$",
+        one_of: &[],
+        errcode: None,
+    };
+    pub static SET_ROOM_STATE_EVENT_ROOM_ID: StringRule = StringRule {
+        min_length: None,
+        max_length: Some(255),
+        length_message: "must be at most 255 characters long",
+        pattern: Some(&super::models::PATTERN_65B6A8E6),
+        pattern_message: "must match the pattern ^![!-9;-~]+:(\\[[0-9A-Fa-f:.]+\\]|[0-9A-Za-z.-]+)(:[0-9]{1,5})?$",
+        one_of: &[],
+        errcode: None,
+    };
+    pub static GET_ROOM_STATE_EVENT_EMPTY_KEY_ROOM_ID: StringRule = StringRule {
+        min_length: None,
+        max_length: Some(255),
+        length_message: "must be at most 255 characters long",
+        pattern: Some(&super::models::PATTERN_65B6A8E6),
+        pattern_message: "must match the pattern ^![!-9;-~]+:(\\[[0-9A-Fa-f:.]+\\]|[0-9A-Za-z.-]+)(:[0-9]{1,5})?$",
+        one_of: &[],
+        errcode: None,
+    };
+    pub static SET_ROOM_STATE_EVENT_EMPTY_KEY_ROOM_ID: StringRule = StringRule {
+        min_length: None,
+        max_length: Some(255),
+        length_message: "must be at most 255 characters long",
+        pattern: Some(&super::models::PATTERN_65B6A8E6),
+        pattern_message: "must match the pattern ^![!-9;-~]+:(\\[[0-9A-Fa-f:.]+\\]|[0-9A-Za-z.-]+)(:[0-9]{1,5})?$",
+        one_of: &[],
+        errcode: None,
+    };
+    pub static GET_MEMBERS_ROOM_ID: StringRule = StringRule {
+        min_length: None,
+        max_length: Some(255),
+        length_message: "must be at most 255 characters long",
+        pattern: Some(&super::models::PATTERN_65B6A8E6),
+        pattern_message: "must match the pattern ^![!-9;-~]+:(\\[[0-9A-Fa-f:.]+\\]|[0-9A-Za-z.-]+)(:[0-9]{1,5})?$",
+        one_of: &[],
+        errcode: None,
+    };
+    pub static GET_MEMBERS_MEMBERSHIP: StringRule = StringRule {
+        min_length: None,
+        max_length: None,
+        length_message: "",
+        pattern: None,
+        pattern_message: "",
+        one_of: &["invite", "join", "knock", "leave", "ban"],
+        errcode: None,
+    };
+    pub static GET_MEMBERS_NOT_MEMBERSHIP: StringRule = StringRule {
+        min_length: None,
+        max_length: None,
+        length_message: "",
+        pattern: None,
+        pattern_message: "",
+        one_of: &["invite", "join", "knock", "leave", "ban"],
+        errcode: None,
+    };
+    pub static GET_JOINED_MEMBERS_ROOM_ID: StringRule = StringRule {
+        min_length: None,
+        max_length: Some(255),
+        length_message: "must be at most 255 characters long",
+        pattern: Some(&super::models::PATTERN_65B6A8E6),
+        pattern_message: "must match the pattern ^![!-9;-~]+:(\\[[0-9A-Fa-f:.]+\\]|[0-9A-Za-z.-]+)(:[0-9]{1,5})?$",
+        one_of: &[],
+        errcode: None,
+    };
+    pub static INITIAL_SYNC_LIMIT: NumberRule = NumberRule {
+        minimum: Some(0.0),
+        maximum: Some(2147483647.0),
+        message: "must be between 0 and 2147483647",
+        errcode: None,
+    };
+    pub static ROOM_INITIAL_SYNC_ROOM_ID: StringRule = StringRule {
+        min_length: None,
+        max_length: Some(255),
+        length_message: "must be at most 255 characters long",
+        pattern: Some(&super::models::PATTERN_65B6A8E6),
+        pattern_message: "must match the pattern ^![!-9;-~]+:(\\[[0-9A-Fa-f:.]+\\]|[0-9A-Za-z.-]+)(:[0-9]{1,5})?$",
+        one_of: &[],
+        errcode: None,
+    };
+    pub static SYNC_SINCE: StringRule = StringRule {
+        min_length: None,
+        max_length: None,
+        length_message: "",
+        pattern: Some(&super::models::PATTERN_805F2135),
+        pattern_message: "must match the pattern ^s[0-9]{1,19}$",
+        one_of: &[],
+        errcode: None,
+    };
+    pub static SYNC_TIMEOUT: NumberRule = NumberRule {
+        minimum: Some(0.0),
+        maximum: None,
+        message: "must be at least 0",
+        errcode: None,
+    };
+    pub static SYNC_SET_PRESENCE: StringRule = StringRule {
+        min_length: None,
+        max_length: None,
+        length_message: "",
+        pattern: None,
+        pattern_message: "",
+        one_of: &["offline", "online", "unavailable"],
+        errcode: None,
+    };
+}
 /// The JSON shape of every struct model, as its schema states it.
 #[allow(non_upper_case_globals)]
 pub mod shapes {
@@ -1737,19 +2048,7 @@ where
         Operation::Register => {
             let kind = query_param::<String>(&request, "kind")?;
             if let Some(v) = &kind {
-                check_string(
-                    "query parameter kind",
-                    v,
-                    &models::StringRule {
-                        min_length: None,
-                        max_length: None,
-                        length_message: "",
-                        pattern: None,
-                        pattern_message: "",
-                        one_of: &["user", "guest"],
-                        errcode: None,
-                    },
-                )?;
+                check_string("query parameter kind", v, &rules::REGISTER_KIND)?;
             }
             let body = validated(
                 json_body::<
@@ -1807,19 +2106,7 @@ where
             let user_id = path_param(&request, "userId")?;
             {
                 let v = &user_id;
-                check_string(
-                    "path parameter userId",
-                    v,
-                    &models::StringRule {
-                        min_length: None,
-                        max_length: Some(255),
-                        length_message: "must be at most 255 characters long",
-                        pattern: Some(&models::PATTERN_B1CDFE41),
-                        pattern_message: "must match the pattern ^@[!-9;-~]+:(\\[[0-9A-Fa-f:.]+\\]|[0-9A-Za-z.-]+)(:[0-9]{1,5})?$",
-                        one_of: &[],
-                        errcode: None,
-                    },
-                )?;
+                check_string("path parameter userId", v, &rules::DEFINE_FILTER_USER_ID)?;
             }
             let body = required(
                 json_body::<
@@ -1837,19 +2124,7 @@ where
             let user_id = path_param(&request, "userId")?;
             {
                 let v = &user_id;
-                check_string(
-                    "path parameter userId",
-                    v,
-                    &models::StringRule {
-                        min_length: None,
-                        max_length: Some(255),
-                        length_message: "must be at most 255 characters long",
-                        pattern: Some(&models::PATTERN_B1CDFE41),
-                        pattern_message: "must match the pattern ^@[!-9;-~]+:(\\[[0-9A-Fa-f:.]+\\]|[0-9A-Za-z.-]+)(:[0-9]{1,5})?$",
-                        one_of: &[],
-                        errcode: None,
-                    },
-                )?;
+                check_string("path parameter userId", v, &rules::GET_FILTER_USER_ID)?;
             }
             let filter_id = path_param(&request, "filterId")?;
             let response = api
@@ -1865,15 +2140,7 @@ where
                 check_string(
                     "path parameter roomAlias",
                     v,
-                    &models::StringRule {
-                        min_length: None,
-                        max_length: Some(255),
-                        length_message: "must be at most 255 characters long",
-                        pattern: Some(&models::PATTERN_FE00A328),
-                        pattern_message: "must match the pattern ^#[!-9;-~]+:(\\[[0-9A-Fa-f:.]+\\]|[0-9A-Za-z.-]+)(:[0-9]{1,5})?$",
-                        one_of: &[],
-                        errcode: None,
-                    },
+                    &rules::GET_ROOM_ALIAS_ROOM_ALIAS,
                 )?;
             }
             let response = api
@@ -1889,15 +2156,7 @@ where
                 check_string(
                     "path parameter roomAlias",
                     v,
-                    &models::StringRule {
-                        min_length: None,
-                        max_length: Some(255),
-                        length_message: "must be at most 255 characters long",
-                        pattern: Some(&models::PATTERN_FE00A328),
-                        pattern_message: "must match the pattern ^#[!-9;-~]+:(\\[[0-9A-Fa-f:.]+\\]|[0-9A-Za-z.-]+)(:[0-9]{1,5})?$",
-                        one_of: &[],
-                        errcode: None,
-                    },
+                    &rules::SET_ROOM_ALIAS_ROOM_ALIAS,
                 )?;
             }
             let body = required(
@@ -1921,15 +2180,7 @@ where
                 check_string(
                     "path parameter roomAlias",
                     v,
-                    &models::StringRule {
-                        min_length: None,
-                        max_length: Some(255),
-                        length_message: "must be at most 255 characters long",
-                        pattern: Some(&models::PATTERN_FE00A328),
-                        pattern_message: "must match the pattern ^#[!-9;-~]+:(\\[[0-9A-Fa-f:.]+\\]|[0-9A-Za-z.-]+)(:[0-9]{1,5})?$",
-                        one_of: &[],
-                        errcode: None,
-                    },
+                    &rules::DELETE_ROOM_ALIAS_ROOM_ALIAS,
                 )?;
             }
             let response = api
@@ -1949,15 +2200,7 @@ where
                 check_string(
                     "path parameter roomId",
                     v,
-                    &models::StringRule {
-                        min_length: None,
-                        max_length: Some(255),
-                        length_message: "must be at most 255 characters long",
-                        pattern: Some(&models::PATTERN_3EE22947),
-                        pattern_message: "must match the pattern ^[!#][!-9;-~]+:(\\[[0-9A-Fa-f:.]+\\]|[0-9A-Za-z.-]+)(:[0-9]{1,5})?$",
-                        one_of: &[],
-                        errcode: None,
-                    },
+                    &rules::POST_ROOMS_ROOM_ID_JOIN_ROOM_ID,
                 )?;
             }
             let body = validated(
@@ -1978,15 +2221,7 @@ where
                 check_string(
                     "path parameter roomId",
                     v,
-                    &models::StringRule {
-                        min_length: None,
-                        max_length: Some(255),
-                        length_message: "must be at most 255 characters long",
-                        pattern: Some(&models::PATTERN_65B6A8E6),
-                        pattern_message: "must match the pattern ^![!-9;-~]+:(\\[[0-9A-Fa-f:.]+\\]|[0-9A-Za-z.-]+)(:[0-9]{1,5})?$",
-                        one_of: &[],
-                        errcode: None,
-                    },
+                    &rules::POST_ROOMS_ROOM_ID_INVITE_ROOM_ID,
                 )?;
             }
             let body = required(
@@ -2007,19 +2242,7 @@ where
             let room_id = path_param(&request, "roomId")?;
             {
                 let v = &room_id;
-                check_string(
-                    "path parameter roomId",
-                    v,
-                    &models::StringRule {
-                        min_length: None,
-                        max_length: Some(255),
-                        length_message: "must be at most 255 characters long",
-                        pattern: Some(&models::PATTERN_65B6A8E6),
-                        pattern_message: "must match the pattern ^![!-9;-~]+:(\\[[0-9A-Fa-f:.]+\\]|[0-9A-Za-z.-]+)(:[0-9]{1,5})?$",
-                        one_of: &[],
-                        errcode: None,
-                    },
-                )?;
+                check_string("path parameter roomId", v, &rules::SEND_MESSAGE_ROOM_ID)?;
             }
             let event_type = path_param(&request, "eventType")?;
             let txn_id = path_param(&request, "txnId")?;
@@ -2042,48 +2265,16 @@ where
                 check_string(
                     "path parameter roomId",
                     v,
-                    &models::StringRule {
-                        min_length: None,
-                        max_length: Some(255),
-                        length_message: "must be at most 255 characters long",
-                        pattern: Some(&models::PATTERN_65B6A8E6),
-                        pattern_message: "must match the pattern ^![!-9;-~]+:(\\[[0-9A-Fa-f:.]+\\]|[0-9A-Za-z.-]+)(:[0-9]{1,5})?$",
-                        one_of: &[],
-                        errcode: None,
-                    },
+                    &rules::GET_ROOM_EVENTS_ROOM_ID,
                 )?;
             }
             let from = query_param::<String>(&request, "from")?;
             if let Some(v) = &from {
-                check_string(
-                    "query parameter from",
-                    v,
-                    &models::StringRule {
-                        min_length: None,
-                        max_length: None,
-                        length_message: "",
-                        pattern: Some(&models::PATTERN_805F2135),
-                        pattern_message: "must match the pattern ^s[0-9]{1,19}$",
-                        one_of: &[],
-                        errcode: None,
-                    },
-                )?;
+                check_string("query parameter from", v, &rules::GET_ROOM_EVENTS_FROM)?;
             }
             let to = query_param::<String>(&request, "to")?;
             if let Some(v) = &to {
-                check_string(
-                    "query parameter to",
-                    v,
-                    &models::StringRule {
-                        min_length: None,
-                        max_length: None,
-                        length_message: "",
-                        pattern: Some(&models::PATTERN_805F2135),
-                        pattern_message: "must match the pattern ^s[0-9]{1,19}$",
-                        one_of: &[],
-                        errcode: None,
-                    },
-                )?;
+                check_string("query parameter to", v, &rules::GET_ROOM_EVENTS_TO)?;
             }
             let dir = required(
                 query_param::<String>(&request, "dir")?,
@@ -2091,31 +2282,14 @@ where
             )?;
             {
                 let v = &dir;
-                check_string(
-                    "query parameter dir",
-                    v,
-                    &models::StringRule {
-                        min_length: None,
-                        max_length: None,
-                        length_message: "",
-                        pattern: None,
-                        pattern_message: "",
-                        one_of: &["b", "f"],
-                        errcode: None,
-                    },
-                )?;
+                check_string("query parameter dir", v, &rules::GET_ROOM_EVENTS_DIR)?;
             }
             let limit = query_param::<i64>(&request, "limit")?;
             if let Some(v) = &limit {
                 check_number(
                     "query parameter limit",
                     *v as f64,
-                    &models::NumberRule {
-                        minimum: Some(0.0),
-                        maximum: Some(2147483647.0),
-                        message: "must be between 0 and 2147483647",
-                        errcode: None,
-                    },
+                    &rules::GET_ROOM_EVENTS_LIMIT,
                 )?;
             }
             let filter = query_param::<String>(&request, "filter")?;
@@ -2129,19 +2303,7 @@ where
             let user_id = path_param(&request, "userId")?;
             {
                 let v = &user_id;
-                check_string(
-                    "path parameter userId",
-                    v,
-                    &models::StringRule {
-                        min_length: None,
-                        max_length: Some(255),
-                        length_message: "must be at most 255 characters long",
-                        pattern: Some(&models::PATTERN_B1CDFE41),
-                        pattern_message: "must match the pattern ^@[!-9;-~]+:(\\[[0-9A-Fa-f:.]+\\]|[0-9A-Za-z.-]+)(:[0-9]{1,5})?$",
-                        one_of: &[],
-                        errcode: None,
-                    },
-                )?;
+                check_string("path parameter userId", v, &rules::GET_PROFILE_USER_ID)?;
             }
             let response = api
                 .get_profile(user_id, context)
@@ -2156,15 +2318,7 @@ where
                 check_string(
                     "path parameter userId",
                     v,
-                    &models::StringRule {
-                        min_length: None,
-                        max_length: Some(255),
-                        length_message: "must be at most 255 characters long",
-                        pattern: Some(&models::PATTERN_B1CDFE41),
-                        pattern_message: "must match the pattern ^@[!-9;-~]+:(\\[[0-9A-Fa-f:.]+\\]|[0-9A-Za-z.-]+)(:[0-9]{1,5})?$",
-                        one_of: &[],
-                        errcode: None,
-                    },
+                    &rules::GET_DISPLAY_NAME_USER_ID,
                 )?;
             }
             let response = api
@@ -2180,15 +2334,7 @@ where
                 check_string(
                     "path parameter userId",
                     v,
-                    &models::StringRule {
-                        min_length: None,
-                        max_length: Some(255),
-                        length_message: "must be at most 255 characters long",
-                        pattern: Some(&models::PATTERN_B1CDFE41),
-                        pattern_message: "must match the pattern ^@[!-9;-~]+:(\\[[0-9A-Fa-f:.]+\\]|[0-9A-Za-z.-]+)(:[0-9]{1,5})?$",
-                        one_of: &[],
-                        errcode: None,
-                    },
+                    &rules::SET_DISPLAY_NAME_USER_ID,
                 )?;
             }
             let body = required(
@@ -2209,19 +2355,7 @@ where
             let room_id = path_param(&request, "roomId")?;
             {
                 let v = &room_id;
-                check_string(
-                    "path parameter roomId",
-                    v,
-                    &models::StringRule {
-                        min_length: None,
-                        max_length: Some(255),
-                        length_message: "must be at most 255 characters long",
-                        pattern: Some(&models::PATTERN_65B6A8E6),
-                        pattern_message: "must match the pattern ^![!-9;-~]+:(\\[[0-9A-Fa-f:.]+\\]|[0-9A-Za-z.-]+)(:[0-9]{1,5})?$",
-                        one_of: &[],
-                        errcode: None,
-                    },
-                )?;
+                check_string("path parameter roomId", v, &rules::LEAVE_ROOM_ROOM_ID)?;
             }
             let body = validated(
                 json_body::<models::LeaveRoomBody>(request.body, &shapes::LeaveRoomBody)?,
@@ -2236,19 +2370,7 @@ where
             let room_id = path_param(&request, "roomId")?;
             {
                 let v = &room_id;
-                check_string(
-                    "path parameter roomId",
-                    v,
-                    &models::StringRule {
-                        min_length: None,
-                        max_length: Some(255),
-                        length_message: "must be at most 255 characters long",
-                        pattern: Some(&models::PATTERN_65B6A8E6),
-                        pattern_message: "must match the pattern ^![!-9;-~]+:(\\[[0-9A-Fa-f:.]+\\]|[0-9A-Za-z.-]+)(:[0-9]{1,5})?$",
-                        one_of: &[],
-                        errcode: None,
-                    },
-                )?;
+                check_string("path parameter roomId", v, &rules::KICK_ROOM_ID)?;
             }
             let body = required(
                 validated(
@@ -2268,19 +2390,7 @@ where
             let room_id = path_param(&request, "roomId")?;
             {
                 let v = &room_id;
-                check_string(
-                    "path parameter roomId",
-                    v,
-                    &models::StringRule {
-                        min_length: None,
-                        max_length: Some(255),
-                        length_message: "must be at most 255 characters long",
-                        pattern: Some(&models::PATTERN_65B6A8E6),
-                        pattern_message: "must match the pattern ^![!-9;-~]+:(\\[[0-9A-Fa-f:.]+\\]|[0-9A-Za-z.-]+)(:[0-9]{1,5})?$",
-                        one_of: &[],
-                        errcode: None,
-                    },
-                )?;
+                check_string("path parameter roomId", v, &rules::BAN_ROOM_ID)?;
             }
             let body = required(
                 validated(
@@ -2300,19 +2410,7 @@ where
             let room_id = path_param(&request, "roomId")?;
             {
                 let v = &room_id;
-                check_string(
-                    "path parameter roomId",
-                    v,
-                    &models::StringRule {
-                        min_length: None,
-                        max_length: Some(255),
-                        length_message: "must be at most 255 characters long",
-                        pattern: Some(&models::PATTERN_65B6A8E6),
-                        pattern_message: "must match the pattern ^![!-9;-~]+:(\\[[0-9A-Fa-f:.]+\\]|[0-9A-Za-z.-]+)(:[0-9]{1,5})?$",
-                        one_of: &[],
-                        errcode: None,
-                    },
-                )?;
+                check_string("path parameter roomId", v, &rules::UNBAN_ROOM_ID)?;
             }
             let body = required(
                 validated(
@@ -2335,15 +2433,7 @@ where
                 check_string(
                     "path parameter roomId",
                     v,
-                    &models::StringRule {
-                        min_length: None,
-                        max_length: Some(255),
-                        length_message: "must be at most 255 characters long",
-                        pattern: Some(&models::PATTERN_65B6A8E6),
-                        pattern_message: "must match the pattern ^![!-9;-~]+:(\\[[0-9A-Fa-f:.]+\\]|[0-9A-Za-z.-]+)(:[0-9]{1,5})?$",
-                        one_of: &[],
-                        errcode: None,
-                    },
+                    &rules::GET_ROOM_STATE_ROOM_ID,
                 )?;
             }
             let response = api
@@ -2359,15 +2449,7 @@ where
                 check_string(
                     "path parameter roomId",
                     v,
-                    &models::StringRule {
-                        min_length: None,
-                        max_length: Some(255),
-                        length_message: "must be at most 255 characters long",
-                        pattern: Some(&models::PATTERN_65B6A8E6),
-                        pattern_message: "must match the pattern ^![!-9;-~]+:(\\[[0-9A-Fa-f:.]+\\]|[0-9A-Za-z.-]+)(:[0-9]{1,5})?$",
-                        one_of: &[],
-                        errcode: None,
-                    },
+                    &rules::GET_ROOM_STATE_EVENT_ROOM_ID,
                 )?;
             }
             let event_type = path_param(&request, "eventType")?;
@@ -2385,15 +2467,7 @@ where
                 check_string(
                     "path parameter roomId",
                     v,
-                    &models::StringRule {
-                        min_length: None,
-                        max_length: Some(255),
-                        length_message: "must be at most 255 characters long",
-                        pattern: Some(&models::PATTERN_65B6A8E6),
-                        pattern_message: "must match the pattern ^![!-9;-~]+:(\\[[0-9A-Fa-f:.]+\\]|[0-9A-Za-z.-]+)(:[0-9]{1,5})?$",
-                        one_of: &[],
-                        errcode: None,
-                    },
+                    &rules::SET_ROOM_STATE_EVENT_ROOM_ID,
                 )?;
             }
             let event_type = path_param(&request, "eventType")?;
@@ -2417,15 +2491,7 @@ where
                 check_string(
                     "path parameter roomId",
                     v,
-                    &models::StringRule {
-                        min_length: None,
-                        max_length: Some(255),
-                        length_message: "must be at most 255 characters long",
-                        pattern: Some(&models::PATTERN_65B6A8E6),
-                        pattern_message: "must match the pattern ^![!-9;-~]+:(\\[[0-9A-Fa-f:.]+\\]|[0-9A-Za-z.-]+)(:[0-9]{1,5})?$",
-                        one_of: &[],
-                        errcode: None,
-                    },
+                    &rules::GET_ROOM_STATE_EVENT_EMPTY_KEY_ROOM_ID,
                 )?;
             }
             let event_type = path_param(&request, "eventType")?;
@@ -2442,15 +2508,7 @@ where
                 check_string(
                     "path parameter roomId",
                     v,
-                    &models::StringRule {
-                        min_length: None,
-                        max_length: Some(255),
-                        length_message: "must be at most 255 characters long",
-                        pattern: Some(&models::PATTERN_65B6A8E6),
-                        pattern_message: "must match the pattern ^![!-9;-~]+:(\\[[0-9A-Fa-f:.]+\\]|[0-9A-Za-z.-]+)(:[0-9]{1,5})?$",
-                        one_of: &[],
-                        errcode: None,
-                    },
+                    &rules::SET_ROOM_STATE_EVENT_EMPTY_KEY_ROOM_ID,
                 )?;
             }
             let event_type = path_param(&request, "eventType")?;
@@ -2470,34 +2528,14 @@ where
             let room_id = path_param(&request, "roomId")?;
             {
                 let v = &room_id;
-                check_string(
-                    "path parameter roomId",
-                    v,
-                    &models::StringRule {
-                        min_length: None,
-                        max_length: Some(255),
-                        length_message: "must be at most 255 characters long",
-                        pattern: Some(&models::PATTERN_65B6A8E6),
-                        pattern_message: "must match the pattern ^![!-9;-~]+:(\\[[0-9A-Fa-f:.]+\\]|[0-9A-Za-z.-]+)(:[0-9]{1,5})?$",
-                        one_of: &[],
-                        errcode: None,
-                    },
-                )?;
+                check_string("path parameter roomId", v, &rules::GET_MEMBERS_ROOM_ID)?;
             }
             let membership = query_param::<String>(&request, "membership")?;
             if let Some(v) = &membership {
                 check_string(
                     "query parameter membership",
                     v,
-                    &models::StringRule {
-                        min_length: None,
-                        max_length: None,
-                        length_message: "",
-                        pattern: None,
-                        pattern_message: "",
-                        one_of: &["invite", "join", "knock", "leave", "ban"],
-                        errcode: None,
-                    },
+                    &rules::GET_MEMBERS_MEMBERSHIP,
                 )?;
             }
             let not_membership = query_param::<String>(&request, "not_membership")?;
@@ -2505,15 +2543,7 @@ where
                 check_string(
                     "query parameter not_membership",
                     v,
-                    &models::StringRule {
-                        min_length: None,
-                        max_length: None,
-                        length_message: "",
-                        pattern: None,
-                        pattern_message: "",
-                        one_of: &["invite", "join", "knock", "leave", "ban"],
-                        errcode: None,
-                    },
+                    &rules::GET_MEMBERS_NOT_MEMBERSHIP,
                 )?;
             }
             let response = api
@@ -2529,15 +2559,7 @@ where
                 check_string(
                     "path parameter roomId",
                     v,
-                    &models::StringRule {
-                        min_length: None,
-                        max_length: Some(255),
-                        length_message: "must be at most 255 characters long",
-                        pattern: Some(&models::PATTERN_65B6A8E6),
-                        pattern_message: "must match the pattern ^![!-9;-~]+:(\\[[0-9A-Fa-f:.]+\\]|[0-9A-Za-z.-]+)(:[0-9]{1,5})?$",
-                        one_of: &[],
-                        errcode: None,
-                    },
+                    &rules::GET_JOINED_MEMBERS_ROOM_ID,
                 )?;
             }
             let response = api
@@ -2574,12 +2596,7 @@ where
                 check_number(
                     "query parameter limit",
                     *v as f64,
-                    &models::NumberRule {
-                        minimum: Some(0.0),
-                        maximum: Some(2147483647.0),
-                        message: "must be between 0 and 2147483647",
-                        errcode: None,
-                    },
+                    &rules::INITIAL_SYNC_LIMIT,
                 )?;
             }
             let response = api
@@ -2595,15 +2612,7 @@ where
                 check_string(
                     "path parameter roomId",
                     v,
-                    &models::StringRule {
-                        min_length: None,
-                        max_length: Some(255),
-                        length_message: "must be at most 255 characters long",
-                        pattern: Some(&models::PATTERN_65B6A8E6),
-                        pattern_message: "must match the pattern ^![!-9;-~]+:(\\[[0-9A-Fa-f:.]+\\]|[0-9A-Za-z.-]+)(:[0-9]{1,5})?$",
-                        one_of: &[],
-                        errcode: None,
-                    },
+                    &rules::ROOM_INITIAL_SYNC_ROOM_ID,
                 )?;
             }
             let response = api
@@ -2615,31 +2624,14 @@ where
         Operation::Sync => {
             let since = query_param::<String>(&request, "since")?;
             if let Some(v) = &since {
-                check_string(
-                    "query parameter since",
-                    v,
-                    &models::StringRule {
-                        min_length: None,
-                        max_length: None,
-                        length_message: "",
-                        pattern: Some(&models::PATTERN_805F2135),
-                        pattern_message: "must match the pattern ^s[0-9]{1,19}$",
-                        one_of: &[],
-                        errcode: None,
-                    },
-                )?;
+                check_string("query parameter since", v, &rules::SYNC_SINCE)?;
             }
             let timeout = query_param::<i64>(&request, "timeout")?;
             if let Some(v) = &timeout {
                 check_number(
                     "query parameter timeout",
                     *v as f64,
-                    &models::NumberRule {
-                        minimum: Some(0.0),
-                        maximum: None,
-                        message: "must be at least 0",
-                        errcode: None,
-                    },
+                    &rules::SYNC_TIMEOUT,
                 )?;
             }
             let filter = query_param::<String>(&request, "filter")?;
@@ -2649,15 +2641,7 @@ where
                 check_string(
                     "query parameter set_presence",
                     v,
-                    &models::StringRule {
-                        min_length: None,
-                        max_length: None,
-                        length_message: "",
-                        pattern: None,
-                        pattern_message: "",
-                        one_of: &["offline", "online", "unavailable"],
-                        errcode: None,
-                    },
+                    &rules::SYNC_SET_PRESENCE,
                 )?;
             }
             let response = api

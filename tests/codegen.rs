@@ -815,6 +815,19 @@ fn dispatch_text(routes: &syn::File) -> String {
     tidy(&unparse_item(syn::Item::Fn(f.clone())))
 }
 
+/// The tidied text of `mod rules` in routes.rs.
+fn rules_text(routes: &syn::File) -> String {
+    let rules = routes
+        .items
+        .iter()
+        .find_map(|i| match i {
+            syn::Item::Mod(m) if m.ident == "rules" => Some(m),
+            _ => None,
+        })
+        .expect("routes.rs has no mod rules");
+    tidy(&unparse_item(syn::Item::Mod(rules.clone())))
+}
+
 #[test]
 fn parameter_constraints_become_checks_in_the_dispatcher_naming_the_parameter() {
     let out = fixture();
@@ -825,27 +838,37 @@ fn parameter_constraints_become_checks_in_the_dispatcher_naming_the_parameter() 
         .unwrap()
         .0
         .clone();
-    let text = dispatch_text(&out.rust("routes.rs"));
+    let routes = out.rust("routes.rs");
+    let text = dispatch_text(&routes);
     for needle in [
-        // The pattern the overlay merged into the shared path parameter.
-        "check_string(\"pathparameterthingId\",v,&models::StringRule{min_length:None,max_length:Some(64),".to_string(),
-        format!("pattern:Some(&models::{t}),"),
-        // A string enum of a query parameter.
-        "check_string(\"queryparameterlabel\",v,&models::StringRule{".to_string(),
-        "one_of:&[\"red\",\"blue\"]".to_string(),
-        // format: int32 narrows the range of an integer.
-        "check_number(\"queryparameterlimit\",*vasf64,&models::NumberRule{minimum:Some(0.0),maximum:Some(2147483647.0),"
-            .to_string(),
-        "check_number(\"queryparameterratio\",*vasf64,&models::NumberRule{minimum:None,maximum:Some(2.5),".to_string(),
+        "check_string(\"pathparameterthingId\",v,&rules::GET_THINGS_THING_ID_THING_ID)?",
+        "check_string(\"queryparameterlabel\",v,&rules::GET_THINGS_THING_ID_LABEL)?",
+        "check_number(\"queryparameterlimit\",*vasf64,&rules::GET_THINGS_THING_ID_LIMIT)?",
+        "check_number(\"queryparameterratio\",*vasf64,&rules::GET_THINGS_THING_ID_RATIO)?",
+        // An optional parameter is checked only when present.
+        "ifletSome(v)=&limit{check_number(",
     ] {
-        assert!(text.contains(&needle), "the dispatcher should contain {needle}");
+        assert!(text.contains(needle), "the dispatcher should contain {needle}");
     }
-    // An optional parameter is checked only when present.
-    assert!(text.contains("ifletSome(v)=&limit{check_number("), "limit is optional");
     assert!(
         !text.contains("\"queryparameterfresh\""),
         "an unconstrained parameter is not checked"
     );
+    let rules = rules_text(&routes);
+    for needle in [
+        // The pattern the overlay merged into the shared path parameter.
+        "pubstaticGET_THINGS_THING_ID_THING_ID:StringRule=StringRule{min_length:None,max_length:Some(64),".to_string(),
+        format!("pattern:Some(&super::models::{t}),"),
+        // A string enum of a query parameter.
+        "pubstaticGET_THINGS_THING_ID_LABEL:StringRule=".to_string(),
+        "one_of:&[\"red\",\"blue\"]".to_string(),
+        // format: int32 narrows the range of an integer.
+        "pubstaticGET_THINGS_THING_ID_LIMIT:NumberRule=NumberRule{minimum:Some(0.0),maximum:Some(2147483647.0),"
+            .to_string(),
+        "pubstaticGET_THINGS_THING_ID_RATIO:NumberRule=NumberRule{minimum:None,maximum:Some(2.5),".to_string(),
+    ] {
+        assert!(rules.contains(&needle), "mod rules should contain {needle}: {rules}");
+    }
 }
 
 #[test]
@@ -863,7 +886,7 @@ fn x_errcode_names_the_errcode_of_a_violation_for_a_property_and_a_parameter() {
         })
         .expect("routes.rs has no const ERRCODES");
     assert_eq!(errcodes, "&[\"M_INVALID_USERNAME\"]");
-    let text = dispatch_text(&routes);
+    let text = rules_text(&routes);
     assert!(
         text.contains("one_of:&[\"red\",\"blue\"],errcode:Some(\"M_BAD_COLOUR\")"),
         "{text}"
@@ -1366,7 +1389,7 @@ fn an_operation_parameter_replaces_the_path_items_parameter_of_the_same_in_and_n
         1,
         "one thing_id argument: {args:?}"
     );
-    let text = dispatch_text(&out.rust("routes.rs"));
+    let text = rules_text(&out.rust("routes.rs"));
     assert!(
         text.contains("max_length:Some(3)"),
         "the operation's own constraint applies"

@@ -2,7 +2,7 @@
 //! that turns a matched request into a typed `Api` call.
 
 use super::emit_api::{model_type, response_enum};
-use super::ir::{Api, Location, Operation};
+use super::ir::{Api, Location, Operation, Param};
 use super::schema::{Model, Shape};
 use std::fmt::Write;
 
@@ -268,9 +268,49 @@ pub fn emit(api: &Api) -> String {
     emit_route_table(&mut out, api);
     out.push_str(RUNTIME);
     emit_errcodes(&mut out, api);
+    emit_rules(&mut out, api);
     emit_shapes(&mut out, api);
     emit_dispatch(&mut out, api);
     out
+}
+
+enum RuleKind {
+    String,
+    Number,
+}
+
+/// Which rule, if any, checks a parameter's value.
+fn rule_kind(p: &Param) -> Option<RuleKind> {
+    if p.ty == "String" && p.constraints.checks_strings() {
+        Some(RuleKind::String)
+    } else if (p.ty == "i64" || p.ty == "f64") && p.constraints.checks_numbers() {
+        Some(RuleKind::Number)
+    } else {
+        None
+    }
+}
+
+/// `GET_ROOM_EVENTS_LIMIT`: the operation and the parameter.
+fn rule_name(op: &Operation, p: &Param) -> String {
+    format!("{}_{}", op.name, p.rust_name.trim_start_matches("r#")).to_uppercase()
+}
+
+/// One static rule per constrained parameter, so that the dispatcher reads
+/// as a list of checks and the constraints as a table.
+fn emit_rules(out: &mut String, api: &Api) {
+    out.push_str("\n/// What the spec states about each constrained parameter, by operation and parameter.\nmod rules {\n#[allow(unused_imports)]\nuse super::models::{NumberRule, StringRule};\n");
+    for op in &api.operations {
+        for p in &op.params {
+            let (ty, value) = match rule_kind(p) {
+                Some(RuleKind::String) => ("StringRule", p.constraints.string_rule("")),
+                Some(RuleKind::Number) => ("NumberRule", p.constraints.number_rule("")),
+                None => continue,
+            };
+            let value = value.replace("Some(&PATTERN_", "Some(&super::models::PATTERN_");
+            let _ = writeln!(out, "pub static {}: {ty} = {value};", rule_name(op, p));
+        }
+    }
+    out.push_str("}\n");
 }
 
 /// Every errcode a model's constraint names (`x-errcode`), to tell them
@@ -427,18 +467,13 @@ fn emit_dispatch(out: &mut String, api: &Api) {
                 Location::Query => format!("query_param::<{}>(&request, {:?})?", p.ty, p.name),
             };
             let _ = writeln!(out, "let {} = {getter};", p.rust_name);
-            let check = if p.ty == "String" && p.constraints.checks_strings() {
-                Some(format!(
-                    "check_string({what:?}, v, &{})?;",
-                    p.constraints.string_rule("models::")
-                ))
-            } else if (p.ty == "i64" || p.ty == "f64") && p.constraints.checks_numbers() {
-                Some(format!(
-                    "check_number({what:?}, *v as f64, &{})?;",
-                    p.constraints.number_rule("models::")
-                ))
-            } else {
-                None
+            let check = match rule_kind(p) {
+                Some(RuleKind::String) => Some(format!("check_string({what:?}, v, &rules::{})?;", rule_name(op, p))),
+                Some(RuleKind::Number) => Some(format!(
+                    "check_number({what:?}, *v as f64, &rules::{})?;",
+                    rule_name(op, p)
+                )),
+                None => None,
             };
             if let Some(check) = check {
                 let bind = if p.location == Location::Path || p.required {

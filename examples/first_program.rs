@@ -87,6 +87,7 @@ async fn main() -> Result<()> {
 
     let invite = models::PostRoomsRoomIdInviteBody {
         user_id: bob_id.clone(),
+        reason: None,
     };
     match alice.post_rooms_room_id_invite(&room_id, &invite).await? {
         PostRoomsRoomIdInviteResponse::Ok(_) => println!("{alice_id} invited {bob_id}"),

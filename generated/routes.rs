@@ -649,6 +649,9 @@ pub enum RequestError {
     MissingParam(String),
     /// A parameter or field is present but violates its constraints.
     InvalidParam(String),
+    /// A parameter or field violates a constraint for which the spec names
+    /// its own errcode (`x-errcode`), e.g. `M_INVALID_USERNAME`.
+    Refused { errcode: &'static str, message: String },
 }
 /// Why dispatching failed.
 #[derive(Debug)]
@@ -697,22 +700,125 @@ fn query_param<T: std::str::FromStr>(
 fn required<T>(value: Option<T>, what: &str) -> Result<T, RequestError> {
     value.ok_or_else(|| RequestError::MissingParam(format!("{what} is required")))
 }
-/// Parses and validates a JSON body; an empty body is `None`.
-fn json_body<T: serde::de::DeserializeOwned + validator::Validate>(
-    body: &[u8],
-) -> Result<Option<T>, RequestError> {
-    let parsed: Option<T> = json_value_body(body)?;
-    if let Some(p) = &parsed {
-        p.validate()
-            .map_err(|e| RequestError::InvalidParam(
-                format!("the request body is invalid: {e}"),
-            ))?;
+/// The error for a violated constraint: `M_INVALID_PARAM` unless the spec names another errcode.
+fn violation(errcode: Option<&'static str>, message: String) -> RequestError {
+    match errcode {
+        Some(errcode) => {
+            RequestError::Refused {
+                errcode,
+                message,
+            }
+        }
+        None => RequestError::InvalidParam(message),
     }
-    Ok(parsed)
 }
-/// Parses a JSON body whose type has no constraints; an empty body is `None`.
-fn json_value_body<T: serde::de::DeserializeOwned>(
+/// Checks a string parameter against the constraints the spec states for it.
+fn check_string(
+    what: &str,
+    value: &str,
+    rule: &models::StringRule,
+) -> Result<(), RequestError> {
+    rule.check(value).map_err(|why| violation(rule.errcode, format!("{what} {why}")))
+}
+/// Checks a numeric parameter against the range the spec states for it.
+fn check_number(
+    what: &str,
+    value: f64,
+    rule: &models::NumberRule,
+) -> Result<(), RequestError> {
+    rule.check(value).map_err(|why| violation(rule.errcode, format!("{what} {why}")))
+}
+/// The JSON type a schema states for a value, checked before serde decodes
+/// it: a derived struct also accepts a JSON array (`["@bob:localhost"]` would
+/// decode as `{"user_id": "@bob:localhost"}`), and `Option` accepts `null`,
+/// where the spec allows neither.
+#[derive(Debug)]
+pub enum Shape {
+    /// The schema states no type: anything goes, `null` included.
+    Any,
+    String,
+    Integer,
+    Number,
+    Boolean,
+    Array { items: &'static Shape },
+    /// An object whose every value has one shape.
+    Map { values: &'static Shape },
+    /// An object with these known properties; others are left to serde (ignored unless denied).
+    Object { properties: &'static [Property] },
+}
+/// A known property of an object shape.
+#[derive(Debug)]
+pub struct Property {
+    pub name: &'static str,
+    pub shape: &'static Shape,
+}
+impl Shape {
+    fn expected(&self) -> &'static str {
+        match self {
+            Shape::Any => "any JSON value",
+            Shape::String => "a string",
+            Shape::Integer => "an integer of at most 64 bits",
+            Shape::Number => "a number",
+            Shape::Boolean => "a boolean",
+            Shape::Array { .. } => "an array",
+            Shape::Map { .. } | Shape::Object { .. } => "a JSON object",
+        }
+    }
+    /// Where `value` first differs from the shape, as "at must be ..."; `at` names the value.
+    fn check(&self, value: &serde_json::Value, at: &mut String) -> Result<(), String> {
+        use serde_json::Value as V;
+        let fits = match (self, value) {
+            (Shape::Any, _) => true,
+            (Shape::String, V::String(_))
+            | (Shape::Boolean, V::Bool(_))
+            | (Shape::Number, V::Number(_)) => true,
+            (Shape::Integer, V::Number(n)) => n.is_i64(),
+            (Shape::Array { items }, V::Array(values)) => {
+                for (i, v) in values.iter().enumerate() {
+                    let len = at.len();
+                    at.push_str(&format!("[{i}]"));
+                    items.check(v, at)?;
+                    at.truncate(len);
+                }
+                true
+            }
+            (Shape::Map { values }, V::Object(map)) => {
+                for (k, v) in map {
+                    let len = at.len();
+                    at.push_str(&format!("[{k:?}]"));
+                    values.check(v, at)?;
+                    at.truncate(len);
+                }
+                true
+            }
+            (Shape::Object { properties }, V::Object(map)) => {
+                for p in properties.iter() {
+                    if let Some(v) = map.get(p.name) {
+                        let len = at.len();
+                        if !at.is_empty() {
+                            at.push('.');
+                        }
+                        at.push_str(p.name);
+                        p.shape.check(v, at)?;
+                        at.truncate(len);
+                    }
+                }
+                true
+            }
+            _ => false,
+        };
+        if fits {
+            return Ok(());
+        }
+        let null = if value.is_null() { ", not null" } else { "" };
+        let name = if at.is_empty() { "the body" } else { at.as_str() };
+        Err(format!("{name} must be {}{null}", self.expected()))
+    }
+}
+/// Parses a JSON body and checks it has the shape the spec states; an empty body is `None`.
+fn json_body<T: serde::de::DeserializeOwned>(
     body: &[u8],
+    shape: &Shape,
 ) -> Result<Option<T>, RequestError> {
     if body.iter().all(u8::is_ascii_whitespace) {
         return Ok(None);
@@ -720,6 +826,16 @@ fn json_value_body<T: serde::de::DeserializeOwned>(
     let value: serde_json::Value = serde_json::from_slice(body)
         .map_err(|e| RequestError::NotJson(
             format!("the request body is not valid JSON: {e}"),
+        ))?;
+    let wants_object = matches!(shape, Shape::Object { .. } | Shape::Map { .. });
+    if wants_object && !value.is_object() {
+        return Err(RequestError::BadJson("Content must be a JSON object.".into()));
+    }
+    let mut at = String::new();
+    shape
+        .check(&value, &mut at)
+        .map_err(|e| RequestError::BadJson(
+            format!("the request body has the wrong shape: {e}"),
         ))?;
     let parsed: T = serde_json::from_value(value)
         .map_err(|e| {
@@ -736,11 +852,1185 @@ fn json_value_body<T: serde::de::DeserializeOwned>(
         })?;
     Ok(Some(parsed))
 }
+/// Checks the constraints a body's schema states (`validator` derives).
+fn validated<T: validator::Validate>(
+    body: Option<T>,
+) -> Result<Option<T>, RequestError> {
+    if let Some(b) = &body {
+        b.validate()
+            .map_err(|e| {
+                let mut problems = Vec::new();
+                describe(&e, "", &mut problems);
+                problems.sort();
+                let errcode = problems
+                    .iter()
+                    .find_map(|(_, code)| ERRCODES.iter().find(|c| *c == code).copied());
+                let text: Vec<&str> = problems.iter().map(|(p, _)| p.as_str()).collect();
+                violation(
+                    errcode,
+                    format!("the request body is invalid: {}", text.join("; ")),
+                )
+            })?;
+    }
+    Ok(body)
+}
+/// Flattens validation errors into "field must ..." sentences.
+fn describe(
+    errors: &validator::ValidationErrors,
+    at: &str,
+    out: &mut Vec<(String, String)>,
+) {
+    use validator::ValidationErrorsKind as K;
+    for (field, kind) in errors.errors() {
+        let here = match (at.is_empty(), field.as_ref()) {
+            (_, "_tmp_validator") => at.to_string(),
+            (true, f) => f.to_string(),
+            (false, f) => format!("{at}.{f}"),
+        };
+        match kind {
+            K::Field(list) => {
+                for e in list {
+                    let why = e
+                        .message
+                        .as_deref()
+                        .map(str::to_string)
+                        .unwrap_or_else(|| format!("is invalid ({})", e.code));
+                    out.push((format!("{here} {why}"), e.code.to_string()));
+                }
+            }
+            K::Struct(inner) => describe(inner, &here, out),
+            K::List(items) => {
+                for (i, inner) in items {
+                    describe(inner, &format!("{here}[{i}]"), out);
+                }
+            }
+        }
+    }
+}
 fn respond(
     status: u16,
     json: Result<serde_json::Value, serde_json::Error>,
 ) -> Result<RawResponse, DispatchError> {
     json.map(|body| RawResponse { status, body }).map_err(DispatchError::Serialize)
+}
+/// The errcodes the spec gives body constraints (`x-errcode`).
+const ERRCODES: &[&str] = &["M_INVALID_USERNAME"];
+/// What the spec states about each constrained parameter, by operation and parameter.
+mod rules {
+    #[allow(unused_imports)]
+    use super::models::{NumberRule, StringRule};
+    pub static REGISTER_KIND: StringRule = StringRule {
+        min_length: None,
+        max_length: None,
+        length_message: "",
+        pattern: None,
+        pattern_message: "",
+        one_of: &["user", "guest"],
+        errcode: None,
+    };
+    pub static DEFINE_FILTER_USER_ID: StringRule = StringRule {
+        min_length: None,
+        max_length: Some(255),
+        length_message: "must be at most 255 characters long",
+        pattern: Some(&super::models::PATTERN_B1CDFE41),
+        pattern_message: "must match the pattern ^@[!-9;-~]+:(\\[[0-9A-Fa-f:.]+\\]|[0-9A-Za-z.-]+)(:[0-9]{1,5})?$",
+        one_of: &[],
+        errcode: None,
+    };
+    pub static GET_FILTER_USER_ID: StringRule = StringRule {
+        min_length: None,
+        max_length: Some(255),
+        length_message: "must be at most 255 characters long",
+        pattern: Some(&super::models::PATTERN_B1CDFE41),
+        pattern_message: "must match the pattern ^@[!-9;-~]+:(\\[[0-9A-Fa-f:.]+\\]|[0-9A-Za-z.-]+)(:[0-9]{1,5})?$",
+        one_of: &[],
+        errcode: None,
+    };
+    pub static GET_ROOM_ALIAS_ROOM_ALIAS: StringRule = StringRule {
+        min_length: None,
+        max_length: Some(255),
+        length_message: "must be at most 255 characters long",
+        pattern: Some(&super::models::PATTERN_FE00A328),
+        pattern_message: "must match the pattern ^#[!-9;-~]+:(\\[[0-9A-Fa-f:.]+\\]|[0-9A-Za-z.-]+)(:[0-9]{1,5})?$",
+        one_of: &[],
+        errcode: None,
+    };
+    pub static SET_ROOM_ALIAS_ROOM_ALIAS: StringRule = StringRule {
+        min_length: None,
+        max_length: Some(255),
+        length_message: "must be at most 255 characters long",
+        pattern: Some(&super::models::PATTERN_FE00A328),
+        pattern_message: "must match the pattern ^#[!-9;-~]+:(\\[[0-9A-Fa-f:.]+\\]|[0-9A-Za-z.-]+)(:[0-9]{1,5})?$",
+        one_of: &[],
+        errcode: None,
+    };
+    pub static DELETE_ROOM_ALIAS_ROOM_ALIAS: StringRule = StringRule {
+        min_length: None,
+        max_length: Some(255),
+        length_message: "must be at most 255 characters long",
+        pattern: Some(&super::models::PATTERN_FE00A328),
+        pattern_message: "must match the pattern ^#[!-9;-~]+:(\\[[0-9A-Fa-f:.]+\\]|[0-9A-Za-z.-]+)(:[0-9]{1,5})?$",
+        one_of: &[],
+        errcode: None,
+    };
+    pub static POST_ROOMS_ROOM_ID_JOIN_ROOM_ID: StringRule = StringRule {
+        min_length: None,
+        max_length: Some(255),
+        length_message: "must be at most 255 characters long",
+        pattern: Some(&super::models::PATTERN_3EE22947),
+        pattern_message: "must match the pattern ^[!#][!-9;-~]+:(\\[[0-9A-Fa-f:.]+\\]|[0-9A-Za-z.-]+)(:[0-9]{1,5})?$",
+        one_of: &[],
+        errcode: None,
+    };
+    pub static POST_ROOMS_ROOM_ID_INVITE_ROOM_ID: StringRule = StringRule {
+        min_length: None,
+        max_length: Some(255),
+        length_message: "must be at most 255 characters long",
+        pattern: Some(&super::models::PATTERN_65B6A8E6),
+        pattern_message: "must match the pattern ^![!-9;-~]+:(\\[[0-9A-Fa-f:.]+\\]|[0-9A-Za-z.-]+)(:[0-9]{1,5})?$",
+        one_of: &[],
+        errcode: None,
+    };
+    pub static SEND_MESSAGE_ROOM_ID: StringRule = StringRule {
+        min_length: None,
+        max_length: Some(255),
+        length_message: "must be at most 255 characters long",
+        pattern: Some(&super::models::PATTERN_65B6A8E6),
+        pattern_message: "must match the pattern ^![!-9;-~]+:(\\[[0-9A-Fa-f:.]+\\]|[0-9A-Za-z.-]+)(:[0-9]{1,5})?$",
+        one_of: &[],
+        errcode: None,
+    };
+    pub static GET_ROOM_EVENTS_ROOM_ID: StringRule = StringRule {
+        min_length: None,
+        max_length: Some(255),
+        length_message: "must be at most 255 characters long",
+        pattern: Some(&super::models::PATTERN_65B6A8E6),
+        pattern_message: "must match the pattern ^![!-9;-~]+:(\\[[0-9A-Fa-f:.]+\\]|[0-9A-Za-z.-]+)(:[0-9]{1,5})?$",
+        one_of: &[],
+        errcode: None,
+    };
+    pub static GET_ROOM_EVENTS_FROM: StringRule = StringRule {
+        min_length: None,
+        max_length: None,
+        length_message: "",
+        pattern: Some(&super::models::PATTERN_805F2135),
+        pattern_message: "must match the pattern ^s[0-9]{1,19}$",
+        one_of: &[],
+        errcode: None,
+    };
+    pub static GET_ROOM_EVENTS_TO: StringRule = StringRule {
+        min_length: None,
+        max_length: None,
+        length_message: "",
+        pattern: Some(&super::models::PATTERN_805F2135),
+        pattern_message: "must match the pattern ^s[0-9]{1,19}$",
+        one_of: &[],
+        errcode: None,
+    };
+    pub static GET_ROOM_EVENTS_DIR: StringRule = StringRule {
+        min_length: None,
+        max_length: None,
+        length_message: "",
+        pattern: None,
+        pattern_message: "",
+        one_of: &["b", "f"],
+        errcode: None,
+    };
+    pub static GET_ROOM_EVENTS_LIMIT: NumberRule = NumberRule {
+        minimum: Some(0.0),
+        maximum: Some(2147483647.0),
+        message: "must be between 0 and 2147483647",
+        errcode: None,
+    };
+    pub static GET_PROFILE_USER_ID: StringRule = StringRule {
+        min_length: None,
+        max_length: Some(255),
+        length_message: "must be at most 255 characters long",
+        pattern: Some(&super::models::PATTERN_B1CDFE41),
+        pattern_message: "must match the pattern ^@[!-9;-~]+:(\\[[0-9A-Fa-f:.]+\\]|[0-9A-Za-z.-]+)(:[0-9]{1,5})?$",
+        one_of: &[],
+        errcode: None,
+    };
+    pub static GET_DISPLAY_NAME_USER_ID: StringRule = StringRule {
+        min_length: None,
+        max_length: Some(255),
+        length_message: "must be at most 255 characters long",
+        pattern: Some(&super::models::PATTERN_B1CDFE41),
+        pattern_message: "must match the pattern ^@[!-9;-~]+:(\\[[0-9A-Fa-f:.]+\\]|[0-9A-Za-z.-]+)(:[0-9]{1,5})?$",
+        one_of: &[],
+        errcode: None,
+    };
+    pub static SET_DISPLAY_NAME_USER_ID: StringRule = StringRule {
+        min_length: None,
+        max_length: Some(255),
+        length_message: "must be at most 255 characters long",
+        pattern: Some(&super::models::PATTERN_B1CDFE41),
+        pattern_message: "must match the pattern ^@[!-9;-~]+:(\\[[0-9A-Fa-f:.]+\\]|[0-9A-Za-z.-]+)(:[0-9]{1,5})?$",
+        one_of: &[],
+        errcode: None,
+    };
+    pub static LEAVE_ROOM_ROOM_ID: StringRule = StringRule {
+        min_length: None,
+        max_length: Some(255),
+        length_message: "must be at most 255 characters long",
+        pattern: Some(&super::models::PATTERN_65B6A8E6),
+        pattern_message: "must match the pattern ^![!-9;-~]+:(\\[[0-9A-Fa-f:.]+\\]|[0-9A-Za-z.-]+)(:[0-9]{1,5})?$",
+        one_of: &[],
+        errcode: None,
+    };
+    pub static KICK_ROOM_ID: StringRule = StringRule {
+        min_length: None,
+        max_length: Some(255),
+        length_message: "must be at most 255 characters long",
+        pattern: Some(&super::models::PATTERN_65B6A8E6),
+        pattern_message: "must match the pattern ^![!-9;-~]+:(\\[[0-9A-Fa-f:.]+\\]|[0-9A-Za-z.-]+)(:[0-9]{1,5})?$",
+        one_of: &[],
+        errcode: None,
+    };
+    pub static BAN_ROOM_ID: StringRule = StringRule {
+        min_length: None,
+        max_length: Some(255),
+        length_message: "must be at most 255 characters long",
+        pattern: Some(&super::models::PATTERN_65B6A8E6),
+        pattern_message: "must match the pattern ^![!-9;-~]+:(\\[[0-9A-Fa-f:.]+\\]|[0-9A-Za-z.-]+)(:[0-9]{1,5})?$",
+        one_of: &[],
+        errcode: None,
+    };
+    pub static UNBAN_ROOM_ID: StringRule = StringRule {
+        min_length: None,
+        max_length: Some(255),
+        length_message: "must be at most 255 characters long",
+        pattern: Some(&super::models::PATTERN_65B6A8E6),
+        pattern_message: "must match the pattern ^![!-9;-~]+:(\\[[0-9A-Fa-f:.]+\\]|[0-9A-Za-z.-]+)(:[0-9]{1,5})?$",
+        one_of: &[],
+        errcode: None,
+    };
+    pub static GET_ROOM_STATE_ROOM_ID: StringRule = StringRule {
+        min_length: None,
+        max_length: Some(255),
+        length_message: "must be at most 255 characters long",
+        pattern: Some(&super::models::PATTERN_65B6A8E6),
+        pattern_message: "must match the pattern ^![!-9;-~]+:(\\[[0-9A-Fa-f:.]+\\]|[0-9A-Za-z.-]+)(:[0-9]{1,5})?$",
+        one_of: &[],
+        errcode: None,
+    };
+    pub static GET_ROOM_STATE_EVENT_ROOM_ID: StringRule = StringRule {
+        min_length: None,
+        max_length: Some(255),
+        length_message: "must be at most 255 characters long",
+        pattern: Some(&super::models::PATTERN_65B6A8E6),
+        pattern_message: "must match the pattern ^![!-9;-~]+:(\\[[0-9A-Fa-f:.]+\\]|[0-9A-Za-z.-]+)(:[0-9]{1,5})?$",
+        one_of: &[],
+        errcode: None,
+    };
+    pub static SET_ROOM_STATE_EVENT_ROOM_ID: StringRule = StringRule {
+        min_length: None,
+        max_length: Some(255),
+        length_message: "must be at most 255 characters long",
+        pattern: Some(&super::models::PATTERN_65B6A8E6),
+        pattern_message: "must match the pattern ^![!-9;-~]+:(\\[[0-9A-Fa-f:.]+\\]|[0-9A-Za-z.-]+)(:[0-9]{1,5})?$",
+        one_of: &[],
+        errcode: None,
+    };
+    pub static GET_ROOM_STATE_EVENT_EMPTY_KEY_ROOM_ID: StringRule = StringRule {
+        min_length: None,
+        max_length: Some(255),
+        length_message: "must be at most 255 characters long",
+        pattern: Some(&super::models::PATTERN_65B6A8E6),
+        pattern_message: "must match the pattern ^![!-9;-~]+:(\\[[0-9A-Fa-f:.]+\\]|[0-9A-Za-z.-]+)(:[0-9]{1,5})?$",
+        one_of: &[],
+        errcode: None,
+    };
+    pub static SET_ROOM_STATE_EVENT_EMPTY_KEY_ROOM_ID: StringRule = StringRule {
+        min_length: None,
+        max_length: Some(255),
+        length_message: "must be at most 255 characters long",
+        pattern: Some(&super::models::PATTERN_65B6A8E6),
+        pattern_message: "must match the pattern ^![!-9;-~]+:(\\[[0-9A-Fa-f:.]+\\]|[0-9A-Za-z.-]+)(:[0-9]{1,5})?$",
+        one_of: &[],
+        errcode: None,
+    };
+    pub static GET_MEMBERS_ROOM_ID: StringRule = StringRule {
+        min_length: None,
+        max_length: Some(255),
+        length_message: "must be at most 255 characters long",
+        pattern: Some(&super::models::PATTERN_65B6A8E6),
+        pattern_message: "must match the pattern ^![!-9;-~]+:(\\[[0-9A-Fa-f:.]+\\]|[0-9A-Za-z.-]+)(:[0-9]{1,5})?$",
+        one_of: &[],
+        errcode: None,
+    };
+    pub static GET_MEMBERS_MEMBERSHIP: StringRule = StringRule {
+        min_length: None,
+        max_length: None,
+        length_message: "",
+        pattern: None,
+        pattern_message: "",
+        one_of: &["invite", "join", "knock", "leave", "ban"],
+        errcode: None,
+    };
+    pub static GET_MEMBERS_NOT_MEMBERSHIP: StringRule = StringRule {
+        min_length: None,
+        max_length: None,
+        length_message: "",
+        pattern: None,
+        pattern_message: "",
+        one_of: &["invite", "join", "knock", "leave", "ban"],
+        errcode: None,
+    };
+    pub static GET_JOINED_MEMBERS_ROOM_ID: StringRule = StringRule {
+        min_length: None,
+        max_length: Some(255),
+        length_message: "must be at most 255 characters long",
+        pattern: Some(&super::models::PATTERN_65B6A8E6),
+        pattern_message: "must match the pattern ^![!-9;-~]+:(\\[[0-9A-Fa-f:.]+\\]|[0-9A-Za-z.-]+)(:[0-9]{1,5})?$",
+        one_of: &[],
+        errcode: None,
+    };
+    pub static INITIAL_SYNC_LIMIT: NumberRule = NumberRule {
+        minimum: Some(0.0),
+        maximum: Some(2147483647.0),
+        message: "must be between 0 and 2147483647",
+        errcode: None,
+    };
+    pub static ROOM_INITIAL_SYNC_ROOM_ID: StringRule = StringRule {
+        min_length: None,
+        max_length: Some(255),
+        length_message: "must be at most 255 characters long",
+        pattern: Some(&super::models::PATTERN_65B6A8E6),
+        pattern_message: "must match the pattern ^![!-9;-~]+:(\\[[0-9A-Fa-f:.]+\\]|[0-9A-Za-z.-]+)(:[0-9]{1,5})?$",
+        one_of: &[],
+        errcode: None,
+    };
+    pub static SYNC_SINCE: StringRule = StringRule {
+        min_length: None,
+        max_length: None,
+        length_message: "",
+        pattern: Some(&super::models::PATTERN_805F2135),
+        pattern_message: "must match the pattern ^s[0-9]{1,19}$",
+        one_of: &[],
+        errcode: None,
+    };
+    pub static SYNC_TIMEOUT: NumberRule = NumberRule {
+        minimum: Some(0.0),
+        maximum: None,
+        message: "must be at least 0",
+        errcode: None,
+    };
+    pub static SYNC_SET_PRESENCE: StringRule = StringRule {
+        min_length: None,
+        max_length: None,
+        length_message: "",
+        pattern: None,
+        pattern_message: "",
+        one_of: &["offline", "online", "unavailable"],
+        errcode: None,
+    };
+}
+/// The JSON shape of every struct model, as its schema states it.
+#[allow(non_upper_case_globals)]
+pub mod shapes {
+    #[allow(unused_imports)]
+    use super::{Property, Shape};
+    pub static AuthFlow: Shape = Shape::Object {
+        properties: &[
+            Property {
+                name: "stages",
+                shape: &Shape::Array {
+                    items: &Shape::String,
+                },
+            },
+        ],
+    };
+    pub static AuthenticationData: Shape = Shape::Object {
+        properties: &[
+            Property {
+                name: "type",
+                shape: &Shape::String,
+            },
+            Property {
+                name: "session",
+                shape: &Shape::String,
+            },
+        ],
+    };
+    pub static ClientEvent: Shape = Shape::Object {
+        properties: &[
+            Property {
+                name: "event_id",
+                shape: &Shape::String,
+            },
+            Property {
+                name: "type",
+                shape: &Shape::String,
+            },
+            Property {
+                name: "sender",
+                shape: &Shape::String,
+            },
+            Property {
+                name: "origin_server_ts",
+                shape: &Shape::Integer,
+            },
+            Property {
+                name: "content",
+                shape: &Shape::Object { properties: &[] },
+            },
+            Property {
+                name: "room_id",
+                shape: &Shape::String,
+            },
+            Property {
+                name: "state_key",
+                shape: &Shape::String,
+            },
+            Property {
+                name: "unsigned",
+                shape: &Shape::Object { properties: &[] },
+            },
+        ],
+    };
+    pub static CreateRoomOk: Shape = Shape::Object {
+        properties: &[
+            Property {
+                name: "room_id",
+                shape: &Shape::String,
+            },
+            Property {
+                name: "room_alias",
+                shape: &Shape::String,
+            },
+        ],
+    };
+    pub static CreateRoomRequest: Shape = Shape::Object {
+        properties: &[
+            Property {
+                name: "visibility",
+                shape: &Shape::String,
+            },
+            Property {
+                name: "room_alias_name",
+                shape: &Shape::String,
+            },
+            Property {
+                name: "name",
+                shape: &Shape::String,
+            },
+            Property {
+                name: "topic",
+                shape: &Shape::String,
+            },
+            Property {
+                name: "invite",
+                shape: &Shape::Array {
+                    items: &Shape::String,
+                },
+            },
+            Property {
+                name: "preset",
+                shape: &Shape::String,
+            },
+            Property {
+                name: "power_level_content_override",
+                shape: &Shape::Object { properties: &[] },
+            },
+            Property {
+                name: "initial_state",
+                shape: &Shape::Array {
+                    items: &StateEventInput,
+                },
+            },
+            Property {
+                name: "is_direct",
+                shape: &Shape::Boolean,
+            },
+            Property {
+                name: "creation_content",
+                shape: &Shape::Object { properties: &[] },
+            },
+            Property {
+                name: "room_version",
+                shape: &Shape::String,
+            },
+        ],
+    };
+    pub static DefineFilterOk: Shape = Shape::Object {
+        properties: &[
+            Property {
+                name: "filter_id",
+                shape: &Shape::String,
+            },
+        ],
+    };
+    pub static DeviceLists: Shape = Shape::Object {
+        properties: &[
+            Property {
+                name: "changed",
+                shape: &Shape::Array {
+                    items: &Shape::String,
+                },
+            },
+            Property {
+                name: "left",
+                shape: &Shape::Array {
+                    items: &Shape::String,
+                },
+            },
+        ],
+    };
+    pub static Error: Shape = Shape::Object {
+        properties: &[
+            Property {
+                name: "errcode",
+                shape: &Shape::String,
+            },
+            Property {
+                name: "error",
+                shape: &Shape::String,
+            },
+            Property {
+                name: "retry_after_ms",
+                shape: &Shape::Integer,
+            },
+        ],
+    };
+    pub static EventIdResponse: Shape = Shape::Object {
+        properties: &[
+            Property {
+                name: "event_id",
+                shape: &Shape::String,
+            },
+        ],
+    };
+    pub static EventList: Shape = Shape::Object {
+        properties: &[
+            Property {
+                name: "events",
+                shape: &Shape::Array {
+                    items: &Shape::Object { properties: &[] },
+                },
+            },
+        ],
+    };
+    pub static GetCapabilitiesOk: Shape = Shape::Object {
+        properties: &[
+            Property {
+                name: "capabilities",
+                shape: &Shape::Object { properties: &[] },
+            },
+        ],
+    };
+    pub static GetDisplayNameOk: Shape = Shape::Object {
+        properties: &[
+            Property {
+                name: "displayname",
+                shape: &Shape::String,
+            },
+        ],
+    };
+    pub static GetJoinedMembersOk: Shape = Shape::Object {
+        properties: &[
+            Property {
+                name: "joined",
+                shape: &Shape::Map { values: &RoomMember },
+            },
+        ],
+    };
+    pub static GetJoinedRoomsOk: Shape = Shape::Object {
+        properties: &[
+            Property {
+                name: "joined_rooms",
+                shape: &Shape::Array {
+                    items: &Shape::String,
+                },
+            },
+        ],
+    };
+    pub static GetLoginFlowsOk: Shape = Shape::Object {
+        properties: &[
+            Property {
+                name: "flows",
+                shape: &Shape::Array { items: &LoginFlow },
+            },
+        ],
+    };
+    pub static GetMembersOk: Shape = Shape::Object {
+        properties: &[
+            Property {
+                name: "chunk",
+                shape: &Shape::Array {
+                    items: &ClientEvent,
+                },
+            },
+        ],
+    };
+    pub static GetProfileOk: Shape = Shape::Object {
+        properties: &[
+            Property {
+                name: "displayname",
+                shape: &Shape::String,
+            },
+            Property {
+                name: "avatar_url",
+                shape: &Shape::String,
+            },
+        ],
+    };
+    pub static GetPushRulesOk: Shape = Shape::Object {
+        properties: &[
+            Property {
+                name: "global",
+                shape: &Shape::Object { properties: &[] },
+            },
+        ],
+    };
+    pub static GetRoomAliasOk: Shape = Shape::Object {
+        properties: &[
+            Property {
+                name: "room_id",
+                shape: &Shape::String,
+            },
+            Property {
+                name: "servers",
+                shape: &Shape::Array {
+                    items: &Shape::String,
+                },
+            },
+        ],
+    };
+    pub static GetVersionsOk: Shape = Shape::Object {
+        properties: &[
+            Property {
+                name: "versions",
+                shape: &Shape::Array {
+                    items: &Shape::String,
+                },
+            },
+            Property {
+                name: "unstable_features",
+                shape: &Shape::Map {
+                    values: &Shape::Boolean,
+                },
+            },
+        ],
+    };
+    pub static GetWellKnownOk: Shape = Shape::Object {
+        properties: &[
+            Property {
+                name: "m.homeserver",
+                shape: &Shape::Object { properties: &[] },
+            },
+        ],
+    };
+    pub static InitialSyncOk: Shape = Shape::Object {
+        properties: &[
+            Property {
+                name: "end",
+                shape: &Shape::String,
+            },
+            Property {
+                name: "presence",
+                shape: &Shape::Array {
+                    items: &Shape::Object { properties: &[] },
+                },
+            },
+            Property {
+                name: "account_data",
+                shape: &Shape::Array {
+                    items: &Shape::Object { properties: &[] },
+                },
+            },
+            Property {
+                name: "rooms",
+                shape: &Shape::Array {
+                    items: &RoomInitialSync,
+                },
+            },
+        ],
+    };
+    pub static InviteState: Shape = Shape::Object {
+        properties: &[
+            Property {
+                name: "events",
+                shape: &Shape::Array {
+                    items: &StrippedStateEvent,
+                },
+            },
+        ],
+    };
+    pub static InvitedRoom: Shape = Shape::Object {
+        properties: &[
+            Property {
+                name: "invite_state",
+                shape: &InviteState,
+            },
+        ],
+    };
+    pub static JoinedRoom: Shape = Shape::Object {
+        properties: &[
+            Property {
+                name: "state",
+                shape: &StateEvents,
+            },
+            Property {
+                name: "timeline",
+                shape: &Timeline,
+            },
+            Property {
+                name: "ephemeral",
+                shape: &EventList,
+            },
+            Property {
+                name: "account_data",
+                shape: &EventList,
+            },
+            Property {
+                name: "unread_notifications",
+                shape: &UnreadNotifications,
+            },
+        ],
+    };
+    pub static LeaveRoomBody: Shape = Shape::Object {
+        properties: &[
+            Property {
+                name: "reason",
+                shape: &Shape::String,
+            },
+        ],
+    };
+    pub static LeftRoom: Shape = Shape::Object {
+        properties: &[
+            Property {
+                name: "state",
+                shape: &StateEvents,
+            },
+            Property {
+                name: "timeline",
+                shape: &Timeline,
+            },
+            Property {
+                name: "account_data",
+                shape: &EventList,
+            },
+        ],
+    };
+    pub static LoginFlow: Shape = Shape::Object {
+        properties: &[
+            Property {
+                name: "type",
+                shape: &Shape::String,
+            },
+        ],
+    };
+    pub static LoginRequest: Shape = Shape::Object {
+        properties: &[
+            Property {
+                name: "type",
+                shape: &Shape::String,
+            },
+            Property {
+                name: "identifier",
+                shape: &UserIdentifier,
+            },
+            Property {
+                name: "user",
+                shape: &Shape::String,
+            },
+            Property {
+                name: "password",
+                shape: &Shape::String,
+            },
+            Property {
+                name: "device_id",
+                shape: &Shape::String,
+            },
+            Property {
+                name: "initial_device_display_name",
+                shape: &Shape::String,
+            },
+        ],
+    };
+    pub static LoginResponse: Shape = Shape::Object {
+        properties: &[
+            Property {
+                name: "user_id",
+                shape: &Shape::String,
+            },
+            Property {
+                name: "access_token",
+                shape: &Shape::String,
+            },
+            Property {
+                name: "device_id",
+                shape: &Shape::String,
+            },
+            Property {
+                name: "home_server",
+                shape: &Shape::String,
+            },
+        ],
+    };
+    pub static MembershipChange: Shape = Shape::Object {
+        properties: &[
+            Property {
+                name: "user_id",
+                shape: &Shape::String,
+            },
+            Property {
+                name: "reason",
+                shape: &Shape::String,
+            },
+        ],
+    };
+    pub static PaginationChunk: Shape = Shape::Object {
+        properties: &[
+            Property {
+                name: "chunk",
+                shape: &Shape::Array {
+                    items: &ClientEvent,
+                },
+            },
+            Property {
+                name: "start",
+                shape: &Shape::String,
+            },
+            Property {
+                name: "end",
+                shape: &Shape::String,
+            },
+        ],
+    };
+    pub static PostRoomsRoomIdInviteBody: Shape = Shape::Object {
+        properties: &[
+            Property {
+                name: "user_id",
+                shape: &Shape::String,
+            },
+            Property {
+                name: "reason",
+                shape: &Shape::String,
+            },
+        ],
+    };
+    pub static PostRoomsRoomIdJoinBody: Shape = Shape::Object {
+        properties: &[
+            Property {
+                name: "reason",
+                shape: &Shape::String,
+            },
+        ],
+    };
+    pub static PostRoomsRoomIdJoinOk: Shape = Shape::Object {
+        properties: &[
+            Property {
+                name: "room_id",
+                shape: &Shape::String,
+            },
+        ],
+    };
+    pub static RegisterRequest: Shape = Shape::Object {
+        properties: &[
+            Property {
+                name: "username",
+                shape: &Shape::String,
+            },
+            Property {
+                name: "password",
+                shape: &Shape::String,
+            },
+            Property {
+                name: "device_id",
+                shape: &Shape::String,
+            },
+            Property {
+                name: "initial_device_display_name",
+                shape: &Shape::String,
+            },
+            Property {
+                name: "inhibit_login",
+                shape: &Shape::Boolean,
+            },
+            Property {
+                name: "auth",
+                shape: &AuthenticationData,
+            },
+        ],
+    };
+    pub static RegisterResponse: Shape = Shape::Object {
+        properties: &[
+            Property {
+                name: "user_id",
+                shape: &Shape::String,
+            },
+            Property {
+                name: "access_token",
+                shape: &Shape::String,
+            },
+            Property {
+                name: "device_id",
+                shape: &Shape::String,
+            },
+            Property {
+                name: "home_server",
+                shape: &Shape::String,
+            },
+        ],
+    };
+    pub static RoomInitialSync: Shape = Shape::Object {
+        properties: &[
+            Property {
+                name: "room_id",
+                shape: &Shape::String,
+            },
+            Property {
+                name: "membership",
+                shape: &Shape::String,
+            },
+            Property {
+                name: "state",
+                shape: &Shape::Array {
+                    items: &ClientEvent,
+                },
+            },
+            Property {
+                name: "messages",
+                shape: &PaginationChunk,
+            },
+            Property {
+                name: "visibility",
+                shape: &Shape::String,
+            },
+            Property {
+                name: "invite",
+                shape: &ClientEvent,
+            },
+            Property {
+                name: "inviter",
+                shape: &Shape::String,
+            },
+            Property {
+                name: "account_data",
+                shape: &Shape::Array {
+                    items: &Shape::Object { properties: &[] },
+                },
+            },
+        ],
+    };
+    pub static RoomMember: Shape = Shape::Object {
+        properties: &[
+            Property {
+                name: "display_name",
+                shape: &Shape::String,
+            },
+            Property {
+                name: "avatar_url",
+                shape: &Shape::String,
+            },
+        ],
+    };
+    pub static SetDisplayNameBody: Shape = Shape::Object {
+        properties: &[
+            Property {
+                name: "displayname",
+                shape: &Shape::String,
+            },
+        ],
+    };
+    pub static SetRoomAliasBody: Shape = Shape::Object {
+        properties: &[
+            Property {
+                name: "room_id",
+                shape: &Shape::String,
+            },
+        ],
+    };
+    pub static StateEventInput: Shape = Shape::Object {
+        properties: &[
+            Property {
+                name: "type",
+                shape: &Shape::String,
+            },
+            Property {
+                name: "state_key",
+                shape: &Shape::String,
+            },
+            Property {
+                name: "content",
+                shape: &Shape::Object { properties: &[] },
+            },
+        ],
+    };
+    pub static StateEvents: Shape = Shape::Object {
+        properties: &[
+            Property {
+                name: "events",
+                shape: &Shape::Array {
+                    items: &ClientEvent,
+                },
+            },
+        ],
+    };
+    pub static StrippedStateEvent: Shape = Shape::Object {
+        properties: &[
+            Property {
+                name: "type",
+                shape: &Shape::String,
+            },
+            Property {
+                name: "state_key",
+                shape: &Shape::String,
+            },
+            Property {
+                name: "sender",
+                shape: &Shape::String,
+            },
+            Property {
+                name: "content",
+                shape: &Shape::Object { properties: &[] },
+            },
+        ],
+    };
+    pub static SyncResponse: Shape = Shape::Object {
+        properties: &[
+            Property {
+                name: "next_batch",
+                shape: &Shape::String,
+            },
+            Property {
+                name: "rooms",
+                shape: &SyncRooms,
+            },
+            Property {
+                name: "presence",
+                shape: &EventList,
+            },
+            Property {
+                name: "account_data",
+                shape: &EventList,
+            },
+            Property {
+                name: "to_device",
+                shape: &EventList,
+            },
+            Property {
+                name: "device_lists",
+                shape: &DeviceLists,
+            },
+            Property {
+                name: "device_one_time_keys_count",
+                shape: &Shape::Map {
+                    values: &Shape::Integer,
+                },
+            },
+        ],
+    };
+    pub static SyncRooms: Shape = Shape::Object {
+        properties: &[
+            Property {
+                name: "join",
+                shape: &Shape::Map { values: &JoinedRoom },
+            },
+            Property {
+                name: "invite",
+                shape: &Shape::Map { values: &InvitedRoom },
+            },
+            Property {
+                name: "leave",
+                shape: &Shape::Map { values: &LeftRoom },
+            },
+            Property {
+                name: "knock",
+                shape: &Shape::Object { properties: &[] },
+            },
+        ],
+    };
+    pub static Timeline: Shape = Shape::Object {
+        properties: &[
+            Property {
+                name: "events",
+                shape: &Shape::Array {
+                    items: &ClientEvent,
+                },
+            },
+            Property {
+                name: "limited",
+                shape: &Shape::Boolean,
+            },
+            Property {
+                name: "prev_batch",
+                shape: &Shape::String,
+            },
+        ],
+    };
+    pub static UnreadNotifications: Shape = Shape::Object {
+        properties: &[
+            Property {
+                name: "highlight_count",
+                shape: &Shape::Integer,
+            },
+            Property {
+                name: "notification_count",
+                shape: &Shape::Integer,
+            },
+        ],
+    };
+    pub static UserIdentifier: Shape = Shape::Object {
+        properties: &[
+            Property {
+                name: "type",
+                shape: &Shape::String,
+            },
+            Property {
+                name: "user",
+                shape: &Shape::String,
+            },
+        ],
+    };
+    pub static UserInteractiveAuth: Shape = Shape::Object {
+        properties: &[
+            Property {
+                name: "flows",
+                shape: &Shape::Array { items: &AuthFlow },
+            },
+            Property {
+                name: "params",
+                shape: &Shape::Object { properties: &[] },
+            },
+            Property {
+                name: "session",
+                shape: &Shape::String,
+            },
+            Property {
+                name: "completed",
+                shape: &Shape::Array {
+                    items: &Shape::String,
+                },
+            },
+            Property {
+                name: "errcode",
+                shape: &Shape::String,
+            },
+            Property {
+                name: "error",
+                shape: &Shape::String,
+            },
+        ],
+    };
+    pub static WhoamiOk: Shape = Shape::Object {
+        properties: &[
+            Property {
+                name: "user_id",
+                shape: &Shape::String,
+            },
+            Property {
+                name: "device_id",
+                shape: &Shape::String,
+            },
+            Property {
+                name: "is_guest",
+                shape: &Shape::Boolean,
+            },
+        ],
+    };
 }
 /// Types the request's parameters for `operation`, calls the matching `Api` method and
 /// turns its response enum back into status and JSON.
@@ -757,7 +2047,14 @@ where
     match operation {
         Operation::Register => {
             let kind = query_param::<String>(&request, "kind")?;
-            let body = json_body::<models::RegisterRequest>(request.body)?;
+            if let Some(v) = &kind {
+                check_string("query parameter kind", v, &rules::REGISTER_KIND)?;
+            }
+            let body = validated(
+                json_body::<
+                    models::RegisterRequest,
+                >(request.body, &shapes::RegisterRequest)?,
+            )?;
             let response = api
                 .register(kind, body, context)
                 .await
@@ -773,7 +2070,11 @@ where
         }
         Operation::Login => {
             let body = required(
-                json_body::<models::LoginRequest>(request.body)?,
+                validated(
+                    json_body::<
+                        models::LoginRequest,
+                    >(request.body, &shapes::LoginRequest)?,
+                )?,
                 "a JSON request body",
             )?;
             let response = api.login(body, context).await.map_err(DispatchError::Api)?;
@@ -803,8 +2104,14 @@ where
         }
         Operation::DefineFilter => {
             let user_id = path_param(&request, "userId")?;
+            {
+                let v = &user_id;
+                check_string("path parameter userId", v, &rules::DEFINE_FILTER_USER_ID)?;
+            }
             let body = required(
-                json_value_body::<models::JsonObject>(request.body)?,
+                json_body::<
+                    models::JsonObject,
+                >(request.body, &Shape::Object { properties: &[] })?,
                 "a JSON request body",
             )?;
             let response = api
@@ -815,6 +2122,10 @@ where
         }
         Operation::GetFilter => {
             let user_id = path_param(&request, "userId")?;
+            {
+                let v = &user_id;
+                check_string("path parameter userId", v, &rules::GET_FILTER_USER_ID)?;
+            }
             let filter_id = path_param(&request, "filterId")?;
             let response = api
                 .get_filter(user_id, filter_id, context)
@@ -824,6 +2135,14 @@ where
         }
         Operation::GetRoomAlias => {
             let room_alias = path_param(&request, "roomAlias")?;
+            {
+                let v = &room_alias;
+                check_string(
+                    "path parameter roomAlias",
+                    v,
+                    &rules::GET_ROOM_ALIAS_ROOM_ALIAS,
+                )?;
+            }
             let response = api
                 .get_room_alias(room_alias, context)
                 .await
@@ -832,8 +2151,20 @@ where
         }
         Operation::SetRoomAlias => {
             let room_alias = path_param(&request, "roomAlias")?;
+            {
+                let v = &room_alias;
+                check_string(
+                    "path parameter roomAlias",
+                    v,
+                    &rules::SET_ROOM_ALIAS_ROOM_ALIAS,
+                )?;
+            }
             let body = required(
-                json_body::<models::SetRoomAliasBody>(request.body)?,
+                validated(
+                    json_body::<
+                        models::SetRoomAliasBody,
+                    >(request.body, &shapes::SetRoomAliasBody)?,
+                )?,
                 "a JSON request body",
             )?;
             let response = api
@@ -844,6 +2175,14 @@ where
         }
         Operation::DeleteRoomAlias => {
             let room_alias = path_param(&request, "roomAlias")?;
+            {
+                let v = &room_alias;
+                check_string(
+                    "path parameter roomAlias",
+                    v,
+                    &rules::DELETE_ROOM_ALIAS_ROOM_ALIAS,
+                )?;
+            }
             let response = api
                 .delete_room_alias(room_alias, context)
                 .await
@@ -856,7 +2195,19 @@ where
         }
         Operation::PostRoomsRoomIdJoin => {
             let room_id = path_param(&request, "roomId")?;
-            let body = json_body::<models::PostRoomsRoomIdJoinBody>(request.body)?;
+            {
+                let v = &room_id;
+                check_string(
+                    "path parameter roomId",
+                    v,
+                    &rules::POST_ROOMS_ROOM_ID_JOIN_ROOM_ID,
+                )?;
+            }
+            let body = validated(
+                json_body::<
+                    models::PostRoomsRoomIdJoinBody,
+                >(request.body, &shapes::PostRoomsRoomIdJoinBody)?,
+            )?;
             let response = api
                 .post_rooms_room_id_join(room_id, body, context)
                 .await
@@ -865,8 +2216,20 @@ where
         }
         Operation::PostRoomsRoomIdInvite => {
             let room_id = path_param(&request, "roomId")?;
+            {
+                let v = &room_id;
+                check_string(
+                    "path parameter roomId",
+                    v,
+                    &rules::POST_ROOMS_ROOM_ID_INVITE_ROOM_ID,
+                )?;
+            }
             let body = required(
-                json_body::<models::PostRoomsRoomIdInviteBody>(request.body)?,
+                validated(
+                    json_body::<
+                        models::PostRoomsRoomIdInviteBody,
+                    >(request.body, &shapes::PostRoomsRoomIdInviteBody)?,
+                )?,
                 "a JSON request body",
             )?;
             let response = api
@@ -877,10 +2240,16 @@ where
         }
         Operation::SendMessage => {
             let room_id = path_param(&request, "roomId")?;
+            {
+                let v = &room_id;
+                check_string("path parameter roomId", v, &rules::SEND_MESSAGE_ROOM_ID)?;
+            }
             let event_type = path_param(&request, "eventType")?;
             let txn_id = path_param(&request, "txnId")?;
             let body = required(
-                json_value_body::<models::JsonObject>(request.body)?,
+                json_body::<
+                    models::JsonObject,
+                >(request.body, &Shape::Object { properties: &[] })?,
                 "a JSON request body",
             )?;
             let response = api
@@ -891,13 +2260,38 @@ where
         }
         Operation::GetRoomEvents => {
             let room_id = path_param(&request, "roomId")?;
+            {
+                let v = &room_id;
+                check_string(
+                    "path parameter roomId",
+                    v,
+                    &rules::GET_ROOM_EVENTS_ROOM_ID,
+                )?;
+            }
             let from = query_param::<String>(&request, "from")?;
+            if let Some(v) = &from {
+                check_string("query parameter from", v, &rules::GET_ROOM_EVENTS_FROM)?;
+            }
             let to = query_param::<String>(&request, "to")?;
+            if let Some(v) = &to {
+                check_string("query parameter to", v, &rules::GET_ROOM_EVENTS_TO)?;
+            }
             let dir = required(
                 query_param::<String>(&request, "dir")?,
                 "query parameter dir",
             )?;
+            {
+                let v = &dir;
+                check_string("query parameter dir", v, &rules::GET_ROOM_EVENTS_DIR)?;
+            }
             let limit = query_param::<i64>(&request, "limit")?;
+            if let Some(v) = &limit {
+                check_number(
+                    "query parameter limit",
+                    *v as f64,
+                    &rules::GET_ROOM_EVENTS_LIMIT,
+                )?;
+            }
             let filter = query_param::<String>(&request, "filter")?;
             let response = api
                 .get_room_events(room_id, from, to, dir, limit, filter, context)
@@ -907,6 +2301,10 @@ where
         }
         Operation::GetProfile => {
             let user_id = path_param(&request, "userId")?;
+            {
+                let v = &user_id;
+                check_string("path parameter userId", v, &rules::GET_PROFILE_USER_ID)?;
+            }
             let response = api
                 .get_profile(user_id, context)
                 .await
@@ -915,6 +2313,14 @@ where
         }
         Operation::GetDisplayName => {
             let user_id = path_param(&request, "userId")?;
+            {
+                let v = &user_id;
+                check_string(
+                    "path parameter userId",
+                    v,
+                    &rules::GET_DISPLAY_NAME_USER_ID,
+                )?;
+            }
             let response = api
                 .get_display_name(user_id, context)
                 .await
@@ -923,8 +2329,20 @@ where
         }
         Operation::SetDisplayName => {
             let user_id = path_param(&request, "userId")?;
+            {
+                let v = &user_id;
+                check_string(
+                    "path parameter userId",
+                    v,
+                    &rules::SET_DISPLAY_NAME_USER_ID,
+                )?;
+            }
             let body = required(
-                json_body::<models::SetDisplayNameBody>(request.body)?,
+                validated(
+                    json_body::<
+                        models::SetDisplayNameBody,
+                    >(request.body, &shapes::SetDisplayNameBody)?,
+                )?,
                 "a JSON request body",
             )?;
             let response = api
@@ -935,7 +2353,13 @@ where
         }
         Operation::LeaveRoom => {
             let room_id = path_param(&request, "roomId")?;
-            let body = json_body::<models::LeaveRoomBody>(request.body)?;
+            {
+                let v = &room_id;
+                check_string("path parameter roomId", v, &rules::LEAVE_ROOM_ROOM_ID)?;
+            }
+            let body = validated(
+                json_body::<models::LeaveRoomBody>(request.body, &shapes::LeaveRoomBody)?,
+            )?;
             let response = api
                 .leave_room(room_id, body, context)
                 .await
@@ -944,8 +2368,16 @@ where
         }
         Operation::Kick => {
             let room_id = path_param(&request, "roomId")?;
+            {
+                let v = &room_id;
+                check_string("path parameter roomId", v, &rules::KICK_ROOM_ID)?;
+            }
             let body = required(
-                json_body::<models::MembershipChange>(request.body)?,
+                validated(
+                    json_body::<
+                        models::MembershipChange,
+                    >(request.body, &shapes::MembershipChange)?,
+                )?,
                 "a JSON request body",
             )?;
             let response = api
@@ -956,8 +2388,16 @@ where
         }
         Operation::Ban => {
             let room_id = path_param(&request, "roomId")?;
+            {
+                let v = &room_id;
+                check_string("path parameter roomId", v, &rules::BAN_ROOM_ID)?;
+            }
             let body = required(
-                json_body::<models::MembershipChange>(request.body)?,
+                validated(
+                    json_body::<
+                        models::MembershipChange,
+                    >(request.body, &shapes::MembershipChange)?,
+                )?,
                 "a JSON request body",
             )?;
             let response = api
@@ -968,8 +2408,16 @@ where
         }
         Operation::Unban => {
             let room_id = path_param(&request, "roomId")?;
+            {
+                let v = &room_id;
+                check_string("path parameter roomId", v, &rules::UNBAN_ROOM_ID)?;
+            }
             let body = required(
-                json_body::<models::MembershipChange>(request.body)?,
+                validated(
+                    json_body::<
+                        models::MembershipChange,
+                    >(request.body, &shapes::MembershipChange)?,
+                )?,
                 "a JSON request body",
             )?;
             let response = api
@@ -980,6 +2428,14 @@ where
         }
         Operation::GetRoomState => {
             let room_id = path_param(&request, "roomId")?;
+            {
+                let v = &room_id;
+                check_string(
+                    "path parameter roomId",
+                    v,
+                    &rules::GET_ROOM_STATE_ROOM_ID,
+                )?;
+            }
             let response = api
                 .get_room_state(room_id, context)
                 .await
@@ -988,6 +2444,14 @@ where
         }
         Operation::GetRoomStateEvent => {
             let room_id = path_param(&request, "roomId")?;
+            {
+                let v = &room_id;
+                check_string(
+                    "path parameter roomId",
+                    v,
+                    &rules::GET_ROOM_STATE_EVENT_ROOM_ID,
+                )?;
+            }
             let event_type = path_param(&request, "eventType")?;
             let state_key = path_param(&request, "stateKey")?;
             let response = api
@@ -998,10 +2462,20 @@ where
         }
         Operation::SetRoomStateEvent => {
             let room_id = path_param(&request, "roomId")?;
+            {
+                let v = &room_id;
+                check_string(
+                    "path parameter roomId",
+                    v,
+                    &rules::SET_ROOM_STATE_EVENT_ROOM_ID,
+                )?;
+            }
             let event_type = path_param(&request, "eventType")?;
             let state_key = path_param(&request, "stateKey")?;
             let body = required(
-                json_value_body::<models::JsonObject>(request.body)?,
+                json_body::<
+                    models::JsonObject,
+                >(request.body, &Shape::Object { properties: &[] })?,
                 "a JSON request body",
             )?;
             let response = api
@@ -1012,6 +2486,14 @@ where
         }
         Operation::GetRoomStateEventEmptyKey => {
             let room_id = path_param(&request, "roomId")?;
+            {
+                let v = &room_id;
+                check_string(
+                    "path parameter roomId",
+                    v,
+                    &rules::GET_ROOM_STATE_EVENT_EMPTY_KEY_ROOM_ID,
+                )?;
+            }
             let event_type = path_param(&request, "eventType")?;
             let response = api
                 .get_room_state_event_empty_key(room_id, event_type, context)
@@ -1021,9 +2503,19 @@ where
         }
         Operation::SetRoomStateEventEmptyKey => {
             let room_id = path_param(&request, "roomId")?;
+            {
+                let v = &room_id;
+                check_string(
+                    "path parameter roomId",
+                    v,
+                    &rules::SET_ROOM_STATE_EVENT_EMPTY_KEY_ROOM_ID,
+                )?;
+            }
             let event_type = path_param(&request, "eventType")?;
             let body = required(
-                json_value_body::<models::JsonObject>(request.body)?,
+                json_body::<
+                    models::JsonObject,
+                >(request.body, &Shape::Object { properties: &[] })?,
                 "a JSON request body",
             )?;
             let response = api
@@ -1034,8 +2526,26 @@ where
         }
         Operation::GetMembers => {
             let room_id = path_param(&request, "roomId")?;
+            {
+                let v = &room_id;
+                check_string("path parameter roomId", v, &rules::GET_MEMBERS_ROOM_ID)?;
+            }
             let membership = query_param::<String>(&request, "membership")?;
+            if let Some(v) = &membership {
+                check_string(
+                    "query parameter membership",
+                    v,
+                    &rules::GET_MEMBERS_MEMBERSHIP,
+                )?;
+            }
             let not_membership = query_param::<String>(&request, "not_membership")?;
+            if let Some(v) = &not_membership {
+                check_string(
+                    "query parameter not_membership",
+                    v,
+                    &rules::GET_MEMBERS_NOT_MEMBERSHIP,
+                )?;
+            }
             let response = api
                 .get_members(room_id, membership, not_membership, context)
                 .await
@@ -1044,6 +2554,14 @@ where
         }
         Operation::GetJoinedMembers => {
             let room_id = path_param(&request, "roomId")?;
+            {
+                let v = &room_id;
+                check_string(
+                    "path parameter roomId",
+                    v,
+                    &rules::GET_JOINED_MEMBERS_ROOM_ID,
+                )?;
+            }
             let response = api
                 .get_joined_members(room_id, context)
                 .await
@@ -1059,7 +2577,11 @@ where
         }
         Operation::CreateRoom => {
             let body = required(
-                json_body::<models::CreateRoomRequest>(request.body)?,
+                validated(
+                    json_body::<
+                        models::CreateRoomRequest,
+                    >(request.body, &shapes::CreateRoomRequest)?,
+                )?,
                 "a JSON request body",
             )?;
             let response = api
@@ -1070,6 +2592,13 @@ where
         }
         Operation::InitialSync => {
             let limit = query_param::<i64>(&request, "limit")?;
+            if let Some(v) = &limit {
+                check_number(
+                    "query parameter limit",
+                    *v as f64,
+                    &rules::INITIAL_SYNC_LIMIT,
+                )?;
+            }
             let response = api
                 .initial_sync(limit, context)
                 .await
@@ -1078,6 +2607,14 @@ where
         }
         Operation::RoomInitialSync => {
             let room_id = path_param(&request, "roomId")?;
+            {
+                let v = &room_id;
+                check_string(
+                    "path parameter roomId",
+                    v,
+                    &rules::ROOM_INITIAL_SYNC_ROOM_ID,
+                )?;
+            }
             let response = api
                 .room_initial_sync(room_id, context)
                 .await
@@ -1086,10 +2623,27 @@ where
         }
         Operation::Sync => {
             let since = query_param::<String>(&request, "since")?;
+            if let Some(v) = &since {
+                check_string("query parameter since", v, &rules::SYNC_SINCE)?;
+            }
             let timeout = query_param::<i64>(&request, "timeout")?;
+            if let Some(v) = &timeout {
+                check_number(
+                    "query parameter timeout",
+                    *v as f64,
+                    &rules::SYNC_TIMEOUT,
+                )?;
+            }
             let filter = query_param::<String>(&request, "filter")?;
             let full_state = query_param::<bool>(&request, "full_state")?;
             let set_presence = query_param::<String>(&request, "set_presence")?;
+            if let Some(v) = &set_presence {
+                check_string(
+                    "query parameter set_presence",
+                    v,
+                    &rules::SYNC_SET_PRESENCE,
+                )?;
+            }
             let response = api
                 .sync(since, timeout, filter, full_state, set_presence, context)
                 .await

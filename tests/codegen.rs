@@ -695,17 +695,29 @@ fn refs_to_files_and_to_local_definitions_become_named_models() {
 }
 
 #[test]
-fn constraints_become_validator_attributes() {
+fn constraints_become_validator_attributes_with_the_message_a_client_sees() {
     let models = fixture().rust("models.rs");
     let cases = [
-        ("Thing", "id", "#[validate(length(min=1,max=64))]"),
-        ("Thing", "count", "#[validate(range(min=0,max=100))]"),
-        ("Thing", "ratio", "#[validate(range(min=0.5,max=2.5))]"),
-        ("Thing", "parts", "#[validate(length(min=1,max=10))]"),
-        ("CreateThingBody", "name", "#[validate(length(min=1,max=10))]"),
-        ("CreateThingBody", "size", "#[validate(range(min=1,max=9))]"),
-        ("Poke", "strength", "#[validate(range(min=1,max=5))]"),
-        ("Limits", "max_pokes", "#[validate(range(min=0))]"),
+        (
+            "Thing",
+            "id",
+            "length(min=1,max=64,message=\"mustbe1to64characterslong\")",
+        ),
+        (
+            "Thing",
+            "count",
+            "range(min=0,max=100,message=\"mustbebetween0and100\")",
+        ),
+        ("Thing", "ratio", "range(min=0.5,max=2.5,"),
+        (
+            "Thing",
+            "parts",
+            "length(min=1,max=10,message=\"mustbe1to10itemslong\")",
+        ),
+        ("CreateThingBody", "name", "length(min=1,max=10,"),
+        ("CreateThingBody", "size", "range(min=1,max=9,"),
+        ("Poke", "strength", "range(min=1,max=5,"),
+        ("Limits", "max_pokes", "range(min=0,message=\"mustbeatleast0\")"),
     ];
     for (model, f, attr) in cases {
         let (_, attrs) = field(find_struct(&models, model), f);
@@ -715,6 +727,233 @@ fn constraints_become_validator_attributes() {
     assert!(
         !attrs.contains("validate"),
         "an unconstrained field has no validation: {attrs}"
+    );
+    let (_, attrs) = field(find_struct(&models, "CreateThingBody"), "secret");
+    assert!(!attrs.contains("validate"), "format: password checks nothing: {attrs}");
+}
+
+/// The `PATTERN_…` static a models.rs regex attribute or rule refers to, with the pattern it compiles.
+fn pattern_statics(models: &syn::File) -> BTreeMap<String, String> {
+    models
+        .items
+        .iter()
+        .filter_map(|i| match i {
+            syn::Item::Static(s) if s.ident.to_string().starts_with("PATTERN_") => {
+                let text = expr_str(&s.expr);
+                let start = text.find("Regex::new(\"")? + "Regex::new(\"".len();
+                let end = text[start..].find("\")")? + start;
+                Some((s.ident.to_string(), text[start..end].replace("\\\\", "\\")))
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn a_pattern_becomes_a_regex_validator_on_one_static_regex_per_distinct_pattern() {
+    let models = fixture().rust("models.rs");
+    let statics = pattern_statics(&models);
+    let (_, attrs) = field(find_struct(&models, "Thing"), "id");
+    let name = statics
+        .iter()
+        .find(|(_, p)| p.as_str() == "^t[0-9]+$")
+        .map(|(n, _)| n.clone())
+        .unwrap_or_else(|| panic!("no static regex for ^t[0-9]+$ among {statics:?}"));
+    assert!(
+        attrs.contains(&format!("regex(path=*{name},message=\"mustmatchthepattern^t[0-9]+$\")")),
+        "{attrs}"
+    );
+    // thingId (a parameter) states the same pattern as Thing.id: one static serves both.
+    assert_eq!(
+        statics.values().filter(|p| p.as_str() == "^t[0-9]+$").count(),
+        1,
+        "{statics:?}"
+    );
+    assert_eq!(statics.len(), 2, "^t[0-9]+$ and the tags' ^[a-z]+$: {statics:?}");
+}
+
+#[test]
+fn the_items_of_a_string_array_are_checked_by_a_generated_custom_validator() {
+    let models = fixture().rust("models.rs");
+    let (_, attrs) = field(find_struct(&models, "Thing"), "tags");
+    assert!(
+        attrs.contains("#[validate(custom(function=\"thing_tags_items\"))]"),
+        "{attrs}"
+    );
+    let f = models
+        .items
+        .iter()
+        .find_map(|i| match i {
+            syn::Item::Fn(f) if f.sig.ident == "thing_tags_items" => Some(f),
+            _ => None,
+        })
+        .expect("no fn thing_tags_items");
+    let body = squash(&unparse_item(syn::Item::Fn(f.clone())));
+    assert!(body.contains("check_items(items,&StringRule{"), "{body}");
+    assert!(body.contains("max_length:Some(20)"), "{body}");
+}
+
+/// Source text without whitespace or trailing commas, for looking for generated code.
+fn tidy(s: &str) -> String {
+    let mut t = squash(s);
+    for (from, to) in [(",)", ")"), (",>", ">"), (",}", "}"), (",]", "]")] {
+        t = t.replace(from, to);
+    }
+    t
+}
+
+/// The dispatcher's text, tidied, for looking for generated checks.
+fn dispatch_text(routes: &syn::File) -> String {
+    let f = routes
+        .items
+        .iter()
+        .find_map(|i| match i {
+            syn::Item::Fn(f) if f.sig.ident == "dispatch" => Some(f),
+            _ => None,
+        })
+        .expect("routes.rs has no fn dispatch");
+    tidy(&unparse_item(syn::Item::Fn(f.clone())))
+}
+
+/// The tidied text of `mod rules` in routes.rs.
+fn rules_text(routes: &syn::File) -> String {
+    let rules = routes
+        .items
+        .iter()
+        .find_map(|i| match i {
+            syn::Item::Mod(m) if m.ident == "rules" => Some(m),
+            _ => None,
+        })
+        .expect("routes.rs has no mod rules");
+    tidy(&unparse_item(syn::Item::Mod(rules.clone())))
+}
+
+#[test]
+fn parameter_constraints_become_checks_in_the_dispatcher_naming_the_parameter() {
+    let out = fixture();
+    let statics = pattern_statics(&out.rust("models.rs"));
+    let t = statics
+        .iter()
+        .find(|(_, p)| p.as_str() == "^t[0-9]+$")
+        .unwrap()
+        .0
+        .clone();
+    let routes = out.rust("routes.rs");
+    let text = dispatch_text(&routes);
+    for needle in [
+        "check_string(\"pathparameterthingId\",v,&rules::GET_THINGS_THING_ID_THING_ID)?",
+        "check_string(\"queryparameterlabel\",v,&rules::GET_THINGS_THING_ID_LABEL)?",
+        "check_number(\"queryparameterlimit\",*vasf64,&rules::GET_THINGS_THING_ID_LIMIT)?",
+        "check_number(\"queryparameterratio\",*vasf64,&rules::GET_THINGS_THING_ID_RATIO)?",
+        // An optional parameter is checked only when present.
+        "ifletSome(v)=&limit{check_number(",
+    ] {
+        assert!(text.contains(needle), "the dispatcher should contain {needle}");
+    }
+    assert!(
+        !text.contains("\"queryparameterfresh\""),
+        "an unconstrained parameter is not checked"
+    );
+    let rules = rules_text(&routes);
+    for needle in [
+        // The pattern the overlay merged into the shared path parameter.
+        "pubstaticGET_THINGS_THING_ID_THING_ID:StringRule=StringRule{min_length:None,max_length:Some(64),".to_string(),
+        format!("pattern:Some(&super::models::{t}),"),
+        // A string enum of a query parameter.
+        "pubstaticGET_THINGS_THING_ID_LABEL:StringRule=".to_string(),
+        "one_of:&[\"red\",\"blue\"]".to_string(),
+        // format: int32 narrows the range of an integer.
+        "pubstaticGET_THINGS_THING_ID_LIMIT:NumberRule=NumberRule{minimum:Some(0.0),maximum:Some(2147483647.0),"
+            .to_string(),
+        "pubstaticGET_THINGS_THING_ID_RATIO:NumberRule=NumberRule{minimum:None,maximum:Some(2.5),".to_string(),
+    ] {
+        assert!(rules.contains(&needle), "mod rules should contain {needle}: {rules}");
+    }
+}
+
+#[test]
+fn x_errcode_names_the_errcode_of_a_violation_for_a_property_and_a_parameter() {
+    let out = fixture();
+    let (_, attrs) = field(find_struct(&out.rust("models.rs"), "CreateThingBody"), "name");
+    assert!(attrs.contains("code=\"M_INVALID_USERNAME\""), "{attrs}");
+    let routes = out.rust("routes.rs");
+    let errcodes = routes
+        .items
+        .iter()
+        .find_map(|i| match i {
+            syn::Item::Const(c) if c.ident == "ERRCODES" => Some(expr_str(&c.expr)),
+            _ => None,
+        })
+        .expect("routes.rs has no const ERRCODES");
+    assert_eq!(errcodes, "&[\"M_INVALID_USERNAME\"]");
+    let text = rules_text(&routes);
+    assert!(
+        text.contains("one_of:&[\"red\",\"blue\"],errcode:Some(\"M_BAD_COLOUR\")"),
+        "{text}"
+    );
+    assert!(
+        text.contains("errcode:None"),
+        "parameters without x-errcode keep M_INVALID_PARAM"
+    );
+    let err = error_after_editing("definitions/thing.yaml", |s| {
+        s["properties"]["name"]["x-errcode"] = json!("invalid");
+    });
+    assert_mentions(&err, &["Thing.name", "x-errcode", "M_INVALID_USERNAME"]);
+}
+
+#[test]
+fn every_struct_model_gets_a_static_json_shape_that_the_dispatcher_checks_bodies_against() {
+    let routes = fixture().rust("routes.rs");
+    let shapes = routes
+        .items
+        .iter()
+        .find_map(|i| match i {
+            syn::Item::Mod(m) if m.ident == "shapes" => Some(m),
+            _ => None,
+        })
+        .expect("routes.rs has no mod shapes");
+    let text = tidy(&unparse_item(syn::Item::Mod(shapes.clone())));
+    for needle in [
+        "pubstaticThing:Shape=Shape::Object{properties:&[",
+        "Property{name:\"owner\",shape:&ThingOwner}",
+        "Property{name:\"parts\",shape:&Shape::Array{items:&ThingPartsItem}}",
+        "Property{name:\"labels\",shape:&Shape::Map{values:&Shape::String}}",
+        "Property{name:\"extra\",shape:&Shape::Object{properties:&[]}}",
+        "Property{name:\"anything\",shape:&Shape::Any}",
+        "Property{name:\"count\",shape:&Shape::Integer}",
+        "Property{name:\"kind\",shape:&Shape::String}",
+        "pubstaticPoke:Shape=",
+    ] {
+        assert!(text.contains(needle), "mod shapes should contain {needle}: {text}");
+    }
+    let dispatch = dispatch_text(&routes);
+    assert!(
+        dispatch.contains("validated(json_body::<models::CreateThingBody>(request.body,&shapes::CreateThingBody)?)?"),
+        "{dispatch}"
+    );
+    assert!(dispatch.contains("json_body::<models::Poke>(request.body,&shapes::Poke)"));
+}
+
+#[test]
+fn the_merged_swagger_document_states_the_constraints() {
+    let swagger = fixture().swagger();
+    let get = &swagger["paths"]["/things/{thingId}"]["get"];
+    let param = |name: &str| {
+        get["parameters"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["name"] == name)
+            .cloned()
+            .unwrap_or_else(|| panic!("no parameter {name}"))
+    };
+    assert_eq!(param("thingId")["pattern"], "^t[0-9]+$");
+    assert_eq!(param("thingId")["type"], "string", "the seed's keys are kept");
+    assert_eq!(param("label")["enum"], json!(["red", "blue"]));
+    assert_eq!(param("limit")["format"], "int32");
+    assert_eq!(
+        swagger["definitions"]["Thing"]["properties"]["id"]["pattern"],
+        "^t[0-9]+$"
     );
 }
 
@@ -763,6 +1002,87 @@ fn overlay_merging_merges_objects_appends_arrays_and_allows_restating_a_scalar()
     assert_eq!(base, json!({"a": {"x": 1, "y": 2, "list": [1, 2]}, "s": "same"}));
     let err = codegen::spec::merge_overlay(&mut base, json!({"a": {"x": 5}}), "").unwrap_err();
     assert_mentions(&err, &["/a/x", "overlay"]);
+}
+
+#[test]
+fn an_overlay_parameter_with_the_in_and_name_of_a_seed_parameter_is_merged_into_it() {
+    let mut base = json!({"parameters": [
+        {"in": "path", "name": "id", "type": "string"},
+        {"in": "body", "name": "body", "schema": {"type": "object", "properties": {"a": {"type": "string"}}}}
+    ]});
+    codegen::spec::merge_overlay(
+        &mut base,
+        json!({"parameters": [
+            {"in": "path", "name": "id", "type": "string", "pattern": "^x$"},
+            {"in": "body", "name": "body", "schema": {"properties": {"b": {"type": "integer"}}}},
+            {"in": "query", "name": "id", "type": "integer"}
+        ]}),
+        "",
+    )
+    .unwrap();
+    assert_eq!(
+        base,
+        json!({"parameters": [
+            {"in": "path", "name": "id", "type": "string", "pattern": "^x$"},
+            {"in": "body", "name": "body", "schema": {"type": "object", "properties": {"a": {"type": "string"}, "b": {"type": "integer"}}}},
+            {"in": "query", "name": "id", "type": "integer"}
+        ]}),
+        "same (in, name) merges; the same name elsewhere is another parameter"
+    );
+    let err = codegen::spec::merge_overlay(
+        &mut base,
+        json!({"parameters": [{"in": "path", "name": "id", "type": "integer"}]}),
+        "/paths/x",
+    )
+    .unwrap_err();
+    assert_mentions(&err, &["/paths/x/parameters/path:id/type", "overlay"]);
+}
+
+#[test]
+fn the_fixture_overlay_adds_a_pattern_to_a_shared_parameter_and_a_property_to_a_body() {
+    let out = fixture();
+    let (ty, attrs) = field(find_struct(&out.rust("models.rs"), "CreateThingBody"), "colour");
+    assert_eq!(ty, "Option<String>", "{attrs}");
+    let swagger = out.swagger();
+    let shared: Vec<&Value> = swagger["paths"]["/things/{thingId}"]["delete"]["parameters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| p["name"] == "thingId")
+        .collect();
+    assert_eq!(shared.len(), 1, "merged, not appended: {shared:?}");
+    assert_eq!(shared[0]["pattern"], "^t[0-9]+$");
+    assert_eq!(shared[0]["required"], true, "the seed's keys stay");
+}
+
+#[test]
+fn security_alternatives_all_asking_for_a_credential_require_one_and_an_empty_one_makes_it_optional() {
+    let out = fixture();
+    let auth = operation_table(&out.rust("routes.rs"), "requires_auth");
+    assert_eq!(auth["DeleteThing"], "true", "accessToken or authorizationHeader");
+    let swagger = out.swagger();
+    assert_eq!(
+        swagger["paths"]["/things/{thingId}"]["delete"]["security"],
+        json!([{"accessToken": []}, {"authorizationHeader": []}])
+    );
+    assert_eq!(swagger["securityDefinitions"]["authorizationHeader"]["in"], "header");
+    let dir = fixture_copy();
+    edit_yaml(&dir.path().join("things.yaml"), |doc| {
+        doc["paths"]["/things/{thingId}"]["delete"]["security"] = json!([{}, {"accessToken": []}]);
+    });
+    let auth = operation_table(&generate(dir.path()).rust("routes.rs"), "requires_auth");
+    assert_eq!(
+        auth["DeleteThing"], "false",
+        "an empty alternative makes the token optional"
+    );
+}
+
+#[test]
+fn a_security_requirement_naming_an_undefined_scheme_is_refused() {
+    let err = error_after_editing("things.yaml", |doc| {
+        doc["paths"]["/things/{thingId}"]["delete"]["security"] = json!([{"cookie": []}]);
+    });
+    assert_mentions(&err, &["cookie", "securityDefinitions"]);
 }
 
 #[test]
@@ -972,11 +1292,120 @@ fn all_of_at_the_top_of_a_referenced_definition_is_refused() {
 }
 
 #[test]
-fn a_pattern_constraint_is_refused_with_a_message_naming_it() {
+fn a_pattern_that_does_not_compile_is_refused_naming_the_property_and_the_file() {
     let err = error_after_editing("definitions/thing.yaml", |s| {
-        s["properties"]["id"]["pattern"] = json!("^t");
+        s["properties"]["id"]["pattern"] = json!("^t[0-9+$");
     });
-    assert_mentions(&err, &["pattern", "not supported"]);
+    assert_mentions(&err, &["Thing.id", "thing.yaml", "^t[0-9+$", "does not compile"]);
+    let err = error_after_editing("things.yaml", |doc| {
+        doc["paths"]["/things/{thingId}"]["get"]["parameters"][0]["pattern"] = json!("(");
+    });
+    assert_mentions(&err, &["things.yaml", "label", "does not compile"]);
+}
+
+#[test]
+fn a_pattern_using_a_class_whose_meaning_differs_between_ecma_and_rust_is_refused() {
+    for class in ["\\d", "\\w", "\\s", "\\b"] {
+        let err = error_after_editing("definitions/thing.yaml", |s| {
+            s["properties"]["id"]["pattern"] = json!(format!("^t{class}+$"));
+        });
+        assert_mentions(&err, &["Thing.id", class, "ECMA-262", "[0-9]"]);
+    }
+    // An escaped backslash followed by a d is a literal backslash and a d: fine.
+    let dir = fixture_copy();
+    edit_yaml(&dir.path().join("definitions/thing.yaml"), |s| {
+        s["properties"]["id"]["pattern"] = json!("^t\\\\d$");
+    });
+    generate(dir.path());
+}
+
+#[test]
+fn a_format_the_generator_does_not_know_or_that_does_not_fit_the_type_is_refused() {
+    let err = error_after_editing("definitions/thing.yaml", |s| {
+        s["properties"]["name"]["format"] = json!("date-time");
+    });
+    assert_mentions(&err, &["Thing.name", "date-time", "not supported", "int32"]);
+    let err = error_after_editing("definitions/thing.yaml", |s| {
+        s["properties"]["name"]["format"] = json!("int32");
+    });
+    assert_mentions(&err, &["Thing.name", "int32", "integer"]);
+    let err = error_after_editing("things.yaml", |doc| {
+        doc["paths"]["/things/{thingId}"]["get"]["parameters"][1]["format"] = json!("uuid");
+    });
+    assert_mentions(&err, &["limit", "uuid", "not supported"]);
+}
+
+#[test]
+fn a_constraint_on_a_type_it_does_not_apply_to_is_refused() {
+    let err = error_after_editing("definitions/thing.yaml", |s| {
+        s["properties"]["count"]["pattern"] = json!("^1$");
+    });
+    assert_mentions(&err, &["Thing.count", "pattern", "string", "integer"]);
+    let err = error_after_editing("things.yaml", |doc| {
+        doc["paths"]["/things/{thingId}"]["get"]["parameters"][1]["enum"] = json!([1, 2]);
+    });
+    assert_mentions(&err, &["limit", "enum", "string"]);
+}
+
+#[test]
+fn constraints_where_the_generator_cannot_check_them_are_refused() {
+    let err = error_after_editing("definitions/thing.yaml", |s| {
+        s["properties"]["labels"]["additionalProperties"]["maxLength"] = json!(3);
+    });
+    assert_mentions(&err, &["additionalProperties", "not supported"]);
+    let err = error_after_editing("definitions/thing.yaml", |s| {
+        s["properties"]["tags"]["items"] = json!({"type": "array", "items": {"type": "string", "pattern": "^a$"}});
+    });
+    assert_mentions(&err, &["items of items", "not supported"]);
+}
+
+#[test]
+fn an_unknown_parameter_keyword_is_refused_with_a_message_naming_it() {
+    let err = error_after_editing("things.yaml", |doc| {
+        doc["paths"]["/things/{thingId}"]["get"]["parameters"][0]["exclusiveMaximum"] = json!(true);
+    });
+    assert_mentions(&err, &["label", "exclusiveMaximum", "not supported"]);
+}
+
+#[test]
+fn x_nullable_is_refused_because_the_edge_refuses_null() {
+    let err = error_after_editing("definitions/thing.yaml", |s| {
+        s["properties"]["name"]["x-nullable"] = json!(true);
+    });
+    assert_mentions(&err, &["x-nullable", "not supported"]);
+}
+
+#[test]
+fn an_operation_parameter_replaces_the_path_items_parameter_of_the_same_in_and_name() {
+    let dir = fixture_copy();
+    edit_yaml(&dir.path().join("things.yaml"), |doc| {
+        doc["paths"]["/things/{thingId}"]["delete"]["parameters"] =
+            json!([{"in": "path", "name": "thingId", "type": "string", "required": true, "maxLength": 3}]);
+    });
+    let out = generate(dir.path());
+    let args = &api_methods(&out.rust("api.rs"))["delete_thing"];
+    assert_eq!(
+        args.iter().filter(|(n, _)| n == "thing_id").count(),
+        1,
+        "one thing_id argument: {args:?}"
+    );
+    let text = rules_text(&out.rust("routes.rs"));
+    assert!(
+        text.contains("max_length:Some(3)"),
+        "the operation's own constraint applies"
+    );
+}
+
+#[test]
+fn a_parameter_listed_twice_is_refused() {
+    let err = error_after_editing("things.yaml", |doc| {
+        let first = doc["paths"]["/things/{thingId}"]["get"]["parameters"][0].clone();
+        doc["paths"]["/things/{thingId}"]["get"]["parameters"]
+            .as_array_mut()
+            .unwrap()
+            .push(first);
+    });
+    assert_mentions(&err, &["label", "listed twice"]);
 }
 
 #[test]

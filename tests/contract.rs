@@ -1,10 +1,14 @@
 //! The contract checker the harness runs on every response, tested on its own,
-//! and the rule that the spec documents every status the HTTP edge can send.
+//! the rule that the spec documents every status the HTTP edge can send, and
+//! the rule that it states the identifier grammar the server holds to.
 
 mod common;
 
 use common::contract::Contract;
 use matrix_membership::generated::routes::{Operation, ROUTES};
+use matrix_membership::generated::SWAGGER_JSON;
+use matrix_membership::ids;
+use serde_json::Value;
 
 const JSON: Option<&str> = Some("application/json");
 const JOIN: &str = "post_rooms_room_id_join";
@@ -130,4 +134,152 @@ fn no_test_file_builds_an_unchecked_client() {
         }
     }
     assert!(offenders.is_empty(), "{offenders:?}");
+}
+
+/// The identifier fields and parameters of the spec and the grammar they
+/// carry (`src/ids.rs`): by property name, by the name of a string array
+/// whose items are identifiers, and by path parameter name.
+const ID_PROPERTIES: &[(&str, &str)] = &[
+    ("user_id", ids::USER_ID_PATTERN),
+    ("sender", ids::USER_ID_PATTERN),
+    ("inviter", ids::USER_ID_PATTERN),
+    ("room_id", ids::ROOM_ID_PATTERN),
+    ("room_alias", ids::ROOM_ALIAS_PATTERN),
+    ("event_id", ids::EVENT_ID_PATTERN),
+    ("home_server", ids::SERVER_NAME_PATTERN),
+];
+const ID_ARRAYS: &[(&str, &str)] = &[
+    ("invite", ids::USER_ID_PATTERN),
+    ("changed", ids::USER_ID_PATTERN),
+    ("left", ids::USER_ID_PATTERN),
+    ("joined_rooms", ids::ROOM_ID_PATTERN),
+    ("servers", ids::SERVER_NAME_PATTERN),
+];
+const ID_PARAMETERS: &[(&str, &str)] = &[
+    ("roomId", ids::ROOM_ID_PATTERN),
+    ("roomAlias", ids::ROOM_ALIAS_PATTERN),
+    ("userId", ids::USER_ID_PATTERN),
+];
+
+/// Every schema under `v` with the JSON pointer to it, collected into `out`.
+fn properties<'a>(v: &'a Value, at: String, out: &mut Vec<(String, String, &'a Value)>) {
+    match v {
+        Value::Object(o) => {
+            if let Some(props) = o.get("properties").and_then(Value::as_object) {
+                for (name, schema) in props {
+                    out.push((format!("{at}/properties/{name}"), name.clone(), schema));
+                }
+            }
+            for (k, child) in o {
+                properties(child, format!("{at}/{k}"), out);
+            }
+        }
+        Value::Array(items) => {
+            for (i, child) in items.iter().enumerate() {
+                properties(child, format!("{at}/{i}"), out);
+            }
+        }
+        _ => {}
+    }
+}
+
+fn states_grammar(schema: &Value, pattern: &str) -> Result<(), String> {
+    if schema["type"] != "string" || schema["pattern"] != pattern || schema["maxLength"] != ids::MAX_ID_BYTES {
+        return Err(format!(
+            "should be a string with pattern {pattern:?} and maxLength 255, is {schema}"
+        ));
+    }
+    Ok(())
+}
+
+#[test]
+fn every_identifier_in_the_spec_states_the_grammar_of_src_ids_rs() {
+    let spec: Value = serde_json::from_str(SWAGGER_JSON).unwrap();
+    let mut problems = Vec::new();
+    let mut checked = 0;
+    let mut props = Vec::new();
+    properties(&spec, String::new(), &mut props);
+    for (at, name, schema) in &props {
+        let own = ID_PROPERTIES.iter().find(|(n, _)| n == name);
+        // `invite` is also an event and a map elsewhere: only arrays are lists of ids.
+        let items = ID_ARRAYS.iter().find(|(n, _)| n == name && schema["type"] == "array");
+        let result = match (own, items) {
+            (Some((_, p)), _) => states_grammar(schema, p),
+            (_, Some((_, p))) => states_grammar(&schema["items"], p).map_err(|e| format!("items {e}")),
+            _ => continue,
+        };
+        checked += 1;
+        if let Err(e) = result {
+            problems.push(format!("{at}: {e}"));
+        }
+    }
+    for (path, item) in spec["paths"].as_object().unwrap() {
+        for (method, op) in item.as_object().unwrap() {
+            for p in op["parameters"].as_array().into_iter().flatten() {
+                let Some((name, pattern)) = ID_PARAMETERS.iter().find(|(n, _)| p["name"] == *n) else {
+                    continue;
+                };
+                // The join takes a room id or an alias under the seed's name roomId.
+                let takes_alias = path.starts_with("/join/") || path.ends_with("/join");
+                let pattern = if takes_alias && *name == "roomId" {
+                    ids::ROOM_ID_OR_ALIAS_PATTERN
+                } else {
+                    pattern
+                };
+                checked += 1;
+                if let Err(e) = states_grammar(p, pattern) {
+                    problems.push(format!("{method} {path} parameter {name}: {e}"));
+                }
+            }
+        }
+    }
+    assert!(checked >= 40, "only {checked} identifiers found");
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
+
+#[test]
+fn every_pattern_in_the_spec_is_an_identifier_grammar_or_one_of_three_named_ones() {
+    // A hand-copied pattern that drifted from src/ids.rs would be caught here
+    // even on a field the lists above do not name.
+    let grammars = [
+        ids::USER_ID_PATTERN,
+        ids::ROOM_ID_PATTERN,
+        ids::ROOM_ALIAS_PATTERN,
+        ids::ROOM_ID_OR_ALIAS_PATTERN,
+        ids::EVENT_ID_PATTERN,
+        ids::SERVER_NAME_PATTERN,
+        // Not identifiers, but parts of them or the server's own tokens:
+        // a registration localpart (lower-cased by the server), an alias
+        // localpart, and a stream token `s<position>`.
+        "^[A-Za-z0-9._=/-]+$",
+        "^[!-9;-~]+$",
+        "^s[0-9]{1,19}$",
+    ];
+    fn patterns<'a>(v: &'a Value, at: String, out: &mut Vec<(String, &'a str)>) {
+        match v {
+            Value::Object(o) => {
+                if let Some(p) = o.get("pattern").and_then(Value::as_str) {
+                    out.push((at.clone(), p));
+                }
+                for (k, child) in o {
+                    patterns(child, format!("{at}/{k}"), out);
+                }
+            }
+            Value::Array(items) => {
+                for (i, child) in items.iter().enumerate() {
+                    patterns(child, format!("{at}/{i}"), out);
+                }
+            }
+            _ => {}
+        }
+    }
+    let spec: Value = serde_json::from_str(SWAGGER_JSON).unwrap();
+    let mut found = Vec::new();
+    patterns(&spec, String::new(), &mut found);
+    let strays: Vec<_> = found.iter().filter(|(_, p)| !grammars.contains(p)).collect();
+    assert!(!found.is_empty());
+    assert!(
+        strays.is_empty(),
+        "patterns that are no grammar of src/ids.rs: {strays:?}"
+    );
 }

@@ -193,6 +193,7 @@ async fn a_member_of_a_room_cannot_break_it_for_a_newcomer() {
     let bob = s.register("bob").await;
     let body = models::PostRoomsRoomIdInviteBody {
         user_id: bob.id.clone(),
+        reason: None,
     };
     let _ = alice.client.post_rooms_room_id_invite(&room, &body).await.unwrap();
     bob.join(&room).await;
@@ -207,6 +208,7 @@ async fn a_member_of_a_room_cannot_break_it_for_a_newcomer() {
     let carol = s.register("carol").await;
     let body = models::PostRoomsRoomIdInviteBody {
         user_id: carol.id.clone(),
+        reason: None,
     };
     let _ = alice.client.post_rooms_room_id_invite(&room, &body).await.unwrap();
     carol.join(&room).await;

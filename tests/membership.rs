@@ -15,6 +15,7 @@ fn change(user: &str) -> models::MembershipChange {
 fn invite_body(user: &str) -> models::PostRoomsRoomIdInviteBody {
     models::PostRoomsRoomIdInviteBody {
         user_id: user.to_string(),
+        reason: None,
     }
 }
 

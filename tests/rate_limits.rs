@@ -100,7 +100,10 @@ async fn invites_are_limited_per_sender() {
     }
     // createRoom is charged to the invite budget too.
     let room = alice.create_room(Preset::PrivateChat).await;
-    let invite = |id: &str| matrix_membership::generated::models::PostRoomsRoomIdInviteBody { user_id: id.into() };
+    let invite = |id: &str| matrix_membership::generated::models::PostRoomsRoomIdInviteBody {
+        user_id: id.into(),
+        reason: None,
+    };
     assert_eq!(
         alice
             .client
@@ -308,7 +311,10 @@ async fn invite_limits_only(flags: &[&str]) -> common::TestServer {
 }
 
 async fn invite_status(from: &common::User, room: &str, to: &common::User) -> u16 {
-    let body = matrix_membership::generated::models::PostRoomsRoomIdInviteBody { user_id: to.id.clone() };
+    let body = matrix_membership::generated::models::PostRoomsRoomIdInviteBody {
+        user_id: to.id.clone(),
+        reason: None,
+    };
     from.client
         .post_rooms_room_id_invite(room, &body)
         .await

@@ -275,6 +275,7 @@ async fn members_joined_members_and_joined_rooms_agree() {
     let room = alice.create_room(Preset::PrivateChat).await;
     let invite = models::PostRoomsRoomIdInviteBody {
         user_id: bob.id.clone(),
+        reason: None,
     };
     assert_eq!(
         alice
@@ -287,6 +288,7 @@ async fn members_joined_members_and_joined_rooms_agree() {
     );
     let invite = models::PostRoomsRoomIdInviteBody {
         user_id: carol.id.clone(),
+        reason: None,
     };
     assert_eq!(
         alice

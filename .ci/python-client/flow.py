@@ -26,6 +26,7 @@ from mm_client.models import (
     CreateRoomRequestPreset,
     CreateRoomResponse200,
     Error,
+    GetMembersMembership,
     GetMembersResponse200,
     PostRoomsRoomIdInviteBody,
     PostRoomsRoomIdInviteResponse200,
@@ -88,7 +89,7 @@ def main():
     assert joined.room_id == room_id, joined
     print(f"{bob_id} joined {joined.room_id}")
 
-    members = expect(get_members.sync_detailed(room_id, client=alice, membership="join"), 200, GetMembersResponse200)
+    members = expect(get_members.sync_detailed(room_id, client=alice, membership=GetMembersMembership.JOIN), 200, GetMembersResponse200)
     joined_ids = sorted(event.state_key for event in members.chunk)
     assert joined_ids == sorted([alice_id, bob_id]), joined_ids
     print(f"joined members: {', '.join(joined_ids)}")

@@ -2,7 +2,8 @@
 //! that turns a matched request into a typed `Api` call.
 
 use super::emit_api::{model_type, response_enum};
-use super::ir::{Api, Location, Operation};
+use super::ir::{Api, Location, Operation, Param};
+use super::schema::{Model, Shape};
 use std::fmt::Write;
 
 const RUNTIME: &str = r#"
@@ -27,6 +28,9 @@ pub enum RequestError {
     MissingParam(String),
     /// A parameter or field is present but violates its constraints.
     InvalidParam(String),
+    /// A parameter or field violates a constraint for which the spec names
+    /// its own errcode (`x-errcode`), e.g. `M_INVALID_USERNAME`.
+    Refused { errcode: &'static str, message: String },
 }
 
 /// Why dispatching failed.
@@ -71,23 +75,128 @@ fn required<T>(value: Option<T>, what: &str) -> Result<T, RequestError> {
     value.ok_or_else(|| RequestError::MissingParam(format!("{what} is required")))
 }
 
-/// Parses and validates a JSON body; an empty body is `None`.
-fn json_body<T: serde::de::DeserializeOwned + validator::Validate>(body: &[u8]) -> Result<Option<T>, RequestError> {
-    let parsed: Option<T> = json_value_body(body)?;
-    if let Some(p) = &parsed {
-        p.validate()
-            .map_err(|e| RequestError::InvalidParam(format!("the request body is invalid: {e}")))?;
+/// The error for a violated constraint: `M_INVALID_PARAM` unless the spec names another errcode.
+fn violation(errcode: Option<&'static str>, message: String) -> RequestError {
+    match errcode {
+        Some(errcode) => RequestError::Refused { errcode, message },
+        None => RequestError::InvalidParam(message),
     }
-    Ok(parsed)
 }
 
-/// Parses a JSON body whose type has no constraints; an empty body is `None`.
-fn json_value_body<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<Option<T>, RequestError> {
+/// Checks a string parameter against the constraints the spec states for it.
+fn check_string(what: &str, value: &str, rule: &models::StringRule) -> Result<(), RequestError> {
+    rule.check(value).map_err(|why| violation(rule.errcode, format!("{what} {why}")))
+}
+
+/// Checks a numeric parameter against the range the spec states for it.
+fn check_number(what: &str, value: f64, rule: &models::NumberRule) -> Result<(), RequestError> {
+    rule.check(value).map_err(|why| violation(rule.errcode, format!("{what} {why}")))
+}
+
+/// The JSON type a schema states for a value, checked before serde decodes
+/// it: a derived struct also accepts a JSON array (`["@bob:localhost"]` would
+/// decode as `{"user_id": "@bob:localhost"}`), and `Option` accepts `null`,
+/// where the spec allows neither.
+#[derive(Debug)]
+pub enum Shape {
+    /// The schema states no type: anything goes, `null` included.
+    Any,
+    String,
+    Integer,
+    Number,
+    Boolean,
+    Array { items: &'static Shape },
+    /// An object whose every value has one shape.
+    Map { values: &'static Shape },
+    /// An object with these known properties; others are left to serde (ignored unless denied).
+    Object { properties: &'static [Property] },
+}
+
+/// A known property of an object shape.
+#[derive(Debug)]
+pub struct Property {
+    pub name: &'static str,
+    pub shape: &'static Shape,
+}
+
+impl Shape {
+    fn expected(&self) -> &'static str {
+        match self {
+            Shape::Any => "any JSON value",
+            Shape::String => "a string",
+            Shape::Integer => "an integer of at most 64 bits",
+            Shape::Number => "a number",
+            Shape::Boolean => "a boolean",
+            Shape::Array { .. } => "an array",
+            Shape::Map { .. } | Shape::Object { .. } => "a JSON object",
+        }
+    }
+
+    /// Where `value` first differs from the shape, as "at must be ..."; `at` names the value.
+    fn check(&self, value: &serde_json::Value, at: &mut String) -> Result<(), String> {
+        use serde_json::Value as V;
+        let fits = match (self, value) {
+            (Shape::Any, _) => true,
+            (Shape::String, V::String(_)) | (Shape::Boolean, V::Bool(_)) | (Shape::Number, V::Number(_)) => true,
+            (Shape::Integer, V::Number(n)) => n.is_i64(),
+            (Shape::Array { items }, V::Array(values)) => {
+                for (i, v) in values.iter().enumerate() {
+                    let len = at.len();
+                    at.push_str(&format!("[{i}]"));
+                    items.check(v, at)?;
+                    at.truncate(len);
+                }
+                true
+            }
+            (Shape::Map { values }, V::Object(map)) => {
+                for (k, v) in map {
+                    let len = at.len();
+                    at.push_str(&format!("[{k:?}]"));
+                    values.check(v, at)?;
+                    at.truncate(len);
+                }
+                true
+            }
+            (Shape::Object { properties }, V::Object(map)) => {
+                for p in properties.iter() {
+                    if let Some(v) = map.get(p.name) {
+                        let len = at.len();
+                        if !at.is_empty() {
+                            at.push('.');
+                        }
+                        at.push_str(p.name);
+                        p.shape.check(v, at)?;
+                        at.truncate(len);
+                    }
+                }
+                true
+            }
+            _ => false,
+        };
+        if fits {
+            return Ok(());
+        }
+        let null = if value.is_null() { ", not null" } else { "" };
+        let name = if at.is_empty() { "the body" } else { at.as_str() };
+        Err(format!("{name} must be {}{null}", self.expected()))
+    }
+}
+
+/// Parses a JSON body and checks it has the shape the spec states; an empty body is `None`.
+fn json_body<T: serde::de::DeserializeOwned>(body: &[u8], shape: &Shape) -> Result<Option<T>, RequestError> {
     if body.iter().all(u8::is_ascii_whitespace) {
         return Ok(None);
     }
     let value: serde_json::Value = serde_json::from_slice(body)
         .map_err(|e| RequestError::NotJson(format!("the request body is not valid JSON: {e}")))?;
+    let wants_object = matches!(shape, Shape::Object { .. } | Shape::Map { .. });
+    if wants_object && !value.is_object() {
+        return Err(RequestError::BadJson("Content must be a JSON object.".into()));
+    }
+    let mut at = String::new();
+    shape
+        .check(&value, &mut at)
+        .map_err(|e| RequestError::BadJson(format!("the request body has the wrong shape: {e}")))?;
     let parsed: T = serde_json::from_value(value).map_err(|e| {
         let msg = e.to_string();
         if msg.starts_with("missing field") {
@@ -97,6 +206,49 @@ fn json_value_body<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<Option
         }
     })?;
     Ok(Some(parsed))
+}
+
+/// Checks the constraints a body's schema states (`validator` derives).
+fn validated<T: validator::Validate>(body: Option<T>) -> Result<Option<T>, RequestError> {
+    if let Some(b) = &body {
+        b.validate().map_err(|e| {
+            let mut problems = Vec::new();
+            describe(&e, "", &mut problems);
+            problems.sort();
+            // The first problem whose constraint names an errcode decides it.
+            let errcode = problems.iter().find_map(|(_, code)| ERRCODES.iter().find(|c| *c == code).copied());
+            let text: Vec<&str> = problems.iter().map(|(p, _)| p.as_str()).collect();
+            violation(errcode, format!("the request body is invalid: {}", text.join("; ")))
+        })?;
+    }
+    Ok(body)
+}
+
+/// Flattens validation errors into "field must ..." sentences.
+fn describe(errors: &validator::ValidationErrors, at: &str, out: &mut Vec<(String, String)>) {
+    use validator::ValidationErrorsKind as K;
+    for (field, kind) in errors.errors() {
+        // validator names the errors of a list's own items "_tmp_validator".
+        let here = match (at.is_empty(), field.as_ref()) {
+            (_, "_tmp_validator") => at.to_string(),
+            (true, f) => f.to_string(),
+            (false, f) => format!("{at}.{f}"),
+        };
+        match kind {
+            K::Field(list) => {
+                for e in list {
+                    let why = e.message.as_deref().map(str::to_string).unwrap_or_else(|| format!("is invalid ({})", e.code));
+                    out.push((format!("{here} {why}"), e.code.to_string()));
+                }
+            }
+            K::Struct(inner) => describe(inner, &here, out),
+            K::List(items) => {
+                for (i, inner) in items {
+                    describe(inner, &format!("{here}[{i}]"), out);
+                }
+            }
+        }
+    }
 }
 
 fn respond(status: u16, json: Result<serde_json::Value, serde_json::Error>) -> Result<RawResponse, DispatchError> {
@@ -115,8 +267,109 @@ pub fn emit(api: &Api) -> String {
     emit_operation_impl(&mut out, api);
     emit_route_table(&mut out, api);
     out.push_str(RUNTIME);
+    emit_errcodes(&mut out, api);
+    emit_rules(&mut out, api);
+    emit_shapes(&mut out, api);
     emit_dispatch(&mut out, api);
     out
+}
+
+enum RuleKind {
+    String,
+    Number,
+}
+
+/// Which rule, if any, checks a parameter's value.
+fn rule_kind(p: &Param) -> Option<RuleKind> {
+    if p.ty == "String" && p.constraints.checks_strings() {
+        Some(RuleKind::String)
+    } else if (p.ty == "i64" || p.ty == "f64") && p.constraints.checks_numbers() {
+        Some(RuleKind::Number)
+    } else {
+        None
+    }
+}
+
+/// `GET_ROOM_EVENTS_LIMIT`: the operation and the parameter.
+fn rule_name(op: &Operation, p: &Param) -> String {
+    format!("{}_{}", op.name, p.rust_name.trim_start_matches("r#")).to_uppercase()
+}
+
+/// One static rule per constrained parameter, so that the dispatcher reads
+/// as a list of checks and the constraints as a table.
+fn emit_rules(out: &mut String, api: &Api) {
+    out.push_str("\n/// What the spec states about each constrained parameter, by operation and parameter.\nmod rules {\n#[allow(unused_imports)]\nuse super::models::{NumberRule, StringRule};\n");
+    for op in &api.operations {
+        for p in &op.params {
+            let (ty, value) = match rule_kind(p) {
+                Some(RuleKind::String) => ("StringRule", p.constraints.string_rule("")),
+                Some(RuleKind::Number) => ("NumberRule", p.constraints.number_rule("")),
+                None => continue,
+            };
+            let value = value.replace("Some(&PATTERN_", "Some(&super::models::PATTERN_");
+            let _ = writeln!(out, "pub static {}: {ty} = {value};", rule_name(op, p));
+        }
+    }
+    out.push_str("}\n");
+}
+
+/// Every errcode a model's constraint names (`x-errcode`), to tell them
+/// from validator's own codes.
+fn emit_errcodes(out: &mut String, api: &Api) {
+    let mut codes = std::collections::BTreeSet::new();
+    for model in api.models.items.values() {
+        if let Model::Struct { fields, .. } = model {
+            for f in fields {
+                codes.extend(f.errcode.clone());
+            }
+        }
+    }
+    let list: Vec<String> = codes.iter().map(|c| format!("{c:?}")).collect();
+    let _ = writeln!(
+        out,
+        "\n/// The errcodes the spec gives body constraints (`x-errcode`).\nconst ERRCODES: &[&str] = &[{}];",
+        list.join(", ")
+    );
+}
+
+/// A `&'static Shape` expression; models refer to their static in `shapes`
+/// (`within` is the path to that module from where the expression stands).
+fn shape_expr(shape: &Shape, within: &str) -> String {
+    match shape {
+        Shape::Any => "Shape::Any".into(),
+        Shape::String => "Shape::String".into(),
+        Shape::Integer => "Shape::Integer".into(),
+        Shape::Number => "Shape::Number".into(),
+        Shape::Boolean => "Shape::Boolean".into(),
+        Shape::Array(items) => format!("Shape::Array {{ items: &{} }}", shape_expr(items, within)),
+        Shape::Map(values) => format!("Shape::Map {{ values: &{} }}", shape_expr(values, within)),
+        Shape::Object => "Shape::Object { properties: &[] }".into(),
+        Shape::Model(name) => format!("{within}{name}"),
+    }
+}
+
+/// One static shape per struct model, named like the model (statics, so that recursive models can refer to each other).
+fn emit_shapes(out: &mut String, api: &Api) {
+    out.push_str("\n/// The JSON shape of every struct model, as its schema states it.\n#[allow(non_upper_case_globals)]\npub mod shapes {\n#[allow(unused_imports)]\nuse super::{Property, Shape};\n");
+    for (name, model) in &api.models.items {
+        let Model::Struct { fields, .. } = model else { continue };
+        let props: Vec<String> = fields
+            .iter()
+            .map(|f| {
+                format!(
+                    "Property {{ name: {:?}, shape: &{} }}",
+                    f.json_name,
+                    shape_expr(&f.shape, "")
+                )
+            })
+            .collect();
+        let _ = writeln!(
+            out,
+            "pub static {name}: Shape = Shape::Object {{ properties: &[{}] }};",
+            props.join(", ")
+        );
+    }
+    out.push_str("}\n");
 }
 
 fn emit_operation_impl(out: &mut String, api: &Api) {
@@ -202,20 +455,46 @@ fn emit_dispatch(out: &mut String, api: &Api) {
         let _ = writeln!(out, "Operation::{} => {{", op.pascal);
         let mut call_args = Vec::new();
         for p in &op.params {
+            let what = match p.location {
+                Location::Path => format!("path parameter {}", p.name),
+                Location::Query => format!("query parameter {}", p.name),
+            };
             let getter = match p.location {
                 Location::Path => format!("path_param(&request, {:?})?", p.name),
-                Location::Query if p.required => format!(
-                    "required(query_param::<{}>(&request, {:?})?, \"query parameter {}\")?",
-                    p.ty, p.name, p.name
-                ),
+                Location::Query if p.required => {
+                    format!("required(query_param::<{}>(&request, {:?})?, {what:?})?", p.ty, p.name)
+                }
                 Location::Query => format!("query_param::<{}>(&request, {:?})?", p.ty, p.name),
             };
             let _ = writeln!(out, "let {} = {getter};", p.rust_name);
+            let check = match rule_kind(p) {
+                Some(RuleKind::String) => Some(format!("check_string({what:?}, v, &rules::{})?;", rule_name(op, p))),
+                Some(RuleKind::Number) => Some(format!(
+                    "check_number({what:?}, *v as f64, &rules::{})?;",
+                    rule_name(op, p)
+                )),
+                None => None,
+            };
+            if let Some(check) = check {
+                let bind = if p.location == Location::Path || p.required {
+                    format!("{{ let v = &{}; {check} }}", p.rust_name)
+                } else {
+                    format!("if let Some(v) = &{} {{ {check} }}", p.rust_name)
+                };
+                out.push_str(&bind);
+                out.push('\n');
+            }
             call_args.push(p.rust_name.clone());
         }
         if let Some(b) = &op.body {
-            let parser = if b.validate { "json_body" } else { "json_value_body" };
-            let parse = format!("{parser}::<{}>(request.body)?", model_type(&b.ty));
+            let mut parse = format!(
+                "json_body::<{}>(request.body, &{})?",
+                model_type(&b.ty),
+                shape_expr(&b.shape, "shapes::")
+            );
+            if b.validate {
+                parse = format!("validated({parse})?");
+            }
             let getter = if b.required {
                 format!("required({parse}, \"a JSON request body\")?")
             } else {

@@ -1,7 +1,8 @@
 //! The generator's model of a spec: operations with typed parameters and responses.
 
+use super::constraints::{self, Constraints};
 use super::naming::{operation_name, pascal, snake, status_variant};
-use super::schema::Models;
+use super::schema::{Models, Shape};
 use super::spec::{Document, SpecSet};
 use serde_json::Value;
 use std::path::PathBuf;
@@ -21,6 +22,8 @@ pub struct Param {
     pub ty: String,
     pub required: bool,
     pub doc: Option<String>,
+    /// What the spec states about its values, checked by the dispatcher.
+    pub constraints: Constraints,
 }
 
 /// The JSON body parameter.
@@ -30,6 +33,8 @@ pub struct Body {
     pub required: bool,
     /// Whether the type is a generated struct, which derives `Validate`.
     pub validate: bool,
+    /// The JSON type the schema states, checked before decoding.
+    pub shape: Shape,
 }
 
 /// One documented response.
@@ -83,6 +88,12 @@ const OPERATION_KEYS: &[&str] = &[
     "produces",
 ];
 
+/// The keywords a non-body parameter may carry besides its constraints.
+const PARAMETER_KEYS: &[&str] = &["in", "name", "type", "required", "description", "default"];
+
+/// The keywords a body parameter may carry.
+const BODY_KEYS: &[&str] = &["in", "name", "required", "description", "schema"];
+
 fn str_of<'a>(v: &'a Value, key: &str) -> Option<&'a str> {
     v.get(key).and_then(Value::as_str)
 }
@@ -123,6 +134,7 @@ fn build_document(doc: &Document, api: &mut Api) -> Result<(), String> {
     check_json_only(v, "consumes", "document")?;
     check_json_only(v, "produces", "document")?;
     let global_security = v.get("security");
+    let schemes = v.get("securityDefinitions").and_then(Value::as_object);
     let paths = v.get("paths").and_then(Value::as_object).ok_or("no paths")?;
     for (key, item) in paths {
         let item = item
@@ -136,7 +148,7 @@ fn build_document(doc: &Document, api: &mut Api) -> Result<(), String> {
                 return Err(format!("path {key:?}: {method:?} is not an HTTP method"));
             }
             let shared = item.get("parameters");
-            let built = build_operation(doc, &base_path, key, method, op, shared, global_security, api)
+            let built = build_operation(doc, &base_path, key, method, op, shared, global_security, schemes, api)
                 .map_err(|e| format!("{} {key:?}: {e}", method.to_uppercase()))?;
             api.operations.push(built);
         }
@@ -153,6 +165,7 @@ fn build_operation(
     op: &Value,
     shared_params: Option<&Value>,
     global_security: Option<&Value>,
+    schemes: Option<&serde_json::Map<String, Value>>,
     api: &mut Api,
 ) -> Result<Operation, String> {
     let obj = op.as_object().ok_or("operation is not an object")?;
@@ -167,24 +180,33 @@ fn build_operation(
     let name = operation_name(str_of(op, "operationId"), method, &path);
     let pascal_name = pascal(&name);
     let security = op.get("security").or(global_security);
-    let requires_auth = security
-        .and_then(Value::as_array)
-        .is_some_and(|reqs| reqs.iter().any(|r| r.as_object().is_some_and(|o| !o.is_empty())));
+    let requires_auth = requires_auth(security, schemes)?;
 
     let mut params = Vec::new();
     let mut body = None;
-    let all_params = shared_params
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-        .chain(op.get("parameters").and_then(Value::as_array).into_iter().flatten());
-    for p in all_params {
+    let all = effective_parameters(shared_params, op.get("parameters"))?;
+    for p in &all {
         if p.get("$ref").is_some() {
             return Err("parameter $ref is not supported by the generator".into());
         }
         let pname = str_of(p, "name").ok_or("parameter without a name")?;
         let required = p.get("required").and_then(Value::as_bool).unwrap_or(false);
-        match str_of(p, "in") {
+        let location = str_of(p, "in");
+        let allowed: &[&str] = if location == Some("body") {
+            BODY_KEYS
+        } else {
+            PARAMETER_KEYS
+        };
+        for k in p.as_object().into_iter().flat_map(|o| o.keys()) {
+            let known = allowed.contains(&k.as_str())
+                || (location != Some("body") && constraints::KEYWORDS.contains(&k.as_str()));
+            if !known && !k.starts_with("x-") {
+                return Err(format!(
+                    "parameter {pname:?}: keyword {k:?} is not supported by the generator"
+                ));
+            }
+        }
+        match location {
             Some("body") => {
                 let schema = p.get("schema").ok_or("body parameter without schema")?;
                 let hint = format!("{pascal_name}Body");
@@ -194,6 +216,7 @@ fn build_operation(
                     ty: t.ty,
                     required,
                     validate: t.is_struct,
+                    shape: t.shape,
                 });
             }
             Some(loc @ ("path" | "query")) => {
@@ -201,13 +224,16 @@ fn build_operation(
                 if location == Location::Path && !required {
                     return Err(format!("path parameter {pname:?} must be required"));
                 }
-                let ty = match str_of(p, "type") {
+                let json_type = str_of(p, "type");
+                let ty = match json_type {
                     Some("string") => "String",
                     Some("integer") => "i64",
                     Some("number") => "f64",
                     Some("boolean") => "bool",
                     other => return Err(format!("parameter {pname:?}: type {other:?} is not supported")),
                 };
+                let constraints = constraints::read(p, json_type, false, &format!("parameter {pname:?}"))?;
+                api.models.patterns.extend(constraints.pattern.clone());
                 params.push(Param {
                     name: pname.to_string(),
                     rust_name: snake(pname),
@@ -215,6 +241,7 @@ fn build_operation(
                     ty: ty.into(),
                     required,
                     doc: str_of(p, "description").map(str::to_string),
+                    constraints,
                 });
             }
             other => return Err(format!("parameter {pname:?}: location {other:?} is not supported")),
@@ -223,13 +250,6 @@ fn build_operation(
     check_path_params(&path, &params)?;
     // The merged document lists path-level parameters on each operation.
     let mut raw = op.clone();
-    let all: Vec<Value> = shared_params
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-        .chain(op.get("parameters").and_then(Value::as_array).into_iter().flatten())
-        .cloned()
-        .collect();
     if !all.is_empty() {
         raw["parameters"] = Value::Array(all);
     }
@@ -306,6 +326,55 @@ fn build_operation(
         responses,
         raw,
     })
+}
+
+/// The operation's parameters: the path item's, each replaced by an
+/// operation parameter of the same `in` and `name` (Swagger 2.0's rule),
+/// then the operation's own. A list naming one parameter twice is refused.
+fn effective_parameters(shared: Option<&Value>, own: Option<&Value>) -> Result<Vec<Value>, String> {
+    let key = |p: &Value| {
+        (
+            str_of(p, "in").map(str::to_string),
+            str_of(p, "name").map(str::to_string),
+        )
+    };
+    let list = |v: Option<&Value>| -> Result<Vec<Value>, String> {
+        let items: Vec<Value> = v.and_then(Value::as_array).cloned().unwrap_or_default();
+        for (i, p) in items.iter().enumerate() {
+            if items[..i].iter().any(|q| key(q) == key(p)) {
+                return Err(format!(
+                    "parameter {:?} in {:?} is listed twice",
+                    str_of(p, "name").unwrap_or(""),
+                    str_of(p, "in").unwrap_or("")
+                ));
+            }
+        }
+        Ok(items)
+    };
+    let own = list(own)?;
+    let mut all: Vec<Value> = list(shared)?
+        .into_iter()
+        .filter(|s| !own.iter().any(|o| key(o) == key(s)))
+        .collect();
+    all.extend(own);
+    Ok(all)
+}
+
+/// Whether every alternative of the security requirement asks for a
+/// credential (an empty alternative `{}` makes the token optional), after
+/// checking each scheme it names is defined.
+fn requires_auth(security: Option<&Value>, schemes: Option<&serde_json::Map<String, Value>>) -> Result<bool, String> {
+    let Some(reqs) = security else { return Ok(false) };
+    let reqs = reqs.as_array().ok_or("security must be a list of requirements")?;
+    for req in reqs {
+        let req = req.as_object().ok_or("a security requirement must be an object")?;
+        for name in req.keys() {
+            if !schemes.is_some_and(|s| s.contains_key(name)) {
+                return Err(format!("security scheme {name:?} is not in securityDefinitions"));
+            }
+        }
+    }
+    Ok(!reqs.is_empty() && reqs.iter().all(|r| r.as_object().is_some_and(|o| !o.is_empty())))
 }
 
 /// Every `{name}` in the path is a declared path parameter and vice versa.

@@ -4,6 +4,7 @@
 //! It is compiled into the build script (and into the generator tests), not
 //! into the server.
 
+pub mod constraints;
 pub mod emit_api;
 pub mod emit_client;
 pub mod emit_models;

@@ -2,19 +2,25 @@
 //!
 //! Supported: `type` string, integer, number, boolean, array (with `items`),
 //! object (with `properties`, `required`, `additionalProperties`), string
-//! `enum`, `$ref`, and the constraints minLength, maxLength, minItems,
-//! maxItems, minimum and maximum (as `validator` derives). Anything else
-//! that would change the shape (`allOf`, `oneOf`, `pattern`, ...) fails the
-//! build, so a spec never silently means more than the code does.
+//! `enum`, `$ref`, and the constraints of [`super::constraints`] (pattern,
+//! minLength, maxLength, minItems, maxItems, minimum, maximum, format) as
+//! `validator` derives. Anything else that would change the shape (`allOf`,
+//! `oneOf`, `x-nullable`, ...) fails the build, so a spec never silently
+//! means more than the code does.
+//!
+//! Each type also gets a [`Shape`]: the JSON type the schema states, which the
+//! generated dispatcher checks before decoding, because serde's derived
+//! structs also accept a JSON array and `Option` also accepts `null`.
 //!
 //! Unknown fields: ignored when reading, as the Matrix spec asks of servers
 //! for forward compatibility, unless the schema says
 //! `additionalProperties: false`, which becomes `deny_unknown_fields`.
 
+use super::constraints::{self, Constraints};
 use super::naming::{pascal, snake};
 use super::spec::resolve_ref;
 use serde_json::Value;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 const KNOWN_KEYS: &[&str] = &[
@@ -36,8 +42,27 @@ const KNOWN_KEYS: &[&str] = &[
     "maxItems",
     "minimum",
     "maximum",
+    "pattern",
     "default",
 ];
+
+/// The JSON type a schema states for a value.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Shape {
+    /// No `type`: any JSON value, `null` included.
+    Any,
+    String,
+    Integer,
+    Number,
+    Boolean,
+    Array(Box<Shape>),
+    /// An object whose values all have one shape (`additionalProperties: {schema}`).
+    Map(Box<Shape>),
+    /// An object the spec leaves open.
+    Object,
+    /// A generated struct, by model name.
+    Model(String),
+}
 
 /// A field of a generated struct.
 pub struct Field {
@@ -47,6 +72,11 @@ pub struct Field {
     pub required: bool,
     pub doc: Option<String>,
     pub validations: Vec<String>,
+    pub shape: Shape,
+    /// Constraints on each item of a string array, checked by a generated function.
+    pub item_rule: Option<Constraints>,
+    /// The errcode the spec gives a violation of this field's constraints (`x-errcode`).
+    pub errcode: Option<String>,
 }
 
 /// One generated model.
@@ -68,21 +98,38 @@ pub struct Models {
     pub items: BTreeMap<String, Model>,
     origins: BTreeMap<String, String>,
     in_progress: Vec<String>,
+    /// Every `pattern` of a property or a parameter; each becomes one static regex.
+    pub patterns: BTreeSet<String>,
 }
 
-/// A resolved Rust type and whether it is a generated struct (for nested validation).
+/// A resolved Rust type, whether it is a generated struct (for nested
+/// validation), and the JSON shape the schema states.
 pub struct RustType {
     pub ty: String,
     pub is_struct: bool,
+    pub shape: Shape,
 }
 
 impl RustType {
-    fn plain(ty: &str) -> Self {
+    fn plain(ty: &str, shape: Shape) -> Self {
         RustType {
             ty: ty.to_string(),
             is_struct: false,
+            shape,
         }
     }
+}
+
+/// Fails for constraints in a place the generator cannot check them, so none is silently dropped.
+fn refuse_constraints(schema: &Value, what: &str) -> Result<(), String> {
+    let ty = schema.get("type").and_then(Value::as_str);
+    let c = constraints::read(schema, ty, true, what)?;
+    if c.checks_strings() || c.checks_numbers() || c.min_items.is_some() || c.max_items.is_some() {
+        return Err(format!(
+            "{what}: constraints here (inside a nested array or a map value) are not supported by the generator"
+        ));
+    }
+    Ok(())
 }
 
 fn doc_of(schema: &Value) -> Option<String> {
@@ -110,30 +157,37 @@ impl Models {
         }
         let origin = format!("{}:{hint}", file.display());
         match obj.get("type").and_then(Value::as_str) {
-            None => Ok(RustType::plain("serde_json::Value")),
+            None => Ok(RustType::plain("serde_json::Value", Shape::Any)),
             Some("string") if obj.contains_key("enum") => self.named(hint, &origin, schema, file, inputs),
-            Some("string") => Ok(RustType::plain("String")),
-            Some("integer") => Ok(RustType::plain("i64")),
-            Some("number") => Ok(RustType::plain("f64")),
-            Some("boolean") => Ok(RustType::plain("bool")),
+            Some("string") => Ok(RustType::plain("String", Shape::String)),
+            Some("integer") => Ok(RustType::plain("i64", Shape::Integer)),
+            Some("number") => Ok(RustType::plain("f64", Shape::Number)),
+            Some("boolean") => Ok(RustType::plain("bool", Shape::Boolean)),
             Some("array") => {
                 let items = obj.get("items").ok_or_else(|| format!("{hint}: array without items"))?;
+                if items.get("type").and_then(Value::as_str) == Some("array") {
+                    if let Some(inner) = items.get("items") {
+                        refuse_constraints(inner, &format!("{hint}: items of items ({})", file.display()))?;
+                    }
+                }
                 let inner = self.type_of(items, file, &format!("{hint}Item"), inputs)?;
                 Ok(RustType {
                     ty: format!("Vec<{}>", inner.ty),
                     is_struct: false,
+                    shape: Shape::Array(Box::new(inner.shape)),
                 })
             }
             Some("object") if obj.contains_key("properties") => self.named(hint, &origin, schema, file, inputs),
             Some("object") => match obj.get("additionalProperties") {
                 Some(extra @ Value::Object(_)) => {
+                    refuse_constraints(extra, &format!("{hint}: additionalProperties ({})", file.display()))?;
                     let inner = self.type_of(extra, file, &format!("{hint}Value"), inputs)?;
-                    Ok(RustType::plain(&format!(
-                        "std::collections::BTreeMap<String, {}>",
-                        inner.ty
-                    )))
+                    Ok(RustType::plain(
+                        &format!("std::collections::BTreeMap<String, {}>", inner.ty),
+                        Shape::Map(Box::new(inner.shape)),
+                    ))
                 }
-                _ => Ok(RustType::plain("JsonObject")),
+                _ => Ok(RustType::plain("JsonObject", Shape::Object)),
             },
             Some(other) => Err(format!("{hint}: type {other:?} is not supported by the generator")),
         }
@@ -148,10 +202,16 @@ impl Models {
         inputs: &mut Vec<PathBuf>,
     ) -> Result<RustType, String> {
         let is_struct = schema.get("type").and_then(Value::as_str) != Some("string");
+        let shape = if is_struct {
+            Shape::Model(name.to_string())
+        } else {
+            Shape::String
+        };
         if self.in_progress.iter().any(|n| n == name) {
             return Ok(RustType {
                 ty: format!("Box<{name}>"),
                 is_struct,
+                shape,
             });
         }
         if let Some(prev) = self.origins.get(name) {
@@ -163,6 +223,7 @@ impl Models {
             return Ok(RustType {
                 ty: name.to_string(),
                 is_struct,
+                shape,
             });
         }
         self.origins.insert(name.to_string(), origin.to_string());
@@ -173,6 +234,7 @@ impl Models {
         Ok(RustType {
             ty: name.to_string(),
             is_struct,
+            shape,
         })
     }
 
@@ -218,10 +280,26 @@ impl Models {
         let mut fields = Vec::new();
         for (json_name, prop) in props {
             let hint = format!("{name}{}", pascal(json_name));
+            let what = format!("{name}.{json_name} ({})", file.display());
             let t = self.type_of(prop, file, &hint, inputs)?;
-            let mut validations = constraints(prop, &format!("{name}.{json_name}"))?;
-            if t.is_struct {
+            let ty = prop.get("type").and_then(Value::as_str);
+            let own = constraints::read(prop, ty, true, &what)?;
+            self.patterns.extend(own.pattern.clone());
+            let mut validations = own.validator_attrs();
+            let mut item_rule = None;
+            let items_are_structs = matches!(&t.shape, Shape::Array(inner) if matches!(**inner, Shape::Model(_)));
+            if t.is_struct || items_are_structs {
                 validations.push("nested".to_string());
+            }
+            if let (Shape::Array(inner), Some(items)) = (&t.shape, prop.get("items")) {
+                if **inner == Shape::String {
+                    let mut rule = constraints::read(items, Some("string"), true, &format!("{what}: items"))?;
+                    rule.errcode = rule.errcode.or(own.errcode.clone());
+                    if rule.checks_strings() {
+                        self.patterns.extend(rule.pattern.clone());
+                        item_rule = Some(rule);
+                    }
+                }
             }
             fields.push(Field {
                 json_name: json_name.clone(),
@@ -230,6 +308,12 @@ impl Models {
                 required: required.contains(&json_name.as_str()),
                 doc: doc_of(prop),
                 validations,
+                shape: t.shape,
+                errcode: own
+                    .errcode
+                    .clone()
+                    .or(item_rule.as_ref().and_then(|r| r.errcode.clone())),
+                item_rule,
             });
         }
         Ok(Model::Struct {
@@ -250,7 +334,9 @@ fn check_keywords<'a>(
         .as_object()
         .ok_or_else(|| format!("{hint}: a schema must be an object, found {schema}"))?;
     for key in obj.keys() {
-        if !KNOWN_KEYS.contains(&key.as_str()) && !key.starts_with("x-") {
+        // x-nullable would tell clients and contract tools that null is
+        // accepted, but the edge refuses null wherever the schema states a type.
+        if (!KNOWN_KEYS.contains(&key.as_str()) && !key.starts_with("x-")) || key == "x-nullable" {
             return Err(format!(
                 "{hint}: schema keyword {key:?} is not supported by the generator ({})",
                 file.display()
@@ -258,41 +344,4 @@ fn check_keywords<'a>(
         }
     }
     Ok(obj)
-}
-
-/// `validator` attributes for a property's constraints.
-fn constraints(prop: &Value, what: &str) -> Result<Vec<String>, String> {
-    if prop.get("pattern").is_some() {
-        return Err(format!("{what}: pattern is not supported by the generator"));
-    }
-    let num = |k: &str| prop.get(k).and_then(Value::as_f64);
-    let int = |k: &str| prop.get(k).and_then(Value::as_u64);
-    let mut out = Vec::new();
-    let length = |min: Option<u64>, max: Option<u64>| {
-        let mut parts = Vec::new();
-        if let Some(m) = min {
-            parts.push(format!("min = {m}"));
-        }
-        if let Some(m) = max {
-            parts.push(format!("max = {m}"));
-        }
-        (!parts.is_empty()).then(|| format!("length({})", parts.join(", ")))
-    };
-    out.extend(length(int("minLength"), int("maxLength")));
-    out.extend(length(int("minItems"), int("maxItems")));
-    let mut range = Vec::new();
-    let is_int = prop.get("type").and_then(Value::as_str) == Some("integer");
-    for (k, key) in [("min", "minimum"), ("max", "maximum")] {
-        if let Some(v) = num(key) {
-            range.push(if is_int {
-                format!("{k} = {}", v as i64)
-            } else {
-                format!("{k} = {v:?}")
-            });
-        }
-    }
-    if !range.is_empty() {
-        out.push(format!("range({})", range.join(", ")));
-    }
-    Ok(out)
 }

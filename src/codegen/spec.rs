@@ -66,14 +66,23 @@ fn yaml_to_json(v: serde_yaml_ng::Value) -> Result<Value, String> {
 /// Merges an overlay into a document. Objects merge key by key, arrays are
 /// appended to, and a scalar may only be restated with the same value: an
 /// overlay adds to the seed, it never changes what the seed says.
+///
+/// A `parameters` list is the exception among arrays: Swagger identifies a
+/// parameter by `(in, name)`, so an overlay entry with the `in` and `name` of
+/// a seed parameter is merged into it by the same add-only rule (that is how
+/// an overlay adds a `pattern` to a seed parameter or a property to a seed
+/// body schema); any other entry is appended.
 pub fn merge_overlay(base: &mut Value, overlay: Value, at: &str) -> Result<(), String> {
     match (base, overlay) {
         (Value::Object(b), Value::Object(o)) => {
             for (k, v) in o {
                 let here = format!("{at}/{k}");
-                match b.get_mut(&k) {
-                    Some(existing) => merge_overlay(existing, v, &here)?,
-                    None => {
+                match (b.get_mut(&k), v) {
+                    (Some(Value::Array(existing)), Value::Array(added)) if k == "parameters" => {
+                        merge_parameters(existing, added, &here)?
+                    }
+                    (Some(existing), v) => merge_overlay(existing, v, &here)?,
+                    (None, v) => {
                         b.insert(k, v);
                     }
                 }
@@ -87,6 +96,26 @@ pub fn merge_overlay(base: &mut Value, overlay: Value, at: &str) -> Result<(), S
         (b, o) if *b == o => Ok(()),
         (b, o) => Err(format!("overlay changes {at} from {b} to {o}; an overlay may only add")),
     }
+}
+
+/// A parameter's identity in Swagger 2.0: where it travels and its name.
+fn parameter_key(p: &Value) -> Option<(&str, &str)> {
+    Some((p.get("in")?.as_str()?, p.get("name")?.as_str()?))
+}
+
+fn merge_parameters(base: &mut Vec<Value>, added: Vec<Value>, at: &str) -> Result<(), String> {
+    for param in added {
+        let position = parameter_key(&param).and_then(|key| base.iter().position(|b| parameter_key(b) == Some(key)));
+        match position {
+            Some(i) => {
+                let (place, name) = parameter_key(&param).unwrap_or_default();
+                let here = format!("{at}/{place}:{name}");
+                merge_overlay(&mut base[i], param, &here)?;
+            }
+            None => base.push(param),
+        }
+    }
+    Ok(())
 }
 
 /// Loads every document in `dir`, sorted by file name for deterministic output.

@@ -73,6 +73,7 @@ fn request_error(e: RequestError) -> MatrixError {
         RequestError::BadJson(m) => MatrixError::new(bad, "M_BAD_JSON", m),
         RequestError::MissingParam(m) => MatrixError::new(bad, "M_MISSING_PARAM", m),
         RequestError::InvalidParam(m) => MatrixError::new(bad, "M_INVALID_PARAM", m),
+        RequestError::Refused { errcode, message } => MatrixError::new(bad, errcode, message),
     }
 }
 

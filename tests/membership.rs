@@ -460,3 +460,29 @@ async fn every_membership_operation_on_an_unknown_room_is_404_and_a_malformed_id
         other => panic!("{other:?}"),
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_invite_records_its_reason_in_the_member_event() {
+    let s = common::start().await;
+    let alice = s.register("alice").await;
+    let bob = s.register("bob").await;
+    let room = alice.create_room(models::CreateRoomRequestPreset::PrivateChat).await;
+    let body = models::PostRoomsRoomIdInviteBody {
+        user_id: bob.id.clone(),
+        reason: Some("you will like it".into()),
+    };
+    let resp = alice.client.post_rooms_room_id_invite(&room, &body).await.unwrap();
+    assert_eq!(resp.status(), 200);
+    match alice
+        .client
+        .get_room_state_event(&room, "m.room.member", &bob.id)
+        .await
+        .unwrap()
+    {
+        GetRoomStateEventResponse::Ok(content) => {
+            assert_eq!(content["membership"], "invite");
+            assert_eq!(content["reason"], "you will like it");
+        }
+        other => panic!("{other:?}"),
+    }
+}

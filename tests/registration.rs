@@ -176,3 +176,32 @@ async fn closed_registration_answers_403_like_synapse() {
     }
     assert_eq!(s.service.registrar().sessions().len(), 0, "no session was opened");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn auth_without_a_stage_asks_how_far_the_session_got() {
+    let s = common::start().await;
+    let client = s.client();
+    let session = open_session(&client, Some("alice")).await;
+    let mut body = register_body(Some("alice"));
+    body.auth = Some(matrix_membership::generated::models::AuthenticationData {
+        r#type: None,
+        session: Some(session.clone()),
+    });
+    match client.register(None, Some(&body)).await.unwrap() {
+        RegisterResponse::Unauthorized(uia) => assert_eq!(uia.session.as_deref(), Some(session.as_str())),
+        other => panic!("expected the flows again with the same session, got {other:?}"),
+    }
+    body.auth = Some(matrix_membership::generated::models::AuthenticationData {
+        r#type: None,
+        session: None,
+    });
+    match client.register(None, Some(&body)).await.unwrap() {
+        RegisterResponse::Unauthorized(uia) => assert!(uia.session.is_some_and(|new| new != session)),
+        other => panic!("expected the flows with a new session, got {other:?}"),
+    }
+    // The session still completes.
+    assert!(matches!(
+        complete(&client, Some("alice"), &session).await,
+        RegisterResponse::Ok(_)
+    ));
+}

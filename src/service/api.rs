@@ -86,7 +86,7 @@ impl Service {
             password: body.password,
             device_id: body.device_id,
             inhibit_login: body.inhibit_login.unwrap_or(false),
-            auth: body.auth.map(|a| (a.r#type.unwrap_or_default(), a.session)),
+            auth: body.auth.map(|a| (a.r#type, a.session)),
         };
         Ok(match self.register(reg, client).await? {
             RegisterOutcome::NeedsAuth { session } => RegisterResponse::Unauthorized(models::UserInteractiveAuth {
@@ -353,7 +353,13 @@ where
         context: &C,
     ) -> Result<PostRoomsRoomIdInviteResponse, ApiError> {
         let result = self
-            .membership_op(sender(context), &room_id, Some(&body.user_id), Action::Invite, None)
+            .membership_op(
+                sender(context),
+                &room_id,
+                Some(&body.user_id),
+                Action::Invite,
+                body.reason,
+            )
             .await;
         respond(
             "post_rooms_room_id_invite",

@@ -25,8 +25,11 @@ pub fn token(pos: u64) -> String {
 /// stream was never ours (or names data this server lost), and silently
 /// serving it would skip whatever later takes those positions.
 pub fn parse_token(raw: &str, what: &str, now: u64) -> ServiceResult<u64> {
+    // Only what `token` writes: ASCII digits, at most 19 (no sign, which
+    // u64's parser would take).
     let pos = raw
         .strip_prefix('s')
+        .filter(|p| (1..=19).contains(&p.len()) && p.bytes().all(|b| b.is_ascii_digit()))
         .and_then(|p| p.parse::<u64>().ok())
         .ok_or_else(|| ServiceError::invalid_param(format!("{what} {raw:?} is not a token this server handed out")))?;
     if pos > now {
@@ -216,5 +219,21 @@ impl Service {
                 })
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_are_s_and_up_to_19_digits_not_beyond_now() {
+        assert_eq!(parse_token("s0", "since", 5).unwrap(), 0);
+        assert_eq!(parse_token("s5", "since", 5).unwrap(), 5);
+        for bad in ["5", "s", "s+5", "s-1", "s 5", "s5x", "s00000000000000000001", "t5"] {
+            assert!(parse_token(bad, "since", u64::MAX).is_err(), "{bad}");
+        }
+        let beyond = parse_token("s6", "since", 5).unwrap_err();
+        assert!(beyond.message.contains("beyond"), "{beyond:?}");
     }
 }

@@ -30,7 +30,7 @@ pub struct Registration {
     pub device_id: Option<String>,
     pub inhibit_login: bool,
     /// The UIA stage and session the client completed, if any.
-    pub auth: Option<(String, Option<String>)>,
+    pub auth: Option<(Option<String>, Option<String>)>,
 }
 
 /// The result of one `/register` call.
@@ -166,14 +166,29 @@ impl Service {
         check_device_id(reg.device_id.as_deref())?;
         let requested = reg.username.as_deref().map(str::to_lowercase);
         let session = match &reg.auth {
-            Some((stage, _)) if stage != DUMMY_STAGE => {
+            Some((Some(stage), _)) if stage != DUMMY_STAGE => {
                 return Err(ServiceError::new(
                     400,
                     "M_UNRECOGNIZED",
                     format!("auth type {stage:?} is not offered; use {DUMMY_STAGE}"),
                 ))
             }
-            Some((_, session)) => session.clone(),
+            // No stage: the client asks how far it got (Synapse answers the
+            // flows again, with its session, or a new one if it had none).
+            Some((None, session)) => {
+                let session = match session {
+                    Some(id) => {
+                        self.registrar
+                            .sessions
+                            .username(id)
+                            .map_err(|e| self.unknown_session(e))?;
+                        id.clone()
+                    }
+                    None => self.registrar.sessions.open(requested),
+                };
+                return Ok(RegisterOutcome::NeedsAuth { session });
+            }
+            Some((Some(_), session)) => session.clone(),
             None => None,
         };
         let username = match &session {

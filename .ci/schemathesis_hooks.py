@@ -22,8 +22,14 @@ Each rule names what it works around:
   is 400 M_ROOM_IN_USE / M_USER_IN_USE. Generated names get a unique suffix.
 - register `auth.type`: the only user-interactive stage on offer is
   m.login.dummy (the 401 lists the flows); another is 400 M_UNRECOGNIZED.
-  (An `auth` without `type` is 400 too, where Synapse answers 401 with the
-  flows; reported to the service owner, see the README's Contract tests.)
+  An `auth` without `type` asks how far the session got and is left alone.
+  register `auth.session`: a session is server state, and one the server did
+  not hand out is 400 M_UNKNOWN "Unknown session ID", as in Synapse; it is
+  dropped, which asks for the flows (401).
+- sync `since`, messages `from`/`to`: a stream token is server state, and one
+  beyond the server's stream (which it never handed out) is 400
+  M_INVALID_PARAM, so that a client is told rather than silently skipped
+  ahead; generated tokens become `s0`, the start of every stream.
 - createRoom `power_level_content_override`: the spec types it as an open
   object (the model the service reads is a JSON object); the server refuses
   content that is not power levels (400 M_BAD_JSON). Keys whose values are not
@@ -50,6 +56,7 @@ _SERVER_NAME = "localhost"
 _LEVEL_KEYS = {"ban", "kick", "invite", "redact", "state_default", "events_default", "users_default"}
 _LEVEL_MAPS = {"users", "events", "notifications"}
 _I64 = (-(2**63), 2**63 - 1)
+_TOKEN_PARAMETERS = {"sync": ("since",), "get_room_events": ("from", "to")}
 
 
 def _positive(case):
@@ -112,7 +119,9 @@ def _keep_clear_of_server_rules(case):
         if isinstance(body.get("username"), str):
             body["username"] += f"-{next(_unique)}"
         if isinstance(body.get("auth"), dict):
-            body["auth"]["type"] = "m.login.dummy"
+            if "type" in body["auth"]:
+                body["auth"]["type"] = "m.login.dummy"
+            body["auth"].pop("session", None)
     elif operation == "login" and body is not None:
         if "type" in body:
             body["type"] = "m.login.password"
@@ -123,6 +132,10 @@ def _keep_clear_of_server_rules(case):
                 identifier["user"] = "cheeky_monkey"
         elif not isinstance(body.get("user"), str):
             body["identifier"] = {"type": "m.id.user", "user": "cheeky_monkey"}
+    elif operation in _TOKEN_PARAMETERS and case.query:
+        for name in _TOKEN_PARAMETERS[operation]:
+            if name in case.query:
+                case.query[name] = "s0"
     elif operation == "set_room_alias" and case.path_parameters and "roomAlias" in case.path_parameters:
         alias = unquote(case.path_parameters["roomAlias"])
         local = alias.split(":", 1)[0]

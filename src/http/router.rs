@@ -32,22 +32,51 @@ pub enum RouteMatch {
     NotFound,
 }
 
-/// The route table plus the prefix rule.
+/// The route table plus the prefix rule, with each template split once.
 pub struct Router {
-    routes: &'static [Route],
+    routes: Vec<Compiled>,
+}
+
+/// A route with its template split into parts.
+struct Compiled {
+    route: &'static Route,
+    parts: Vec<Part>,
+}
+
+enum Part {
+    Literal(&'static str),
+    Param(&'static str),
+}
+
+impl Compiled {
+    fn new(route: &'static Route) -> Self {
+        let parts = route
+            .template
+            .trim_start_matches('/')
+            .split('/')
+            .map(|p| match p.strip_prefix('{').and_then(|p| p.strip_suffix('}')) {
+                Some(name) => Part::Param(name),
+                None => Part::Literal(p),
+            })
+            .collect();
+        Compiled { route, parts }
+    }
+
+    /// The prefixes the route is served under.
+    fn bases(&self) -> &'static [&'static str] {
+        if CLIENT_API_PREFIXES.contains(&self.route.base_path) {
+            CLIENT_API_PREFIXES
+        } else {
+            std::slice::from_ref(&self.route.base_path)
+        }
+    }
 }
 
 impl Default for Router {
     fn default() -> Self {
-        Router { routes: ROUTES }
-    }
-}
-
-fn bases_for(route: &Route) -> Vec<&'static str> {
-    if CLIENT_API_PREFIXES.contains(&route.base_path) {
-        CLIENT_API_PREFIXES.to_vec()
-    } else {
-        vec![route.base_path]
+        Router {
+            routes: ROUTES.iter().map(Compiled::new).collect(),
+        }
     }
 }
 
@@ -58,19 +87,18 @@ enum Fit {
     Yes(Vec<(String, String)>),
 }
 
-fn fit(template: &str, segments: &[String]) -> Fit {
-    let parts: Vec<&str> = template.trim_start_matches('/').split('/').collect();
+fn fit(parts: &[Part], segments: &[String]) -> Fit {
     if parts.len() != segments.len() {
         return Fit::No;
     }
     let mut params = Vec::new();
     let mut empty = None;
     for (part, seg) in parts.iter().zip(segments) {
-        match part.strip_prefix('{').and_then(|p| p.strip_suffix('}')) {
-            Some(name) if seg.is_empty() => empty = Some(name.to_string()),
-            Some(name) => params.push((name.to_string(), seg.clone())),
-            None if part == seg => {}
-            None => return Fit::No,
+        match part {
+            Part::Param(name) if seg.is_empty() => empty = Some(name.to_string()),
+            Part::Param(name) => params.push((name.to_string(), seg.clone())),
+            Part::Literal(lit) if lit == seg => {}
+            Part::Literal(_) => return Fit::No,
         }
     }
     match empty {
@@ -79,38 +107,57 @@ fn fit(template: &str, segments: &[String]) -> Fit {
     }
 }
 
+/// The path below a base: `None` unless the path continues with `/`. One
+/// trailing slash is tolerated: `/state/m.room.name/` is the empty state key.
+fn below<'p>(path: &'p str, base: &str) -> Option<&'p str> {
+    let rest = path.strip_prefix(base)?;
+    if !rest.starts_with('/') {
+        return None;
+    }
+    Some(if rest.len() > 1 {
+        rest.strip_suffix('/').unwrap_or(rest)
+    } else {
+        rest
+    })
+}
+
 impl Router {
-    /// Matches `method` and the raw (still percent-encoded) `path`.
+    /// Matches `method` and the raw (still percent-encoded) `path`. Each
+    /// base's segments are decoded once, and only for routes with as many
+    /// segments as the path has.
     pub fn route(&self, method: &str, path: &str) -> RouteMatch {
         let mut allow: Vec<&'static str> = Vec::new();
         let mut empty = None;
-        for route in self.routes {
-            for base in bases_for(route) {
-                let Some(rest) = path.strip_prefix(base) else { continue };
-                if !rest.starts_with('/') {
+        // (base, its decoded segments) for the bases tried so far.
+        let mut decoded: Vec<(&str, Vec<String>)> = Vec::new();
+        for compiled in &self.routes {
+            for base in compiled.bases() {
+                let Some(rest) = below(path, base) else { continue };
+                if rest.split('/').count() - 1 != compiled.parts.len() {
                     continue;
                 }
-                // One trailing slash is tolerated: `/state/m.room.name/` is the empty state key.
-                let rest = if rest.len() > 1 {
-                    rest.strip_suffix('/').unwrap_or(rest)
-                } else {
-                    rest
+                let segments = match decoded.iter().position(|(b, _)| b == base) {
+                    Some(i) => &decoded[i].1,
+                    None => match decode_segments(rest) {
+                        Some(segments) => {
+                            decoded.push((base, segments));
+                            &decoded[decoded.len() - 1].1
+                        }
+                        None => return RouteMatch::BadEncoding,
+                    },
                 };
-                let Some(segments) = decode_segments(rest) else {
-                    return RouteMatch::BadEncoding;
-                };
-                match fit(route.template, &segments) {
+                match fit(&compiled.parts, segments) {
                     Fit::No => {}
                     Fit::Empty(name) => empty = Some(name),
-                    Fit::Yes(params) if route.method == method => {
+                    Fit::Yes(params) if compiled.route.method == method => {
                         return RouteMatch::Found {
-                            operation: route.operation,
+                            operation: compiled.route.operation,
                             params,
                         }
                     }
                     Fit::Yes(_) => {
-                        if !allow.contains(&route.method) {
-                            allow.push(route.method);
+                        if !allow.contains(&compiled.route.method) {
+                            allow.push(compiled.route.method);
                         }
                     }
                 }

@@ -63,6 +63,11 @@ impl Authorized {
     pub fn event(&self) -> &ProposedEvent {
         &self.event
     }
+
+    /// The event itself, for the store to write.
+    pub fn into_event(self) -> ProposedEvent {
+        self.event
+    }
 }
 
 /// Why the gate refused an event; each kind has its HTTP answer.

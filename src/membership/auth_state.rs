@@ -121,10 +121,10 @@ impl AuthState {
     /// The power levels in force. Without an `m.room.power_levels` event the
     /// spec's implicit levels apply: the creator 100, everyone else 0, and
     /// state events need 0.
-    pub fn power_levels(&self) -> PowerLevels {
+    pub fn power_levels(&self) -> std::borrow::Cow<'_, PowerLevels> {
         match &self.power_levels {
-            Some(pl) => pl.clone(),
-            None => {
+            Some(pl) => std::borrow::Cow::Borrowed(pl),
+            None => std::borrow::Cow::Owned({
                 let mut pl = PowerLevels {
                     state_default: 0,
                     ..PowerLevels::default()
@@ -133,7 +133,7 @@ impl AuthState {
                     pl.users.insert(create.creator.to_string(), 100);
                 }
                 pl
-            }
+            }),
         }
     }
 

@@ -74,6 +74,20 @@ struct Envelope<'a> {
     origin_server_ts: u64,
 }
 
+/// Counts what would be written, without keeping it.
+struct ByteCount(usize);
+
+impl std::io::Write for ByteCount {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0 += buf.len();
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
 /// Checks an event against every limit before it may be stored.
 pub fn check_event(
     room_id: &str,
@@ -107,7 +121,11 @@ pub fn check_event(
         content,
         origin_server_ts: u64::MAX,
     };
-    let size = serde_json::to_vec(&envelope).map(|v| v.len()).unwrap_or(usize::MAX);
+    let mut counted = ByteCount(0);
+    let size = match serde_json::to_writer(&mut counted, &envelope) {
+        Ok(()) => counted.0,
+        Err(_) => usize::MAX,
+    };
     if size > MAX_EVENT_BYTES {
         return Err(LimitError::TooLarge(format!(
             "The event would be {size} bytes as stored; at most {MAX_EVENT_BYTES} are allowed."

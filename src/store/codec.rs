@@ -61,16 +61,27 @@ pub fn decode_membership(v: &[u8]) -> Result<MemberEntry, StoreError> {
     ))
 }
 
-/// An event as stored: the room and position are in its key.
-#[derive(Serialize, Deserialize)]
-struct Stored<'a> {
-    #[serde(borrow)]
-    event_id: std::borrow::Cow<'a, str>,
-    #[serde(borrow)]
-    sender: std::borrow::Cow<'a, str>,
-    #[serde(rename = "type", borrow)]
-    event_type: std::borrow::Cow<'a, str>,
-    #[serde(skip_serializing_if = "Option::is_none", default)]
+/// An event as stored, borrowed for writing: the room and position are in its key.
+#[derive(Serialize)]
+struct StoredRef<'a> {
+    event_id: &'a str,
+    sender: &'a str,
+    #[serde(rename = "type")]
+    event_type: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    state_key: Option<&'a str>,
+    content: &'a serde_json::Value,
+    origin_server_ts: u64,
+}
+
+/// An event as stored, read back.
+#[derive(Deserialize)]
+struct Stored {
+    event_id: String,
+    sender: String,
+    #[serde(rename = "type")]
+    event_type: String,
+    #[serde(default)]
     state_key: Option<String>,
     content: serde_json::Value,
     origin_server_ts: u64,
@@ -78,12 +89,12 @@ struct Stored<'a> {
 
 /// The stored form of `event`.
 pub fn encode_event(event: &Event) -> Result<Vec<u8>, StoreError> {
-    serde_json::to_vec(&Stored {
-        event_id: event.event_id.as_str().into(),
-        sender: event.sender.as_str().into(),
-        event_type: event.event_type.as_str().into(),
-        state_key: event.state_key.clone(),
-        content: event.content.clone(),
+    serde_json::to_vec(&StoredRef {
+        event_id: &event.event_id,
+        sender: &event.sender,
+        event_type: &event.event_type,
+        state_key: event.state_key.as_deref(),
+        content: &event.content,
         origin_server_ts: event.origin_server_ts,
     })
     .map_err(|e| StoreError::Internal(format!("unserialisable event: {e}")))
@@ -91,13 +102,13 @@ pub fn encode_event(event: &Event) -> Result<Vec<u8>, StoreError> {
 
 /// Reads an event stored by [`encode_event`] under (room, pos).
 pub fn decode_event(room: &str, pos: u64, bytes: &[u8]) -> Result<Event, StoreError> {
-    let s: Stored<'_> =
+    let s: Stored =
         serde_json::from_slice(bytes).map_err(|e| corrupt(format!("undecodable event {pos} in {room}: {e}")))?;
     Ok(Event {
-        event_id: s.event_id.into_owned(),
+        event_id: s.event_id,
         room_id: room.to_owned(),
-        sender: s.sender.into_owned(),
-        event_type: s.event_type.into_owned(),
+        sender: s.sender,
+        event_type: s.event_type,
         state_key: s.state_key,
         content: s.content,
         origin_server_ts: s.origin_server_ts,

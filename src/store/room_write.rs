@@ -116,14 +116,15 @@ fn load_auth_state(st: &mut Staged<'_>, room: &RoomId) -> Result<AuthState, Stor
 
 /// Stages one authorized event at the next position, with its indexes.
 fn stage_event(st: &mut Staged<'_>, authorized: Authorized, now: u64) -> Result<Event, StoreError> {
-    let proposed = authorized.event();
+    let room_id = authorized.room().to_string();
+    let proposed = authorized.into_event();
     let event = Event {
         event_id: new_event_id(),
-        room_id: authorized.room().to_string(),
+        room_id,
         sender: proposed.sender.to_string(),
-        event_type: proposed.event_type.clone(),
-        state_key: proposed.state_key.clone(),
-        content: Value::Object(proposed.content.clone()),
+        event_type: proposed.event_type,
+        state_key: proposed.state_key,
+        content: Value::Object(proposed.content),
         origin_server_ts: now,
         stream_pos: st.next_pos(),
     };

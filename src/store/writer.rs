@@ -20,7 +20,7 @@ use super::committed::Committed;
 use super::keys;
 use super::{RoomWritten, StoreError, WriteSeq};
 use ::sled::{IVec, Tree};
-use std::collections::HashMap;
+use foldhash::HashMap;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
@@ -261,7 +261,7 @@ type Outcome = (oneshot::Sender<Answer>, Result<Output, StoreError>);
 impl WriterState {
     fn run_batch(&mut self, jobs: Vec<Job>) {
         let mut batch = Writes::default();
-        let mut read = HashMap::new();
+        let mut read = HashMap::default();
         let mut next_pos = self.pos + 1;
         let mut outcomes: Vec<Outcome> = Vec::with_capacity(jobs.len());
         for job in jobs {

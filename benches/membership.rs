@@ -192,6 +192,7 @@ async fn run(args: &Args, subject: &Subject) -> Result<(), String> {
         println!("mode:          smoke run (no --bench flag, as under `cargo test`); `cargo bench` runs the full one");
     }
 
+    let run_start = Instant::now();
     let setup_start = Instant::now();
     let plan = Arc::new(setup::setup(args, &target, &tag).await?);
     println!(
@@ -226,6 +227,11 @@ async fn run(args: &Args, subject: &Subject) -> Result<(), String> {
     println!("\n-- server memory");
     figures.hwm_kib = peak_rss(subject.pid);
     summary::print(&figures);
+    println!(
+        "\nthe run took {:.0} s; machine load at the end: {}",
+        run_start.elapsed().as_secs_f64(),
+        server::machine_load()
+    );
     Ok(())
 }
 
@@ -248,11 +254,12 @@ async fn full(
     figures: &mut Figures,
     rooms: &mut Vec<(String, Account)>,
 ) -> Result<(), String> {
-    if args.floor {
-        figures.floor_ops_per_sec = Some(floor_run(args).await?);
+    let floor = if args.floor {
+        Some(floor_run(args).await?)
     } else {
         println!("\n-- floor: skipped (--no-floor)");
-    }
+        None
+    };
 
     println!(
         "\n-- mixed membership run: {} connections, {} s (+{} s warm-up)",
@@ -264,12 +271,16 @@ async fn full(
     figures.ops_per_sec = Some(ours.ops_per_sec());
     figures.p99_us = ours.quantile_us(0.99);
     figures.cpu_us_per_op = ours.server_cpu_us_per_op();
-    if let Some(floor) = figures.floor_ops_per_sec {
+    if let Some(floor) = &floor {
         println!(
-            "ours / floor:   {:.0} / {floor:.0} ops/s = {:.2}×",
+            "ours / floor:   {:.0} / {:.0} ops/s = {:.2}×; p99 {} vs the floor's {}",
             ours.ops_per_sec(),
-            ours.ops_per_sec() / floor
+            floor.ops_per_sec(),
+            ours.ops_per_sec() / floor.ops_per_sec(),
+            figures.p99_us.map_or("n/a".into(), stats::ms),
+            floor.quantile_us(0.99).map_or("n/a".into(), stats::ms)
         );
+        figures.floor_ops_per_sec = Some(floor.ops_per_sec());
     }
 
     if args.large_room_members > 0 {
@@ -290,8 +301,8 @@ async fn full(
     Ok(())
 }
 
-/// The floor server driven by the same mix; returns its ops/s.
-async fn floor_run(args: &Args) -> Result<f64, String> {
+/// The floor server driven by the same mix.
+async fn floor_run(args: &Args) -> Result<mix::Outcome, String> {
     println!(
         "\n-- floor: hyper 1 + JSON parse + one sled insert + flush() on the blocking pool, same mix, {} connections, {} s (+{} s warm-up)",
         args.connections, args.duration, args.warmup
@@ -315,7 +326,7 @@ async fn floor_run(args: &Args) -> Result<f64, String> {
             floor.process.log.display()
         ));
     }
-    Ok(outcome.ops_per_sec())
+    Ok(outcome)
 }
 
 /// The mix for `minutes`, reported every `--soak-interval`.

@@ -55,9 +55,10 @@ pub fn print(f: &Figures) {
     let mix_unmeasured = "not measured";
     judged(
         &format!(">= 0.6x the floor's ops/s, same run, 64 connections{at}"),
-        f.ops_per_sec
-            .zip(f.floor_ops_per_sec)
-            .map(|(ours, floor)| (format!("{:.2}x", ours / floor), ours / floor >= 0.6)),
+        f.ops_per_sec.zip(f.floor_ops_per_sec).map(|(ours, floor)| {
+            let ratio = ours / floor;
+            (format!("{ratio:.2}x ({ours:.0} / {floor:.0} ops/s)"), ratio >= 0.6)
+        }),
         if f.soak.is_some() {
             "not run (soak mode)"
         } else {

@@ -49,6 +49,15 @@ pub fn report(folder: Option<&Path>, events: &Events, ledger: &Ledger) -> Option
         "acknowledged writes: {} (registrations, room creations, membership changes and messages answered 2xx, warm-ups and set-up included)",
         ledger.writes()
     );
+    // Every acknowledged write but a registration adds one event at least
+    // (createRoom several), so fewer events than that means the read-back missed some.
+    let event_writes = ledger.writes().saturating_sub(ledger.accounts());
+    if events.count < event_writes {
+        println!(
+            "warning:       {} events read back, fewer than the {event_writes} acknowledged writes that each add one: the logical figure is short",
+            events.count
+        );
+    }
     let Some(folder) = folder else {
         println!("data folder:   not measured (give --data-dir PATH with --url)");
         return None;

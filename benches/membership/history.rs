@@ -4,6 +4,7 @@
 
 use super::args::Args;
 use super::client::{self, Account, Conn, Target};
+use super::memory::MemoryLog;
 use super::progress::Progress;
 use super::setup::register_many;
 use super::stats::{ms, percentile, Errors};
@@ -39,7 +40,7 @@ pub struct ReadCost {
     pub rooms: Vec<(String, Account)>,
 }
 
-pub async fn run(args: &Args, target: &Target, tag: &str) -> Result<ReadCost, String> {
+pub async fn run(args: &Args, target: &Target, tag: &str, memory: &mut MemoryLog) -> Result<ReadCost, String> {
     let long = args.history_events;
     println!("\n-- read latency: {SHORT}-message room vs {long}-message room");
     let readers = register_many(target, &format!("b{tag}-h"), 2, 2, None).await?;
@@ -60,6 +61,7 @@ pub async fn run(args: &Args, target: &Target, tag: &str) -> Result<ReadCost, St
         );
         rooms.push((room, reader.clone()));
     }
+    memory.mark("sending the history");
     let samples = args.read_samples;
     let mut lat: Vec<[Vec<u64>; 2]> = READS.iter().map(|_| [Vec::new(), Vec::new()]).collect();
     let mut errors = Errors::default();

@@ -2,7 +2,7 @@
 
 use super::args::Args;
 use super::client::{self, Account, Conn, Target};
-use super::server;
+use super::memory::MemoryLog;
 use super::setup::register_many;
 use super::stats::{ms, percentile, Errors};
 use serde_json::json;
@@ -20,7 +20,7 @@ pub async fn run(
     target: &Target,
     tag: &str,
     owner: &Account,
-    pid: Option<u32>,
+    memory: &mut MemoryLog,
 ) -> Result<JoinCost, String> {
     let big = args.large_room_members;
     println!("\n-- join latency: 10-member room vs {big}-member room");
@@ -50,13 +50,7 @@ pub async fn run(
         args.connections,
         others as f64 / took
     );
-    if let Some((hwm, rss)) = pid.and_then(server::memory_kib) {
-        println!(
-            "server memory after population: VmRSS {:.1} MiB, VmHWM {:.1} MiB",
-            rss as f64 / 1024.0,
-            hwm as f64 / 1024.0
-        );
-    }
+    memory.mark("populating the large room");
     let samples = args.join_samples;
     let fresh = register_many(target, &format!("b{tag}-f"), samples, args.connections, None).await?;
     let rooms = [("10-member", &small_room), ("large", &large_room)];

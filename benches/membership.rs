@@ -213,29 +213,25 @@ async fn run(args: &Args, subject: &Subject) -> Result<(), String> {
     );
 
     memory.mark("set-up");
-    let mut figures = Figures {
-        connections: args.connections,
-        soak: args.minutes.map(|m| (m, args.soak_interval)),
-        compare_ops: args.compare_ops,
-        ..Figures::default()
+    let mut found = Findings {
+        figures: Figures {
+            connections: args.connections,
+            soak: args.minutes.map(|m| (m, args.soak_interval)),
+            compare_ops: args.compare_ops,
+            ..Figures::default()
+        },
+        rooms: plan.rooms_with_readers(),
+        memory,
     };
-    let mut rooms = plan.rooms_with_readers();
     match args.minutes {
-        Some(minutes) => soak(args, subject, &target, plan, minutes, &mut figures).await?,
-        None => {
-            full(
-                args,
-                subject,
-                &target,
-                plan,
-                &tag,
-                &mut figures,
-                &mut rooms,
-                &mut memory,
-            )
-            .await?
-        }
+        Some(minutes) => soak(args, subject, &target, plan, minutes, &mut found.figures).await?,
+        None => full(args, subject, &target, plan, &tag, &mut found).await?,
     }
+    let Findings {
+        mut figures,
+        rooms,
+        mut memory,
+    } = found;
     memory.mark(JUDGED_PHASE);
 
     println!("\n-- data on disk (after the run)");
@@ -275,6 +271,14 @@ fn shape(args: &Args, duration: f64) -> mix::Shape {
     }
 }
 
+/// What the phases leave for the read-back and the summary.
+struct Findings {
+    figures: Figures,
+    /// Every room the run created, with an account that has been in it since its creation.
+    rooms: Vec<(String, Account)>,
+    memory: MemoryLog,
+}
+
 /// The floor, our mix, join cost vs room size and read cost vs history length.
 async fn full(
     args: &Args,
@@ -282,10 +286,9 @@ async fn full(
     target: &Target,
     plan: Arc<setup::Plan>,
     tag: &str,
-    figures: &mut Figures,
-    rooms: &mut Vec<(String, Account)>,
-    memory: &mut MemoryLog,
+    found: &mut Findings,
 ) -> Result<(), String> {
+    let Findings { figures, rooms, memory } = found;
     let floor = if args.floor {
         Some(floor_run(args).await?)
     } else {

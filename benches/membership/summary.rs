@@ -76,7 +76,7 @@ pub fn print(f: &Figures) {
         "not measured (give --server-pid PID with --url)",
     );
     judged(
-        "peak server RSS (VmHWM, whole run) <= 150 MiB",
+        "peak server RSS (VmHWM since start, set-up included) <= 150 MiB",
         f.hwm_kib.map(|k| {
             let mib = k as f64 / 1024.0;
             (format!("{mib:.1} MiB"), mib <= PEAK_RSS_MIB)

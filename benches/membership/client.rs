@@ -9,8 +9,11 @@ use hyper_util::rt::TokioIo;
 use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 use serde_json::{json, Value};
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::net::TcpStream;
+
+use super::ledger::Ledger;
 
 /// Everything but RFC 3986 unreserved characters is encoded (`#`, `:`, `!`, `@` …).
 const PATH_SEGMENT: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'.').remove(b'_').remove(b'~');
@@ -35,6 +38,9 @@ pub fn enc(segment: &str) -> String {
 pub struct Target {
     /// `host:port`, for connecting and for the Host header.
     pub authority: String,
+    /// Where acknowledged writes and accounts are counted: set for the
+    /// server under test, not for the floor.
+    pub ledger: Option<Arc<Ledger>>,
 }
 
 impl Target {
@@ -56,7 +62,18 @@ impl Target {
         } else {
             format!("{authority}:80")
         };
-        Ok(Target { authority })
+        Ok(Target {
+            authority,
+            ledger: None,
+        })
+    }
+
+    /// The same target, its acknowledged writes counted in `ledger`.
+    pub fn counted(self, ledger: Arc<Ledger>) -> Target {
+        Target {
+            ledger: Some(ledger),
+            ..self
+        }
     }
 
     /// True when the host is a loopback address (the benchmark refuses anything else).
@@ -164,13 +181,14 @@ impl Conn {
         Ok(())
     }
 
-    /// Sends one request and reads the whole response, within `REQUEST_TIMEOUT`.
+    /// Sends one request (no body when `body` is `None`) and reads the whole
+    /// response, within `REQUEST_TIMEOUT`.
     pub async fn request(
         &mut self,
         method: Method,
         path: &str,
         token: Option<&str>,
-        body: &Value,
+        body: Option<&Value>,
     ) -> Result<Resp, String> {
         match tokio::time::timeout(REQUEST_TIMEOUT, self.request_inner(method, path, token, body)).await {
             Ok(result) => result,
@@ -187,9 +205,12 @@ impl Conn {
         method: Method,
         path: &str,
         token: Option<&str>,
-        body: &Value,
+        body: Option<&Value>,
     ) -> Result<Resp, String> {
-        let payload = Bytes::from(serde_json::to_vec(body).expect("JSON"));
+        let payload = match body {
+            Some(body) => Bytes::from(serde_json::to_vec(body).expect("JSON")),
+            None => Bytes::new(),
+        };
         // A connection the server closed while idle is reopened once; a request
         // that was already sent is never retried (it may have been applied).
         for attempt in 0..2 {
@@ -207,8 +228,10 @@ impl Conn {
             let mut req = Request::builder()
                 .method(method.clone())
                 .uri(path)
-                .header(header::HOST, &self.target.authority)
-                .header(header::CONTENT_TYPE, "application/json");
+                .header(header::HOST, &self.target.authority);
+            if body.is_some() {
+                req = req.header(header::CONTENT_TYPE, "application/json");
+            }
             if let Some(token) = token {
                 req = req.header(header::AUTHORIZATION, format!("Bearer {token}"));
             }
@@ -236,7 +259,8 @@ impl Conn {
         unreachable!()
     }
 
-    /// A request whose non-2xx answer is a `Failure`.
+    /// A request whose non-2xx answer is a `Failure`; a 2xx write is
+    /// counted in the target's ledger.
     pub async fn call(
         &mut self,
         method: Method,
@@ -244,7 +268,22 @@ impl Conn {
         token: Option<&str>,
         body: &Value,
     ) -> Result<Resp, Failure> {
-        match self.request(method, path, token, body).await {
+        let write = method != Method::GET;
+        match self.request(method, path, token, Some(body)).await {
+            Ok(r) if r.ok() => {
+                if let (true, Some(ledger)) = (write, &self.target.ledger) {
+                    ledger.write();
+                }
+                Ok(r)
+            }
+            Ok(r) => Err(Failure::Status(r)),
+            Err(e) => Err(Failure::Transport(e)),
+        }
+    }
+
+    /// A GET without a body whose non-2xx answer is a `Failure`.
+    pub async fn get(&mut self, path: &str, token: &str) -> Result<Resp, Failure> {
+        match self.request(Method::GET, path, Some(token), None).await {
             Ok(r) if r.ok() => Ok(r),
             Ok(r) => Err(Failure::Status(r)),
             Err(e) => Err(Failure::Transport(e)),
@@ -255,6 +294,13 @@ impl Conn {
     pub async fn timed(&mut self, path: &str, token: &str, body: &Value) -> (Duration, Result<Resp, Failure>) {
         let start = Instant::now();
         let r = self.call(Method::POST, path, Some(token), body).await;
+        (start.elapsed(), r)
+    }
+
+    /// Timed GET: (latency, result).
+    pub async fn timed_get(&mut self, path: &str, token: &str) -> (Duration, Result<Resp, Failure>) {
+        let start = Instant::now();
+        let r = self.get(path, token).await;
         (start.elapsed(), r)
     }
 
@@ -280,7 +326,7 @@ impl Conn {
             body["password"] = json!(BENCH_PASSWORD);
         }
         let first = self
-            .request(Method::POST, &path, None, &body)
+            .request(Method::POST, &path, None, Some(&body))
             .await
             .map_err(Failure::Transport)?;
         let done = if first.status == 401 {
@@ -294,7 +340,13 @@ impl Conn {
         };
         let field = |name: &str| done.body.get(name).and_then(Value::as_str).map(str::to_string);
         match (field("user_id"), field("access_token")) {
-            (Some(user_id), Some(token)) => Ok(Account { user_id, token }),
+            (Some(user_id), Some(token)) => {
+                if let Some(ledger) = &self.target.ledger {
+                    let device = field("device_id").map_or(0, |d| d.len());
+                    ledger.account(user_id.len() + token.len() + device);
+                }
+                Ok(Account { user_id, token })
+            }
             _ => Err(Failure::Transport(format!("register: unexpected body {}", done.body))),
         }
     }
@@ -313,6 +365,10 @@ impl Conn {
         let r = self
             .call(Method::POST, &format!("{V3}/createRoom"), Some(&owner.token), &body)
             .await?;
+        if let (Some(ledger), Some(alias)) = (&self.target.ledger, alias_name) {
+            // The full alias, `#name:server`, is what the server keeps.
+            ledger.alias(alias.len() + owner.server_name().len() + 2);
+        }
         r.body
             .get("room_id")
             .and_then(Value::as_str)
@@ -338,4 +394,18 @@ pub fn join_alias_path(room_or_alias: &str) -> String {
 }
 pub fn leave_path(room: &str) -> String {
     format!("{V3}/rooms/{}/leave", enc(room))
+}
+pub fn send_path(room: &str, txn: &str) -> String {
+    format!("{V3}/rooms/{}/send/m.room.message/{}", enc(room), enc(txn))
+}
+/// `/messages`; `from` is a token of an earlier batch.
+pub fn messages_path(room: &str, dir: &str, limit: usize, from: Option<&str>) -> String {
+    let from = from.map(|f| format!("&from={}", enc(f))).unwrap_or_default();
+    format!("{V3}/rooms/{}/messages?dir={dir}&limit={limit}{from}", enc(room))
+}
+pub fn room_initial_sync_path(room: &str) -> String {
+    format!("{V3}/rooms/{}/initialSync", enc(room))
+}
+pub fn initial_sync_path(limit: usize) -> String {
+    format!("{V3}/initialSync?limit={limit}")
 }

@@ -1,15 +1,77 @@
-//! Starting our own server for the run, and reading a server's memory and CPU from /proc.
+//! Server processes the benchmark starts (ours, and the floor), and reading a
+//! process's memory and CPU from /proc.
 
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-/// Our server, started for this run and killed when dropped.
-pub struct OwnServer {
-    pub child: Child,
+/// A child process serving on a loopback port, killed when dropped.
+pub struct Listening {
+    child: Child,
     pub url: String,
     pub log: PathBuf,
-    _data: tempfile::TempDir,
+}
+
+impl Listening {
+    /// Spawns `command` (stderr to `log`) and waits until `bind` accepts
+    /// connections; `what` names the process in errors.
+    pub fn spawn(mut command: Command, bind: &str, log: PathBuf, what: &str) -> Result<Listening, String> {
+        let log_file = std::fs::File::create(&log).map_err(|e| format!("{}: {e}", log.display()))?;
+        let child = command
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log_file)
+            .spawn()
+            .map_err(|e| format!("starting {what}: {e}"))?;
+        let mut process = Listening {
+            child,
+            url: format!("http://{bind}"),
+            log,
+        };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Ok(Some(status)) = process.child.try_wait() {
+                return Err(format!(
+                    "{what} exited at start ({status}); its log {}:\n{}",
+                    process.log.display(),
+                    std::fs::read_to_string(&process.log).unwrap_or_default()
+                ));
+            }
+            if std::net::TcpStream::connect(bind).is_ok() {
+                return Ok(process);
+            }
+            if Instant::now() > deadline {
+                return Err(format!("{what} did not listen on {bind} within 30 s"));
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+}
+
+impl Drop for Listening {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A free loopback address to bind, `127.0.0.1:PORT`.
+pub fn free_loopback_addr() -> Result<String, String> {
+    let probe = std::net::TcpListener::bind("127.0.0.1:0").map_err(|e| format!("free port: {e}"))?;
+    let port = probe.local_addr().map_err(|e| e.to_string())?.port();
+    Ok(format!("127.0.0.1:{port}"))
+}
+
+/// Our server, started for this run and killed when dropped.
+pub struct OwnServer {
+    process: Listening,
+    pub url: String,
+    pub log: PathBuf,
+    data: tempfile::TempDir,
 }
 
 impl OwnServer {
@@ -21,59 +83,32 @@ impl OwnServer {
             .prefix("matrix-membership-bench-")
             .tempdir()
             .map_err(|e| format!("temp dir: {e}"))?;
-        let port = {
-            let probe = std::net::TcpListener::bind("127.0.0.1:0").map_err(|e| format!("free port: {e}"))?;
-            probe.local_addr().map_err(|e| e.to_string())?.port()
-        };
-        let bind = format!("127.0.0.1:{port}");
+        let bind = free_loopback_addr()?;
         let log = std::env::temp_dir().join(format!("matrix-membership-bench-{}.log", std::process::id()));
-        let log_file = std::fs::File::create(&log).map_err(|e| format!("{}: {e}", log.display()))?;
-        let child = Command::new(binary)
+        let mut command = Command::new(binary);
+        command
             .arg("--no-rate-limits")
             .arg("--data-dir")
             .arg(data.path().join("db"))
             .arg("--bind")
             .arg(&bind)
-            .env("RUST_LOG", "warn")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(log_file)
-            .spawn()
-            .map_err(|e| format!("starting {binary}: {e}"))?;
-        let mut server = OwnServer {
-            child,
-            url: format!("http://{bind}"),
-            log,
-            _data: data,
-        };
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            if let Ok(Some(status)) = server.child.try_wait() {
-                return Err(format!(
-                    "the server exited at start ({status}); its log {}:\n{}",
-                    server.log.display(),
-                    std::fs::read_to_string(&server.log).unwrap_or_default()
-                ));
-            }
-            if std::net::TcpStream::connect(&bind).is_ok() {
-                return Ok(server);
-            }
-            if Instant::now() > deadline {
-                return Err(format!("the server did not listen on {bind} within 30 s"));
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
+            .env("RUST_LOG", "warn");
+        let process = Listening::spawn(command, &bind, log, binary)?;
+        Ok(OwnServer {
+            url: process.url.clone(),
+            log: process.log.clone(),
+            process,
+            data,
+        })
     }
 
     pub fn pid(&self) -> u32 {
-        self.child.id()
+        self.process.pid()
     }
-}
 
-impl Drop for OwnServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+    /// The server's data folder (`--data-dir`).
+    pub fn data_dir(&self) -> PathBuf {
+        self.data.path().join("db")
     }
 }
 
@@ -98,8 +133,12 @@ pub fn cpu_time(pid: &str) -> Option<Duration> {
     let fields: Vec<&str> = rest.split_whitespace().collect();
     let utime: u64 = fields.get(11)?.parse().ok()?;
     let stime: u64 = fields.get(12)?.parse().ok()?;
-    let ticks = 100; // USER_HZ on Linux
-    Some(Duration::from_millis((utime + stime) * 1000 / ticks))
+    // SAFETY: sysconf has no preconditions.
+    let ticks = match unsafe { libc::sysconf(libc::_SC_CLK_TCK) } {
+        t if t > 0 => t as u64,
+        _ => 100,
+    };
+    Some(Duration::from_micros((utime + stime) * 1_000_000 / ticks))
 }
 
 /// 1-minute load average and CPU pressure (share of the last 10 s in which

@@ -64,3 +64,12 @@ impl Errors {
         }
     }
 }
+
+/// The `q` quantile (0..=1) of raw samples, nearest rank; 0 when there are none.
+pub fn percentile(v: &mut [u64], q: f64) -> u64 {
+    if v.is_empty() {
+        return 0;
+    }
+    v.sort_unstable();
+    v[(((v.len() - 1) as f64) * q).round() as usize]
+}

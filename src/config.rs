@@ -50,6 +50,12 @@ pub struct Config {
     #[arg(long, env = "MATRIX_MEMBERSHIP_PUBLIC_BASE_URL")]
     pub public_base_url: Option<String>,
 
+    /// Memory sled may use to cache database pages, in MiB. It bounds the
+    /// largest part of the server's resident memory; sled's own default,
+    /// 1 GiB, would let the cache grow far past the membership working set.
+    #[arg(long, env = "MATRIX_MEMBERSHIP_CACHE_MIB", default_value_t = 64, value_parser = clap::value_parser!(u64).range(1..=65536))]
+    pub cache_mib: u64,
+
     /// Test only: sleep this long before every group-commit flush, to widen
     /// the window between a write and its durability (crash tests).
     #[arg(long, hide = true, default_value_t = 0)]

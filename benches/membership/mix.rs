@@ -126,7 +126,8 @@ pub async fn run(
     let start = Instant::now();
     let measure_start = start + Duration::from_secs_f64(shape.warmup);
     let measure_end = measure_start + Duration::from_secs_f64(shape.duration);
-    let cpu_probe = tokio::spawn(cpu_in_window(pid, measure_start, measure_end));
+    let (done, workers_done) = tokio::sync::oneshot::channel();
+    let cpu_probe = tokio::spawn(cpu_in_window(pid, measure_start, measure_end, workers_done));
     let started_ops = Arc::new(AtomicU64::new(0));
     let mut tasks = Vec::new();
     for w in 0..shape.connections {
@@ -147,19 +148,35 @@ pub async fn run(
     for t in tasks {
         total.merge(t.await.map_err(|e| format!("worker: {e}"))?)?;
     }
+    // `--max-ops` can end the mix before the window does: the window, and the
+    // CPU read in it, end with the last operation then.
+    let ended = Instant::now();
+    if ended < measure_end {
+        total.window = ended.saturating_duration_since(measure_start).as_secs_f64();
+    }
+    let _ = done.send(());
     (total.server_cpu, total.self_cpu) = cpu_probe.await.map_err(|e| e.to_string())?;
     Ok(total)
 }
 
-/// CPU the server and this process used between `from` and `to`.
-async fn cpu_in_window(pid: Option<u32>, from: Instant, to: Instant) -> (Option<Duration>, Option<Duration>) {
+/// CPU the server and this process used between `from` and `to`, or until
+/// the workers are done if that comes first.
+async fn cpu_in_window(
+    pid: Option<u32>,
+    from: Instant,
+    to: Instant,
+    workers_done: tokio::sync::oneshot::Receiver<()>,
+) -> (Option<Duration>, Option<Duration>) {
     let read = || {
         let server = pid.and_then(|p| server::cpu_time(&p.to_string()));
         (server, server::cpu_time("self"))
     };
     tokio::time::sleep_until(from.into()).await;
     let (s0, g0) = read();
-    tokio::time::sleep_until(to.into()).await;
+    tokio::select! {
+        _ = tokio::time::sleep_until(to.into()) => {}
+        _ = workers_done => {}
+    }
     let (s1, g1) = read();
     let delta = |a: Option<Duration>, b: Option<Duration>| Some(b?.saturating_sub(a?));
     (delta(s0, s1), delta(g0, g1))

@@ -51,6 +51,7 @@ impl Service {
             &config.data_dir,
             SledOptions {
                 flush_delay: std::time::Duration::from_millis(config.test_flush_delay_ms),
+                cache_bytes: config.cache_mib * 1024 * 1024,
             },
         )?;
         Ok(Service {

@@ -16,11 +16,25 @@ use std::sync::Arc;
 use std::time::Duration;
 
 /// How the sled store is opened.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct SledOptions {
     /// Test only: a pause before every group-commit flush (crash tests).
     pub flush_delay: Duration,
+    /// How much memory sled's page cache may hold.
+    pub cache_bytes: u64,
 }
+
+impl Default for SledOptions {
+    fn default() -> Self {
+        SledOptions {
+            flush_delay: Duration::ZERO,
+            cache_bytes: DEFAULT_CACHE_BYTES,
+        }
+    }
+}
+
+/// The cache the server opens with unless told otherwise (`--cache-mib`).
+pub const DEFAULT_CACHE_BYTES: u64 = 64 * 1024 * 1024;
 
 /// The sled-backed store; cheap to share behind an `Arc`.
 pub struct SledStore {
@@ -45,7 +59,7 @@ impl SledStore {
 
     /// Opens the database with `options`.
     pub fn open_with(path: &Path, options: SledOptions) -> Result<SledStore, StoreError> {
-        let db = ::sled::open(path)?;
+        let db = ::sled::Config::new().path(path).cache_capacity(options.cache_bytes).open()?;
         let tree = db.open_tree("kv")?;
         super::migrate::to_current_layout(&db, &tree)?;
         // Set in the batch that writes the events, so after a restart it is

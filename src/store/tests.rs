@@ -554,6 +554,7 @@ fn slow_store(ms: u64) -> (tempfile::TempDir, Arc<SledStore>) {
     let dir = tempfile::tempdir().unwrap();
     let options = SledOptions {
         flush_delay: Duration::from_millis(ms),
+        ..SledOptions::default()
     };
     let store = Arc::new(SledStore::open_with(dir.path(), options).unwrap());
     (dir, store)

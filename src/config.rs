@@ -53,7 +53,7 @@ pub struct Config {
     /// Memory sled may use to cache database pages, in MiB. It bounds the
     /// largest part of the server's resident memory; sled's own default,
     /// 1 GiB, would let the cache grow far past the membership working set.
-    #[arg(long, env = "MATRIX_MEMBERSHIP_CACHE_MIB", default_value_t = 64, value_parser = clap::value_parser!(u64).range(1..=65536))]
+    #[arg(long, env = "MATRIX_MEMBERSHIP_CACHE_MIB", default_value_t = 32, value_parser = clap::value_parser!(u64).range(1..=65536))]
     pub cache_mib: u64,
 
     /// Test only: sleep this long before every group-commit flush, to widen

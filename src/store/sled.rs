@@ -34,7 +34,7 @@ impl Default for SledOptions {
 }
 
 /// The cache the server opens with unless told otherwise (`--cache-mib`).
-pub const DEFAULT_CACHE_BYTES: u64 = 64 * 1024 * 1024;
+pub const DEFAULT_CACHE_BYTES: u64 = 32 * 1024 * 1024;
 
 /// The sled-backed store; cheap to share behind an `Arc`.
 pub struct SledStore {

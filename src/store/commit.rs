@@ -95,6 +95,11 @@ impl GroupCommit {
         self.shared.written.load(Ordering::SeqCst)
     }
 
+    /// Every write numbered at or below this is durable.
+    pub fn durable_seq(&self) -> WriteSeq {
+        self.shared.flushed.borrow().upto
+    }
+
     /// How many flushes the flusher (and `flush`) ran; for tests and metrics.
     pub fn flush_count(&self) -> u64 {
         self.shared.flushes.load(Ordering::SeqCst)

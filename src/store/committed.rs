@@ -94,6 +94,22 @@ impl Committed {
         inner.writes.push_back((seq, touched, pos_after));
     }
 
+    /// The before-images write `seq`, the newest registered, recorded, in
+    /// the order it touched the keys (to undo it when applying it fails).
+    pub fn before_images(&self, seq: WriteSeq) -> Vec<(Vec<u8>, Option<IVec>)> {
+        let inner = lock(&self.inner);
+        let Some((_, touched, _)) = inner.writes.back().filter(|(s, _, _)| *s == seq) else {
+            return Vec::new();
+        };
+        touched
+            .iter()
+            .filter_map(|key| {
+                let (s, before) = inner.keys.get(key)?.back()?;
+                (*s == seq).then(|| (key.clone(), before.clone()))
+            })
+            .collect()
+    }
+
     /// Forgets write `seq`, the newest registered, because applying it failed.
     pub fn unregister(&self, seq: WriteSeq) {
         let mut inner = lock(&self.inner);

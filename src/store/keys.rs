@@ -2,7 +2,8 @@
 //! tag that says what the key holds (Conduit style: the name says key order
 //! and value). One tree, because sled makes a write atomic across keys only
 //! within a tree (`apply_batch`), and a write here always spans several
-//! indexes.
+//! indexes. (sled's own atomic batches cost two synchronous disk writes
+//! each, so batches are made atomic by the batch log instead.)
 //!
 //! Key parts are joined with 0xFF, which never occurs in UTF-8, so a prefix
 //! `room 0xFF` matches exactly that room and never `room` followed by more
@@ -26,6 +27,7 @@
 //! | `Y` | userid_displayname | user | display name |
 //! | `Z` | stream_end | (empty) | BE u64: the highest position written, set in every batch that writes events |
 //! | `V` | layout_version | (empty) | the layout's version, ASCII |
+//! | `W` | batch_log | BE u64 write number | every change of that batch, until a flush covers them (see `batch_log`) |
 
 /// The separator between key parts.
 pub const SEP: u8 = 0xFF;
@@ -53,6 +55,7 @@ pub enum Tag {
     UserDisplayname = b'Y',
     StreamEnd = b'Z',
     LayoutVersion = b'V',
+    BatchLog = b'W',
 }
 
 /// `tag part 0xFF part 0xFF …`.

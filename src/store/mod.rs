@@ -15,6 +15,7 @@
 //! - **Atomic.** Each write changes every index it touches, or none.
 
 pub mod auth_cache;
+pub mod batch_log;
 pub mod codec;
 pub mod commit;
 pub mod committed;

@@ -873,3 +873,61 @@ proptest::proptest! {
         });
     }
 }
+
+fn raw_kv(dir: &std::path::Path) -> (::sled::Db, ::sled::Tree) {
+    let db = ::sled::open(dir).unwrap();
+    let kv = db.open_tree("kv").unwrap();
+    (db, kv)
+}
+
+fn batch_log_records(kv: &::sled::Tree) -> usize {
+    kv.scan_prefix(batch_log::prefix()).count()
+}
+
+#[tokio::test]
+async fn a_batch_a_crash_cut_short_is_completed_on_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let name = |u: &str| keys::key(Tag::UserDisplayname, &[u.as_bytes()]);
+    {
+        // What the disk holds after a crash in the middle of a batch: its
+        // record, the first of its inserts, and none of the rest.
+        let (db, kv) = raw_kv(dir.path());
+        kv.insert(name(BOB), "Bob").unwrap();
+        let (a, b, c) = (name(ALICE), name(BOB), name(CAROL));
+        let changes = [
+            (a.as_slice(), Some(&b"Alice 2"[..])),
+            (b.as_slice(), None),
+            (c.as_slice(), Some(&b"Carol"[..])),
+        ];
+        kv.insert(batch_log::key(7), batch_log::encode(changes.into_iter()))
+            .unwrap();
+        kv.insert(name(ALICE), "Alice 2").unwrap();
+        db.flush().unwrap();
+    }
+    let store = SledStore::open(dir.path()).unwrap();
+    assert_eq!(
+        store.displayname(&user(ALICE)).await.unwrap().as_deref(),
+        Some("Alice 2")
+    );
+    assert_eq!(store.displayname(&user(BOB)).await.unwrap(), None);
+    assert_eq!(store.displayname(&user(CAROL)).await.unwrap().as_deref(), Some("Carol"));
+    drop(store);
+    let (_db, kv) = raw_kv(dir.path());
+    assert_eq!(batch_log_records(&kv), 0, "applied records are removed");
+}
+
+#[tokio::test]
+async fn the_batch_log_keeps_only_batches_no_flush_has_covered() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SledStore::open(dir.path()).unwrap();
+    for i in 0..50 {
+        store
+            .set_displayname(&user(ALICE), Some(&format!("Alice {i}")))
+            .await
+            .unwrap();
+    }
+    drop(store);
+    let (_db, kv) = raw_kv(dir.path());
+    let left = batch_log_records(&kv);
+    assert!(left <= 2, "{left} batch-log records left after 50 durable writes");
+}

@@ -15,12 +15,14 @@
 //! durable; a job's caller is answered only after that flush.
 
 use super::auth_cache::AuthCache;
+use super::batch_log::{self, Change};
 use super::commit::GroupCommit;
 use super::committed::Committed;
 use super::keys;
 use super::{RoomWritten, StoreError, WriteSeq};
 use ::sled::{IVec, Tree};
 use foldhash::HashMap;
+use std::collections::VecDeque;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
@@ -193,6 +195,7 @@ impl Writer {
                     commit: thread_commit,
                     pos,
                     auth: AuthCache::default(),
+                    logged: VecDeque::new(),
                 };
                 while let Ok(first) = rx.recv() {
                     let mut jobs = vec![first];
@@ -254,6 +257,8 @@ struct WriterState {
     /// The highest stream position applied.
     pos: u64,
     auth: AuthCache,
+    /// Batches whose batch-log record is still stored, oldest first.
+    logged: VecDeque<WriteSeq>,
 }
 
 type Outcome = (oneshot::Sender<Answer>, Result<Output, StoreError>);
@@ -335,20 +340,62 @@ impl WriterState {
             before.push((key.clone(), old));
         }
         self.committed.register(seq, before, pos_after);
-        let mut sled_batch = ::sled::Batch::default();
         let Writes { order, mut values } = batch;
-        for key in order {
-            match values.remove(&key).and_then(|v| v.new) {
-                Some(value) => sled_batch.insert(key, value),
-                None => sled_batch.remove(key),
-            }
-        }
-        if let Err(e) = self.tree.apply_batch(sled_batch) {
+        let changes: Vec<Change> = order
+            .into_iter()
+            .map(|key| {
+                let new = values.remove(&key).and_then(|v| v.new);
+                (key, new)
+            })
+            .collect();
+        if let Err(e) = self.write_logged(seq, changes) {
             self.committed.unregister(seq);
-            return Err(e.into());
+            return Err(e);
         }
+        self.forget_durable_records();
         self.pos = pos_after;
         self.commit.publish(seq);
         Ok(seq)
+    }
+
+    /// The batch's record, then its keys with plain inserts (see `batch_log`).
+    /// If an insert fails, the keys already changed get their old values back.
+    fn write_logged(&mut self, seq: WriteSeq, changes: Vec<Change>) -> Result<(), StoreError> {
+        let record = batch_log::encode(changes.iter().map(|(k, v)| (k.as_slice(), v.as_deref())));
+        self.tree.insert(batch_log::key(seq), record)?;
+        self.logged.push_back(seq);
+        let mut done = 0;
+        let applied = changes.into_iter().try_for_each(|(k, v)| {
+            match v {
+                Some(v) => self.tree.insert(k, v)?,
+                None => self.tree.remove(k)?,
+            };
+            done += 1;
+            Ok::<(), ::sled::Error>(())
+        });
+        let Err(e) = applied else {
+            return Ok(());
+        };
+        // Best effort: if sled fails again, the record is still there and
+        // the next open applies the whole batch, which nobody was told of.
+        let mut before = self.committed.before_images(seq);
+        before.truncate(done);
+        let undone = batch_log::apply(&self.tree, before)
+            .and_then(|()| Ok(self.tree.remove(batch_log::key(seq)).map(|_| ())?));
+        if undone.is_ok() {
+            self.logged.pop_back();
+        }
+        Err(e.into())
+    }
+
+    /// Removes the records of batches whose inserts a flush has covered.
+    fn forget_durable_records(&mut self) {
+        let durable = self.commit.durable_seq();
+        while let Some(&seq) = self.logged.front() {
+            if seq > durable || self.tree.remove(batch_log::key(seq)).is_err() {
+                return;
+            }
+            self.logged.pop_front();
+        }
     }
 }

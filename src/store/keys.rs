@@ -24,6 +24,7 @@
 //! | `X` | userroomtxn_event | user 0xFF room 0xFF txn_id | pos, event id |
 //! | `F` | userfilter_json | user 0xFF filter_id | filter JSON |
 //! | `Y` | userid_displayname | user | display name |
+//! | `G` | userid_flags | user | JSON `{admin, deactivated}`; absent when both are false |
 //! | `Z` | stream_end | (empty) | BE u64: the highest position written, set in every batch that writes events |
 //! | `V` | layout_version | (empty) | the layout's version, ASCII |
 
@@ -51,6 +52,7 @@ pub enum Tag {
     UserRoomTxn = b'X',
     UserFilter = b'F',
     UserDisplayname = b'Y',
+    UserFlags = b'G',
     StreamEnd = b'Z',
     LayoutVersion = b'V',
 }

@@ -331,4 +331,6 @@ pub trait Store: Send + Sync {
 }
 
 #[cfg(test)]
+mod admin_tests;
+#[cfg(test)]
 mod tests;

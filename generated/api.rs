@@ -99,6 +99,27 @@ pub trait Api<C: Send + Sync> {
     /// request belongs to.
     /// ```
     async fn whoami(&self, context: &C) -> Result<WhoamiResponse, swagger::ApiError>;
+    /// Write a consistent snapshot of the server's data into a folder on the server's host.
+    ///
+    /// `POST /_matrix/membership/admin/v1/backup`
+    ///
+    /// ```text
+    /// Writes every account, token, room, alias, event, transaction and
+    /// filter into one export file (the format `matrix-membership import`
+    /// reads) in the folder ``dir`` on the machine the server runs on. The
+    /// server keeps serving meanwhile: reads go on, and writes wait while
+    /// the snapshot is read, because it is taken on the store's single
+    /// writer between two batches of writes. It therefore holds every write
+    /// acknowledged before the request arrived and no part of a later one.
+    /// The answer comes once everything in the snapshot is durable and the
+    /// file is on disk. The folder must be absolute and either missing or
+    /// empty; it is created if missing.
+    /// ```
+    async fn admin_backup(
+        &self,
+        body: models::AdminBackupBody,
+        context: &C,
+    ) -> Result<AdminBackupResponse, swagger::ApiError>;
     /// Find out what the server lets clients do.
     ///
     /// `GET /_matrix/client/api/v1/capabilities`
@@ -1058,6 +1079,84 @@ impl WhoamiResponse {
             200 => serde_json::from_slice(body).map(Self::Ok).map_err(bad),
             400 => serde_json::from_slice(body).map(Self::BadRequest).map_err(bad),
             401 => serde_json::from_slice(body).map(Self::Unauthorized).map_err(bad),
+            413 => serde_json::from_slice(body).map(Self::PayloadTooLarge).map_err(bad),
+            _ => {
+                Err(DecodeError::UndocumentedStatus {
+                    operation,
+                    status,
+                    body: text(),
+                })
+            }
+        }
+    }
+}
+/// The documented responses of `admin_backup`.
+#[derive(Debug, Clone, PartialEq)]
+#[must_use]
+pub enum AdminBackupResponse {
+    /// 200: The snapshot is written and on disk.
+    Ok(models::AdminBackupOk),
+    /// 400: The request is malformed (``M_NOT_JSON``, ``M_BAD_JSON``,
+    BadRequest(models::Error),
+    /// 401: No access token was given (``M_MISSING_TOKEN``) or it is not
+    Unauthorized(models::Error),
+    /// 403: The caller is not a server admin (``M_FORBIDDEN``).
+    Forbidden(models::Error),
+    /// 413: The request body is too large (``M_TOO_LARGE``).
+    PayloadTooLarge(models::Error),
+}
+impl AdminBackupResponse {
+    /// Every status the spec documents for this operation.
+    pub const STATUSES: &'static [u16] = &[200, 400, 401, 403, 413];
+    /// The HTTP status of this response.
+    pub fn status(&self) -> u16 {
+        match self {
+            Self::Ok(_) => 200,
+            Self::BadRequest(_) => 400,
+            Self::Unauthorized(_) => 401,
+            Self::Forbidden(_) => 403,
+            Self::PayloadTooLarge(_) => 413,
+        }
+    }
+    /// The JSON body of this response.
+    pub fn to_json(&self) -> Result<serde_json::Value, serde_json::Error> {
+        match self {
+            Self::Ok(body) => serde_json::to_value(body),
+            Self::BadRequest(body) => serde_json::to_value(body),
+            Self::Unauthorized(body) => serde_json::to_value(body),
+            Self::Forbidden(body) => serde_json::to_value(body),
+            Self::PayloadTooLarge(body) => serde_json::to_value(body),
+        }
+    }
+    /// The variant for `status` when the spec documents it with the Matrix error body.
+    pub fn from_error(status: u16, error: models::Error) -> Option<Self> {
+        #[allow(clippy::match_single_binding)]
+        match status {
+            400 => Some(Self::BadRequest(error)),
+            401 => Some(Self::Unauthorized(error)),
+            403 => Some(Self::Forbidden(error)),
+            413 => Some(Self::PayloadTooLarge(error)),
+            _ => {
+                let _ = error;
+                None
+            }
+        }
+    }
+    /// Reads a response, checking that its status is documented and its body has the documented shape.
+    pub fn from_response(status: u16, body: &[u8]) -> Result<Self, DecodeError> {
+        let operation = "admin_backup";
+        let text = || String::from_utf8_lossy(body).into_owned();
+        let bad = |e: serde_json::Error| DecodeError::Body {
+            operation,
+            status,
+            error: e.to_string(),
+            body: text(),
+        };
+        match status {
+            200 => serde_json::from_slice(body).map(Self::Ok).map_err(bad),
+            400 => serde_json::from_slice(body).map(Self::BadRequest).map_err(bad),
+            401 => serde_json::from_slice(body).map(Self::Unauthorized).map_err(bad),
+            403 => serde_json::from_slice(body).map(Self::Forbidden).map_err(bad),
             413 => serde_json::from_slice(body).map(Self::PayloadTooLarge).map_err(bad),
             _ => {
                 Err(DecodeError::UndocumentedStatus {

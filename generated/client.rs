@@ -222,6 +222,27 @@ impl Client {
         let mut path = format!("/_matrix/client/api/v1/account/whoami");
         self.send("whoami", "GET", path, None, WhoamiResponse::from_response).await
     }
+    /// Write a consistent snapshot of the server's data into a folder on the server's host.
+    ///
+    /// `POST /_matrix/membership/admin/v1/backup`
+    pub async fn admin_backup(
+        &self,
+        body: &models::AdminBackupBody,
+    ) -> Result<AdminBackupResponse, ClientError> {
+        #[allow(unused_mut)]
+        let mut path = format!("/_matrix/membership/admin/v1/backup");
+        self.send(
+                "admin_backup",
+                "POST",
+                path,
+                Some(
+                    serde_json::to_vec(body)
+                        .map_err(|e| ClientError::Transport(e.to_string()))?,
+                ),
+                AdminBackupResponse::from_response,
+            )
+            .await
+    }
     /// Find out what the server lets clients do.
     ///
     /// `GET /_matrix/client/api/v1/capabilities`

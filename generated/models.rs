@@ -117,6 +117,24 @@ pub static PATTERN_06D28452: LazyLock<Regex> = LazyLock::new(|| {
 pub static PATTERN_805F2135: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new("^s[0-9]{1,19}$").expect("the generator compiled this pattern")
 });
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Validate)]
+pub struct AdminBackupBody {
+    /// The absolute path of the folder to write, on the server's
+    /// host; missing or empty.
+    #[validate(
+        length(min = 1, max = 4096, message = "must be 1 to 4096 characters long")
+    )]
+    pub dir: String,
+}
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Validate)]
+pub struct AdminBackupOk {
+    /// The export file written, inside ``dir``.
+    pub file: String,
+    /// The highest event stream position the snapshot holds.
+    pub stream_position: i64,
+    /// How many lines the file holds, header and end included.
+    pub records: i64,
+}
 /// One way through user-interactive authentication: the stages a client has
 /// to complete, in order.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Validate)]

@@ -17,6 +17,8 @@ pub enum Operation {
     Logout,
     /// `GET /_matrix/client/api/v1/account/whoami`
     Whoami,
+    /// `POST /_matrix/membership/admin/v1/backup`
+    AdminBackup,
     /// `GET /_matrix/client/api/v1/capabilities`
     GetCapabilities,
     /// `GET /_matrix/client/api/v1/pushrules`
@@ -90,6 +92,7 @@ impl Operation {
         Self::Login,
         Self::Logout,
         Self::Whoami,
+        Self::AdminBackup,
         Self::GetCapabilities,
         Self::GetPushRules,
         Self::DefineFilter,
@@ -131,6 +134,7 @@ impl Operation {
             Self::Login => "login",
             Self::Logout => "logout",
             Self::Whoami => "whoami",
+            Self::AdminBackup => "admin_backup",
             Self::GetCapabilities => "get_capabilities",
             Self::GetPushRules => "get_push_rules",
             Self::DefineFilter => "define_filter",
@@ -173,6 +177,7 @@ impl Operation {
             Self::Login => "POST",
             Self::Logout => "POST",
             Self::Whoami => "GET",
+            Self::AdminBackup => "POST",
             Self::GetCapabilities => "GET",
             Self::GetPushRules => "GET",
             Self::DefineFilter => "POST",
@@ -215,6 +220,7 @@ impl Operation {
             Self::Login => "/_matrix/client/api/v1",
             Self::Logout => "/_matrix/client/api/v1",
             Self::Whoami => "/_matrix/client/api/v1",
+            Self::AdminBackup => "/_matrix/membership/admin/v1",
             Self::GetCapabilities => "/_matrix/client/api/v1",
             Self::GetPushRules => "/_matrix/client/api/v1",
             Self::DefineFilter => "/_matrix/client/api/v1",
@@ -257,6 +263,7 @@ impl Operation {
             Self::Login => "/login",
             Self::Logout => "/logout",
             Self::Whoami => "/account/whoami",
+            Self::AdminBackup => "/backup",
             Self::GetCapabilities => "/capabilities",
             Self::GetPushRules => "/pushrules",
             Self::DefineFilter => "/user/{userId}/filter",
@@ -299,6 +306,7 @@ impl Operation {
             Self::Login => false,
             Self::Logout => true,
             Self::Whoami => true,
+            Self::AdminBackup => true,
             Self::GetCapabilities => true,
             Self::GetPushRules => true,
             Self::DefineFilter => true,
@@ -341,6 +349,7 @@ impl Operation {
             Self::Login => super::api::LoginResponse::STATUSES,
             Self::Logout => super::api::LogoutResponse::STATUSES,
             Self::Whoami => super::api::WhoamiResponse::STATUSES,
+            Self::AdminBackup => super::api::AdminBackupResponse::STATUSES,
             Self::GetCapabilities => super::api::GetCapabilitiesResponse::STATUSES,
             Self::GetPushRules => super::api::GetPushRulesResponse::STATUSES,
             Self::DefineFilter => super::api::DefineFilterResponse::STATUSES,
@@ -423,6 +432,12 @@ pub const ROUTES: &[Route] = &[
         base_path: "/_matrix/client/api/v1",
         template: "/account/whoami",
         operation: Operation::Whoami,
+    },
+    Route {
+        method: "POST",
+        base_path: "/_matrix/membership/admin/v1",
+        template: "/backup",
+        operation: Operation::AdminBackup,
     },
     Route {
         method: "GET",
@@ -1231,6 +1246,30 @@ mod rules {
 pub mod shapes {
     #[allow(unused_imports)]
     use super::{Property, Shape};
+    pub static AdminBackupBody: Shape = Shape::Object {
+        properties: &[
+            Property {
+                name: "dir",
+                shape: &Shape::String,
+            },
+        ],
+    };
+    pub static AdminBackupOk: Shape = Shape::Object {
+        properties: &[
+            Property {
+                name: "file",
+                shape: &Shape::String,
+            },
+            Property {
+                name: "stream_position",
+                shape: &Shape::Integer,
+            },
+            Property {
+                name: "records",
+                shape: &Shape::Integer,
+            },
+        ],
+    };
     pub static AuthFlow: Shape = Shape::Object {
         properties: &[
             Property {
@@ -2086,6 +2125,21 @@ where
         }
         Operation::Whoami => {
             let response = api.whoami(context).await.map_err(DispatchError::Api)?;
+            respond(response.status(), response.to_json())
+        }
+        Operation::AdminBackup => {
+            let body = required(
+                validated(
+                    json_body::<
+                        models::AdminBackupBody,
+                    >(request.body, &shapes::AdminBackupBody)?,
+                )?,
+                "a JSON request body",
+            )?;
+            let response = api
+                .admin_backup(body, context)
+                .await
+                .map_err(DispatchError::Api)?;
             respond(response.status(), response.to_json())
         }
         Operation::GetCapabilities => {

@@ -3,6 +3,7 @@
 //! Data flows one way: `generated` (from `api-spec/` by `build.rs`) → `http`
 //! → `service` (the `Api` implementation) → `membership` rules and `store`.
 
+pub mod admin;
 pub mod caller;
 pub mod config;
 pub mod generated;

@@ -1,12 +1,26 @@
 //! The server binary: parse configuration, open the store, serve until a signal.
 
 use clap::Parser;
+use matrix_membership::admin;
 use matrix_membership::config::Config;
 use matrix_membership::http::server::{serve, Edge, EdgeConfig};
 use matrix_membership::service::Service;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
+
+/// The server's flags, and optionally an admin command to run instead of serving.
+#[derive(Parser)]
+#[command(
+    version,
+    about = "matrix-membership: a Matrix room-membership homeserver on an embedded sled database."
+)]
+struct Cli {
+    #[command(flatten)]
+    config: Config,
+    #[command(subcommand)]
+    admin: Option<admin::cli::Command>,
+}
 
 /// Resolves on SIGINT or SIGTERM.
 async fn shutdown_signal() {
@@ -71,7 +85,14 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
-    let mut config = Config::parse();
+    let Cli { mut config, admin } = Cli::parse();
+    if let Some(command) = admin {
+        if let Err(why) = admin::run(command, &config).await {
+            eprintln!("matrix-membership: {why}");
+            std::process::exit(1);
+        }
+        return Ok(());
+    }
     matrix_membership::service::registration::warn_if_registration_is_exposed(&config);
     check_descriptors(config.max_connections);
     let listener = TcpListener::bind(config.bind).await?;

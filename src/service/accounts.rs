@@ -72,6 +72,14 @@ impl Service {
             let _ = self.limits.login_failed.check(&account);
             return Err(forbidden());
         }
+        // As Synapse: a deactivated account learns so only with its right password.
+        if self.store.account_flags(&user_id).await?.is_some_and(|f| f.deactivated) {
+            return Err(ServiceError::new(
+                403,
+                "M_USER_DEACTIVATED",
+                "This account has been deactivated",
+            ));
+        }
         self.limits.login_account.check(&account)?;
         self.open_session(&user_id, device_id).await
     }

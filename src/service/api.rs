@@ -798,6 +798,19 @@ where
         }))
     }
 
+    async fn admin_backup(&self, body: models::AdminBackupBody, context: &C) -> Result<AdminBackupResponse, ApiError> {
+        let result = async {
+            let written = self.backup(&sender(context)?, &body.dir).await?;
+            Ok(AdminBackupResponse::Ok(models::AdminBackupOk {
+                file: written.file.display().to_string(),
+                stream_position: written.summary.stream_position as i64,
+                records: written.summary.records as i64,
+            }))
+        }
+        .await;
+        respond("admin_backup", result, AdminBackupResponse::from_error)
+    }
+
     async fn get_well_known(&self, _context: &C) -> Result<GetWellKnownResponse, ApiError> {
         Ok(GetWellKnownResponse::Ok(models::GetWellKnownOk {
             m_homeserver: json_object(self.well_known_homeserver()),

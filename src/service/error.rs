@@ -85,6 +85,7 @@ impl From<StoreError> for ServiceError {
             StoreError::AliasTaken(alias) => {
                 Self::new(400, "M_ROOM_IN_USE", format!("Room alias {alias} is already taken"))
             }
+            StoreError::Deactivated(_) => Self::new(403, "M_USER_DEACTIVATED", "This account has been deactivated"),
             other => Self::internal(other),
         }
     }

@@ -5,7 +5,9 @@
 //! Decisions about membership live in `crate::membership::rules`.
 
 pub mod accounts;
+pub mod admin;
 pub mod api;
+pub mod backup;
 pub mod client_config;
 pub mod directory;
 pub mod error;

@@ -25,6 +25,7 @@
 //! | `X` | userroomtxn_event | user 0xFF room 0xFF txn_id | pos, event id |
 //! | `F` | userfilter_json | user 0xFF filter_id | filter JSON |
 //! | `Y` | userid_displayname | user | display name |
+//! | `G` | userid_flags | user | JSON `{admin, deactivated}`; absent when both are false |
 //! | `Z` | stream_end | (empty) | BE u64: the highest position written, set in every batch that writes events |
 //! | `V` | layout_version | (empty) | the layout's version, ASCII |
 //! | `W` | batch_log | BE u64 write number | every change of that batch, until a flush covers them (see `batch_log`) |
@@ -53,6 +54,7 @@ pub enum Tag {
     UserRoomTxn = b'X',
     UserFilter = b'F',
     UserDisplayname = b'Y',
+    UserFlags = b'G',
     StreamEnd = b'Z',
     LayoutVersion = b'V',
     BatchLog = b'W',

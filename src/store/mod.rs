@@ -19,6 +19,8 @@ pub mod batch_log;
 pub mod codec;
 pub mod commit;
 pub mod committed;
+pub mod export;
+pub mod import;
 pub mod indexes;
 pub mod keys;
 pub mod migrate;
@@ -52,6 +54,33 @@ pub struct Event {
     pub origin_server_ts: u64,
     /// Global stream position, strictly increasing in commit order.
     pub stream_pos: u64,
+}
+
+/// What an account is besides its password: the flags an operator sets.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct AccountFlags {
+    /// May call the admin API (`/_matrix/membership/admin/v1`).
+    #[serde(default)]
+    pub admin: bool,
+    /// Deactivated: no login, no tokens, left every room.
+    #[serde(default)]
+    pub deactivated: bool,
+}
+
+/// One account as an operator lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccountSummary {
+    pub user: UserId,
+    pub flags: AccountFlags,
+}
+
+/// What an export or snapshot wrote.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ExportSummary {
+    /// Lines written, header and end record included.
+    pub records: u64,
+    /// The highest stream position the snapshot holds.
+    pub stream_position: u64,
 }
 
 /// Identifies a write for durability; higher means later.
@@ -116,6 +145,12 @@ pub enum StoreError {
     Flush(String),
     /// The writer is gone (shutdown) or failed unexpectedly.
     Internal(String),
+    /// Another process (a running server) holds the data folder's lock.
+    InUse(std::path::PathBuf),
+    /// The account is deactivated, so it cannot be given a token.
+    Deactivated(String),
+    /// Writing or reading an export file failed.
+    Io(String),
 }
 
 impl fmt::Display for StoreError {
@@ -129,6 +164,14 @@ impl fmt::Display for StoreError {
             Self::Refused(why) => write!(f, "refused: {why}"),
             Self::Flush(why) => write!(f, "flushing the database failed: {why}"),
             Self::Internal(why) => write!(f, "store failure: {why}"),
+            Self::InUse(path) => write!(
+                f,
+                "the data folder {} is in use by a running server; stop it first, or use `backup` against the \
+                 running server",
+                path.display()
+            ),
+            Self::Deactivated(user) => write!(f, "the account {user} has been deactivated"),
+            Self::Io(why) => write!(f, "{why}"),
         }
     }
 }
@@ -250,11 +293,45 @@ pub trait Store: Send + Sync {
     /// The display name the user set, if any.
     async fn displayname(&self, user: &UserId) -> Result<Option<String>, StoreError>;
 
+    // -- administration ------------------------------------------------------
+
+    /// Registers a user with flags, in one write; `false` if the id is taken.
+    async fn create_account(&self, user: &UserId, password_hash: &str, flags: AccountFlags)
+        -> Result<bool, StoreError>;
+    /// The account's flags, if the user exists.
+    async fn account_flags(&self, user: &UserId) -> Result<Option<AccountFlags>, StoreError>;
+    /// Sets or clears the admin flag; `false` if the user does not exist.
+    async fn set_admin(&self, user: &UserId, admin: bool) -> Result<bool, StoreError>;
+    /// Replaces the password hash; with `logout`, every token of the user
+    /// stops working in the same write. `false` if the user does not exist.
+    async fn set_password_hash(&self, user: &UserId, password_hash: &str, logout: bool) -> Result<bool, StoreError>;
+    /// Marks the account deactivated and revokes every token, in one write;
+    /// from then on no token can be added for it. `false` if no such user.
+    async fn deactivate(&self, user: &UserId) -> Result<bool, StoreError>;
+    /// Every account, in user id order.
+    async fn accounts(&self) -> Result<Vec<AccountSummary>, StoreError>;
+    /// Every room, in room id order.
+    async fn rooms(&self) -> Result<Vec<RoomId>, StoreError>;
+    /// The aliases pointing at the room.
+    async fn room_aliases(&self, room: &RoomId) -> Result<Vec<RoomAliasId>, StoreError>;
+    /// Writes a consistent snapshot of everything into `file` in the export
+    /// format ([`export`]): taken between two batches of writes, so it holds
+    /// every write acknowledged before the call and no part of a later one;
+    /// returns once the file is synced and everything it holds is durable.
+    async fn export(&self, file: std::fs::File) -> Result<ExportSummary, StoreError>;
+    /// Whether the store holds nothing yet (an import needs that).
+    async fn is_empty(&self) -> Result<bool, StoreError>;
+    /// Writes export records (one chunk of an import) into the store;
+    /// events must come in stream order per room.
+    async fn import(&self, records: Vec<export::Record>) -> Result<(), StoreError>;
+
     // -- lifecycle -----------------------------------------------------------
 
     /// Makes everything written so far durable (shutdown).
     fn flush(&self) -> Result<(), StoreError>;
 }
 
+#[cfg(test)]
+mod admin_tests;
 #[cfg(test)]
 mod tests;

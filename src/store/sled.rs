@@ -5,9 +5,14 @@
 use super::codec::{corrupt, decode_event, decode_membership, decode_membership_code, decode_str, decode_u64};
 use super::commit::GroupCommit;
 use super::committed::Committed;
+use super::export::{self, Record};
+use super::import::{self, encode_flags};
 use super::keys::{self, Tag, SEP};
 use super::writer::{JobFn, Output, Staged, Writer};
-use super::{room_write, Event, MemberEntry, RoomWrite, RoomWritten, Store, StoreError};
+use super::{
+    room_write, AccountFlags, AccountSummary, Event, ExportSummary, MemberEntry, RoomWrite, RoomWritten, Store,
+    StoreError,
+};
 use crate::ids::{RoomAliasId, RoomId, UserId};
 use crate::membership::state::Membership;
 use ::sled::{IVec, Tree};
@@ -62,7 +67,8 @@ impl SledStore {
         let db = ::sled::Config::new()
             .path(path)
             .cache_capacity(options.cache_bytes)
-            .open()?;
+            .open()
+            .map_err(|e| in_use(path, e))?;
         let tree = db.open_tree("kv")?;
         let replayed = super::batch_log::recover(&db, &tree)?;
         if replayed > 0 {
@@ -282,6 +288,52 @@ impl Inner {
     }
 }
 
+/// sled reports a folder another process holds as an I/O error with this
+/// message (0.34's `Config::open_file`); anything else stays a database error.
+fn in_use(path: &Path, e: ::sled::Error) -> StoreError {
+    match &e {
+        ::sled::Error::Io(io) if io.to_string().contains("could not acquire lock") => {
+            StoreError::InUse(path.to_path_buf())
+        }
+        _ => StoreError::Db(e),
+    }
+}
+
+/// The flags stored for a user (absent: none set).
+fn stage_flags(st: &mut Staged<'_>, user: &UserId) -> Result<AccountFlags, StoreError> {
+    match st.get(&user_key(Tag::UserFlags, user))? {
+        Some(v) => decode_flags(&v),
+        None => Ok(AccountFlags::default()),
+    }
+}
+
+fn decode_flags(v: &[u8]) -> Result<AccountFlags, StoreError> {
+    serde_json::from_slice(v).map_err(|e| corrupt(format!("undecodable account flags: {e}")))
+}
+
+fn put_flags(st: &mut Staged<'_>, user: &UserId, flags: AccountFlags) -> Result<(), StoreError> {
+    let key = user_key(Tag::UserFlags, user);
+    if flags == AccountFlags::default() {
+        st.remove(key);
+    } else {
+        st.put(key, encode_flags(flags)?);
+    }
+    Ok(())
+}
+
+/// Stages the removal of every token of `user`.
+fn revoke_tokens(st: &mut Staged<'_>, user: &UserId) -> Result<(), StoreError> {
+    let prefix = keys::prefix(Tag::UserDeviceToken, &[user.as_str().as_bytes()]);
+    // Tokens staged earlier in this batch (a login racing the revocation) count too.
+    for device_key in st.keys_with_prefix(&prefix)? {
+        if let Some(hash) = st.get(&device_key)? {
+            st.remove(keys::key(Tag::TokenUserDevice, &[&hash]));
+        }
+        st.remove(device_key);
+    }
+    Ok(())
+}
+
 /// Splits `type 0xFF state_key` (neither holds 0xFF: both are UTF-8).
 fn split_state_key(k: &[u8]) -> Result<(&str, &str), StoreError> {
     let at = k
@@ -348,6 +400,9 @@ impl Store for SledStore {
     async fn add_token(&self, token_hash: &[u8; 32], user: &UserId, device_id: &str) -> Result<(), StoreError> {
         let (hash, user, device) = (*token_hash, user.clone(), device_id.to_owned());
         self.write_done(Box::new(move |st| {
+            if stage_flags(st, &user)?.deactivated {
+                return Err(StoreError::Deactivated(user.to_string()));
+            }
             stage_token(st, hash, &user, &device)?;
             Ok(Output::Done)
         }))
@@ -578,6 +633,174 @@ impl Store for SledStore {
             .get(&user_key(Tag::UserDisplayname, user))?
             .map(|v| decode_str(&v).map(str::to_owned))
             .transpose()
+    }
+
+    async fn create_account(
+        &self,
+        user: &UserId,
+        password_hash: &str,
+        flags: AccountFlags,
+    ) -> Result<bool, StoreError> {
+        let (user, hash) = (user.clone(), password_hash.to_owned());
+        self.write_flag(Box::new(move |st| {
+            let key = user_key(Tag::UserPassword, &user);
+            if st.get(&key)?.is_some() {
+                return Ok(Output::Flag(false));
+            }
+            st.put(key, hash.into_bytes());
+            put_flags(st, &user, flags)?;
+            Ok(Output::Flag(true))
+        }))
+        .await
+    }
+
+    async fn account_flags(&self, user: &UserId) -> Result<Option<AccountFlags>, StoreError> {
+        if !self.user_exists(user).await? {
+            return Ok(None);
+        }
+        match self.inner.get(&user_key(Tag::UserFlags, user))? {
+            Some(v) => decode_flags(&v).map(Some),
+            None => Ok(Some(AccountFlags::default())),
+        }
+    }
+
+    async fn set_admin(&self, user: &UserId, admin: bool) -> Result<bool, StoreError> {
+        let user = user.clone();
+        self.write_flag(Box::new(move |st| {
+            if st.get(&user_key(Tag::UserPassword, &user))?.is_none() {
+                return Ok(Output::Flag(false));
+            }
+            let flags = AccountFlags {
+                admin,
+                ..stage_flags(st, &user)?
+            };
+            put_flags(st, &user, flags)?;
+            Ok(Output::Flag(true))
+        }))
+        .await
+    }
+
+    async fn set_password_hash(&self, user: &UserId, password_hash: &str, logout: bool) -> Result<bool, StoreError> {
+        let (user, hash) = (user.clone(), password_hash.to_owned());
+        self.write_flag(Box::new(move |st| {
+            let key = user_key(Tag::UserPassword, &user);
+            if st.get(&key)?.is_none() {
+                return Ok(Output::Flag(false));
+            }
+            st.put(key, hash.into_bytes());
+            if logout {
+                revoke_tokens(st, &user)?;
+            }
+            Ok(Output::Flag(true))
+        }))
+        .await
+    }
+
+    async fn deactivate(&self, user: &UserId) -> Result<bool, StoreError> {
+        let user = user.clone();
+        self.write_flag(Box::new(move |st| {
+            if st.get(&user_key(Tag::UserPassword, &user))?.is_none() {
+                return Ok(Output::Flag(false));
+            }
+            let flags = AccountFlags {
+                deactivated: true,
+                ..stage_flags(st, &user)?
+            };
+            put_flags(st, &user, flags)?;
+            revoke_tokens(st, &user)?;
+            Ok(Output::Flag(true))
+        }))
+        .await
+    }
+
+    async fn accounts(&self) -> Result<Vec<AccountSummary>, StoreError> {
+        self.blocking(|s| {
+            let flags: std::collections::HashMap<Vec<u8>, AccountFlags> = s
+                .scan(&[Tag::UserFlags as u8])?
+                .into_iter()
+                .map(|(k, v)| Ok((k[1..].to_vec(), decode_flags(&v)?)))
+                .collect::<Result<_, StoreError>>()?;
+            s.scan(&[Tag::UserPassword as u8])?
+                .into_iter()
+                .map(|(k, _)| {
+                    let user = UserId::parse(decode_str(&k[1..])?).map_err(|e| corrupt(e.0))?;
+                    let flags = flags.get(&k[1..]).copied().unwrap_or_default();
+                    Ok(AccountSummary { user, flags })
+                })
+                .collect()
+        })
+        .await
+    }
+
+    async fn rooms(&self) -> Result<Vec<RoomId>, StoreError> {
+        self.blocking(|s| {
+            s.scan(&[Tag::RoomMeta as u8])?
+                .into_iter()
+                .map(|(k, _)| RoomId::parse(decode_str(&k[1..])?).map_err(|e| corrupt(e.0)))
+                .collect()
+        })
+        .await
+    }
+
+    async fn room_aliases(&self, room: &RoomId) -> Result<Vec<RoomAliasId>, StoreError> {
+        let prefix = keys::prefix(Tag::RoomAlias, &[room.as_str().as_bytes()]);
+        self.inner
+            .scan(&prefix)?
+            .into_iter()
+            .map(|(k, _)| RoomAliasId::parse(decode_str(&k[prefix.len()..])?).map_err(|e| corrupt(e.0)))
+            .collect()
+    }
+
+    async fn export(&self, file: std::fs::File) -> Result<ExportSummary, StoreError> {
+        let output = self
+            .write(Box::new(move |st| {
+                let mut out = std::io::BufWriter::new(file);
+                let summary = export::write_snapshot(st.applied_tree(), &mut out)?;
+                let file = out
+                    .into_inner()
+                    .map_err(|e| StoreError::Io(format!("writing the export failed: {e}")))?;
+                file.sync_all()
+                    .map_err(|e| StoreError::Io(format!("syncing the export failed: {e}")))?;
+                Ok(Output::Exported(summary))
+            }))
+            .await?;
+        match output {
+            Output::Exported(summary) => Ok(summary),
+            other => Err(StoreError::Internal(format!("expected an export, got {other:?}"))),
+        }
+    }
+
+    async fn is_empty(&self) -> Result<bool, StoreError> {
+        let version = keys::key(Tag::LayoutVersion, &[]);
+        for entry in self.inner.tree.iter() {
+            if entry?.0.as_ref() != version.as_slice() {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    }
+
+    async fn import(&self, records: Vec<Record>) -> Result<(), StoreError> {
+        // Filter ids come from sled's id generator, which lives outside the
+        // tree: move it past every imported id so a new filter never reuses one.
+        let highest_filter = records
+            .iter()
+            .filter_map(|r| match r {
+                Record::Filter { filter_id, .. } => filter_id.parse::<u64>().ok(),
+                _ => None,
+            })
+            .max();
+        self.write_done(Box::new(move |st| {
+            for record in records {
+                import::stage(st, record)?;
+            }
+            Ok(Output::Done)
+        }))
+        .await?;
+        if let Some(highest) = highest_filter {
+            while self.inner.db.generate_id()? <= highest {}
+        }
+        Ok(())
     }
 
     fn flush(&self) -> Result<(), StoreError> {

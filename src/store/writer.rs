@@ -38,6 +38,7 @@ pub enum Output {
     Room(RoomWritten),
     Flag(bool),
     Id(String),
+    Exported(super::ExportSummary),
     Done,
 }
 
@@ -155,6 +156,41 @@ impl Staged<'_> {
                 fresh: false,
             },
         );
+    }
+
+    /// Every key starting with `prefix` that exists as the writes so far
+    /// left it (the tree, this batch's jobs before this one, this job), in
+    /// key order.
+    pub fn keys_with_prefix(&mut self, prefix: &[u8]) -> Result<Vec<Vec<u8>>, StoreError> {
+        let mut candidates = std::collections::BTreeSet::new();
+        for entry in self.tree.scan_prefix(prefix) {
+            candidates.insert(entry?.0.to_vec());
+        }
+        for key in self.batch.order.iter().chain(self.own.order.iter()) {
+            if key.starts_with(prefix) {
+                candidates.insert(key.clone());
+            }
+        }
+        let mut out = Vec::with_capacity(candidates.len());
+        for key in candidates {
+            if self.get(&key)?.is_some() {
+                out.push(key);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Marks every position up to `pos` as handed out (an import writes
+    /// events at the positions they had), so later writes continue after it.
+    pub fn claim_through(&mut self, pos: u64) {
+        self.next_pos = self.next_pos.max(pos + 1);
+    }
+
+    /// The tree as every batch before this one left it, without what this
+    /// batch stages: a consistent cut, since only the writer applies
+    /// batches and it is running this job.
+    pub fn applied_tree(&self) -> &Tree {
+        self.tree
     }
 
     /// Hands out the next stream position.

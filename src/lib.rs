@@ -4,10 +4,12 @@
 //! → `service` (the `Api` implementation) → `membership` rules and `store`.
 
 pub mod caller;
+pub mod cli;
 pub mod config;
 pub mod generated;
 pub mod http;
 pub mod ids;
+pub mod logging;
 pub mod membership;
 pub mod service;
 pub mod store;

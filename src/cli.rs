@@ -23,7 +23,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Serve the Matrix API (what the binary does with no subcommand).
-    Serve(SettingsArgs),
+    Serve(Box<SettingsArgs>),
     /// The config file.
     #[command(subcommand)]
     Config(ConfigCommand),
@@ -35,7 +35,7 @@ pub enum ConfigCommand {
     /// Print a sample config file with every key at its default.
     Example,
     /// Print the settings the other flags, the environment and `--config` add up to, as TOML.
-    Show(SettingsArgs),
+    Show(Box<SettingsArgs>),
 }
 
 impl Cli {
@@ -52,7 +52,7 @@ impl Cli {
     {
         let matches = with_defaults_in_help(Cli::command()).get_matches_from(args);
         let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
-        cli.command.unwrap_or(Command::Serve(cli.serve))
+        cli.command.unwrap_or(Command::Serve(Box::new(cli.serve)))
     }
 }
 

@@ -5,10 +5,12 @@
 
 pub mod admin;
 pub mod caller;
+pub mod cli;
 pub mod config;
 pub mod generated;
 pub mod http;
 pub mod ids;
+pub mod logging;
 pub mod membership;
 pub mod service;
 pub mod store;

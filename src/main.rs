@@ -1,26 +1,15 @@
-//! The server binary: parse configuration, open the store, serve until a signal.
+//! The server binary: parse the command line; to serve, load the settings,
+//! open the store and serve until a signal.
 
-use clap::Parser;
 use matrix_membership::admin;
-use matrix_membership::config::Config;
+use matrix_membership::cli::{Cli, Command, ConfigCommand};
+use matrix_membership::config::{example, Settings, SettingsArgs};
 use matrix_membership::http::server::{serve, Edge, EdgeConfig};
 use matrix_membership::service::Service;
+use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
-
-/// The server's flags, and optionally an admin command to run instead of serving.
-#[derive(Parser)]
-#[command(
-    version,
-    about = "matrix-membership: a Matrix room-membership homeserver on an embedded sled database."
-)]
-struct Cli {
-    #[command(flatten)]
-    config: Config,
-    #[command(subcommand)]
-    admin: Option<admin::cli::Command>,
-}
 
 /// Resolves on SIGINT or SIGTERM.
 async fn shutdown_signal() {
@@ -75,39 +64,85 @@ fn check_descriptors(max_connections: usize) {
     }
 }
 
-#[tokio::main]
-async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
-    let Cli { mut config, admin } = Cli::parse();
-    if let Some(command) = admin {
-        if let Err(why) = admin::run(command, &config).await {
-            eprintln!("matrix-membership: {why}");
-            std::process::exit(1);
+fn main() -> ExitCode {
+    let (command, before) = Cli::parse_args();
+    match command {
+        Command::Serve(args) => run_serve(&args),
+        Command::Admin(command) => run_admin(command, &before),
+        Command::Config(ConfigCommand::Example) => {
+            print!("{}", example::example());
+            ExitCode::SUCCESS
         }
-        return Ok(());
+        Command::Config(ConfigCommand::Show(args)) => match args.settings() {
+            Ok(settings) => {
+                print!("{}", toml::to_string(&settings).expect("the settings are TOML"));
+                ExitCode::SUCCESS
+            }
+            Err(e) => fail(&e),
+        },
     }
-    matrix_membership::service::registration::warn_if_registration_is_exposed(&config);
-    check_descriptors(config.max_connections);
-    let listener = TcpListener::bind(config.bind).await?;
-    if config.public_base_url.is_none() {
+}
+
+/// Runs an admin command with the settings flags given before it.
+fn run_admin(command: admin::cli::Command, args: &SettingsArgs) -> ExitCode {
+    let settings = match args.settings() {
+        Ok(settings) => settings,
+        Err(e) => return fail(&e),
+    };
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime,
+        Err(e) => return fail(&format!("cannot start the async runtime: {e}")),
+    };
+    match runtime.block_on(admin::run(command, &settings)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(why) => fail(&why),
+    }
+}
+
+/// Reports a start-up failure on stderr; exit status 1.
+fn fail(error: &dyn std::fmt::Display) -> ExitCode {
+    eprintln!("matrix-membership: {error}");
+    ExitCode::FAILURE
+}
+
+/// Loads the settings, starts logging, and serves until SIGINT or SIGTERM.
+fn run_serve(args: &SettingsArgs) -> ExitCode {
+    let settings = match args.settings() {
+        Ok(settings) => settings,
+        Err(e) => return fail(&e),
+    };
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    // Held to the end of main: dropping it flushes the lines still queued.
+    let _log_guard = match matrix_membership::logging::install(&settings.logging, std::io::stderr(), ansi) {
+        Ok(guard) => guard,
+        Err(e) => return fail(&e),
+    };
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime,
+        Err(e) => return fail(&format!("cannot start the async runtime: {e}")),
+    };
+    match runtime.block_on(serve_until_signal(settings)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => fail(&e),
+    }
+}
+
+async fn serve_until_signal(mut settings: Settings) -> Result<(), Box<dyn std::error::Error>> {
+    matrix_membership::service::registration::warn_if_registration_is_exposed(&settings);
+    check_descriptors(settings.server.max_connections);
+    let listener = TcpListener::bind(settings.server.bind).await?;
+    if settings.server.public_base_url.is_none() {
         // The address really bound (a port of 0 picks a free one).
-        config.public_base_url = Some(format!("http://{}", listener.local_addr()?));
+        settings.server.public_base_url = Some(format!("http://{}", listener.local_addr()?));
     }
-    let service = Arc::new(Service::open(&config)?);
+    let service = Arc::new(Service::open(&settings)?);
     println!(
         "matrix-membership listening on http://{} (server name {}, data in {})",
         listener.local_addr()?,
-        config.server_name,
-        config.data_dir.display()
+        settings.server.server_name,
+        settings.database.data_dir.display()
     );
-    let edge = Arc::new(Edge::new(service.clone(), EdgeConfig::from(&config)));
+    let edge = Arc::new(Edge::new(service.clone(), EdgeConfig::from(&settings.server)));
     let stopping = {
         let service = service.clone();
         async move {

@@ -8,8 +8,7 @@
 //! the spec states (`ids::*_PATTERN`). 256 cases per parser property and 64
 //! per dispatcher property by default; `PROPTEST_CASES` asks for others.
 
-use clap::Parser;
-use matrix_membership::config::Config;
+use matrix_membership::config::settings_from_args;
 use matrix_membership::generated::client::encode;
 use matrix_membership::generated::routes::{dispatch, DispatchError, Operation, RawRequest, RequestError, ROUTES};
 use matrix_membership::generated::SWAGGER_JSON;
@@ -419,12 +418,13 @@ struct Dispatcher {
 impl Dispatcher {
     fn new() -> Self {
         let data = tempfile::tempdir().unwrap();
-        let config = Config::parse_from([
+        let config = settings_from_args([
             "matrix-membership",
             "--data-dir",
             data.path().to_str().unwrap(),
             "--no-rate-limits",
-        ]);
+        ])
+        .unwrap();
         Dispatcher {
             runtime: tokio::runtime::Builder::new_multi_thread()
                 .worker_threads(1)

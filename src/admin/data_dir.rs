@@ -1,6 +1,6 @@
 //! Opening a stopped server's data folder for an admin command.
 
-use crate::config::Config;
+use crate::config::Settings;
 use crate::service::Service;
 use std::path::Path;
 
@@ -13,8 +13,8 @@ pub enum Missing {
 
 /// The service over `--data-dir`. A folder a running server holds is
 /// refused with a sentence that says what to do instead.
-pub fn open(config: &Config, missing: Missing) -> Result<Service, String> {
-    let dir = &config.data_dir;
+pub fn open(config: &Settings, missing: Missing) -> Result<Service, String> {
+    let dir = &config.database.data_dir;
     if missing == Missing::Refuse && !dir.exists() {
         return Err(format!(
             "there is no data folder at {}; name the server's with --data-dir (before the subcommand)",

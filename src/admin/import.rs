@@ -4,7 +4,7 @@
 //! increasing stream order and at or below the header's stream end.
 
 use super::data_dir::{self, Missing};
-use crate::config::Config;
+use crate::config::Settings;
 use crate::store::export::{Record, FORMAT, VERSION};
 use std::collections::HashMap;
 use std::io::BufRead;
@@ -95,12 +95,12 @@ where
 
 /// Runs `import`: the whole file is checked first, so a bad or truncated
 /// one leaves the data folder untouched.
-pub async fn run(file: &Path, config: &Config) -> Result<(), String> {
+pub async fn run(file: &Path, config: &Settings) -> Result<(), String> {
     read_records(file, |_| async { Ok(()) }).await?;
-    if !data_dir::is_missing_or_empty(&config.data_dir)? {
+    if !data_dir::is_missing_or_empty(&config.database.data_dir)? {
         return Err(format!(
             "the data folder {} is not empty; import only into a new or empty folder",
-            config.data_dir.display()
+            config.database.data_dir.display()
         ));
     }
     let service = data_dir::open(config, Missing::Create)?;
@@ -108,7 +108,7 @@ pub async fn run(file: &Path, config: &Config) -> Result<(), String> {
     if !store.is_empty().await.map_err(|e| e.to_string())? {
         return Err(format!(
             "the data folder {} already holds data",
-            config.data_dir.display()
+            config.database.data_dir.display()
         ));
     }
     let chunk = std::cell::RefCell::new(Vec::with_capacity(CHUNK));
@@ -126,11 +126,11 @@ pub async fn run(file: &Path, config: &Config) -> Result<(), String> {
     .map_err(|e| {
         format!(
             "{e}; the data folder {} holds a partial import: delete it",
-            config.data_dir.display()
+            config.database.data_dir.display()
         )
     })?;
     store.import(chunk.take()).await.map_err(|e| e.to_string())?;
     super::users::finish(&service)?;
-    println!("imported {lines} records into {}", config.data_dir.display());
+    println!("imported {lines} records into {}", config.database.data_dir.display());
     Ok(())
 }

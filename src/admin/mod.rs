@@ -13,11 +13,11 @@ pub mod import;
 pub mod rooms;
 pub mod users;
 
-use crate::config::Config;
+use crate::config::Settings;
 use cli::Command;
 
 /// Runs one admin command; the `Err` is the sentence to print.
-pub async fn run(command: Command, config: &Config) -> Result<(), String> {
+pub async fn run(command: Command, config: &Settings) -> Result<(), String> {
     match command {
         Command::User(command) => users::run(command, config).await,
         Command::Room(command) => rooms::run(command, config).await,

@@ -2,7 +2,7 @@
 
 use super::cli::RoomCommand;
 use super::data_dir::{self, Missing};
-use crate::config::Config;
+use crate::config::Settings;
 use crate::service::admin::RoomOverview;
 use serde_json::json;
 
@@ -19,7 +19,7 @@ fn aliases(overview: &RoomOverview) -> String {
 }
 
 /// Runs a `room` subcommand.
-pub async fn run(command: RoomCommand, config: &Config) -> Result<(), String> {
+pub async fn run(command: RoomCommand, config: &Settings) -> Result<(), String> {
     let service = data_dir::open(config, Missing::Refuse)?;
     match command {
         RoomCommand::List => {

@@ -2,7 +2,7 @@
 
 use super::cli::UserCommand;
 use super::data_dir::{self, Missing};
-use crate::config::Config;
+use crate::config::Settings;
 use crate::service::Service;
 use std::io::BufRead;
 
@@ -32,7 +32,7 @@ fn yes_no(flag: bool) -> &'static str {
 }
 
 /// Runs a `user` subcommand.
-pub async fn run(command: UserCommand, config: &Config) -> Result<(), String> {
+pub async fn run(command: UserCommand, config: &Settings) -> Result<(), String> {
     match command {
         UserCommand::Create {
             name,

@@ -3,7 +3,7 @@
 //! Every bound here has a test in `tests/http_limits.rs` (or `tests/http_edge.rs`
 //! for the body size) that fails when the bound is removed.
 
-use crate::config::Config;
+use crate::config::ServerSettings;
 use std::time::Duration;
 
 /// Limits the edge enforces.
@@ -26,8 +26,8 @@ pub struct EdgeConfig {
     pub max_connections: usize,
 }
 
-impl From<&Config> for EdgeConfig {
-    fn from(config: &Config) -> Self {
+impl From<&ServerSettings> for EdgeConfig {
+    fn from(config: &ServerSettings) -> Self {
         EdgeConfig {
             body_limit: config.body_limit,
             body_timeout: config.body_timeout,

@@ -9,5 +9,6 @@ pub mod context;
 pub mod cors;
 pub mod error;
 pub mod limits;
+pub mod request_id;
 pub mod router;
 pub mod server;

@@ -7,6 +7,7 @@ use super::connection::Watched;
 use super::context::RequestContext;
 use super::cors;
 use super::error::MatrixError;
+use super::request_id;
 use super::router::{RouteMatch, Router};
 use crate::caller::ClientAddr;
 use crate::generated::api::Api;
@@ -93,32 +94,41 @@ where
     /// Answers one request; never fails, never panics on client input.
     pub async fn handle(&self, req: Request<Incoming>, client: Option<ClientAddr>) -> Response<Full<Bytes>> {
         let started = Instant::now();
+        let request_id = request_id::of(&req);
         let method = req.method().clone();
+        // The path only: the query may carry `access_token`, which no log may hold.
         let path = req.uri().path().to_string();
-        let mut resp = match self.answer(req, client).await {
+        let mut operation = None;
+        let mut resp = match self.answer(req, client, &request_id, &mut operation).await {
             Ok(resp) => resp,
             Err(err) => error_response(&err),
         };
         cors::add_headers(resp.headers_mut());
+        request_id::echo(&mut resp, &request_id);
         if resp.status() == StatusCode::REQUEST_TIMEOUT {
             // The rest of the body may still come: this connection cannot carry another request.
             resp.headers_mut()
                 .insert(http::header::CONNECTION, HeaderValue::from_static("close"));
         }
         tracing::info!(
+            request_id = %request_id,
             method = %method,
             path = %path,
+            operation = operation.unwrap_or("-"),
             status = resp.status().as_u16(),
-            micros = started.elapsed().as_micros() as u64,
+            latency_us = started.elapsed().as_micros() as u64,
             "request"
         );
         resp
     }
 
+    /// The answer to `req`; `operation` is set once the route is known.
     async fn answer(
         &self,
         req: Request<Incoming>,
         client: Option<ClientAddr>,
+        request_id: &str,
+        operation_name: &mut Option<&'static str>,
     ) -> Result<Response<Full<Bytes>>, MatrixError> {
         // Browsers preflight every cross-origin call; any path answers it.
         if req.method() == Method::OPTIONS {
@@ -159,8 +169,9 @@ where
             }
             RouteMatch::NotFound => return Err(MatrixError::unrecognized(&path)),
         };
+        *operation_name = Some(operation.name());
         let query = parse_query(req.uri().query());
-        let mut context = RequestContext::new(XSpanIdString::get_or_generate(&req), client);
+        let mut context = RequestContext::new(XSpanIdString(request_id.to_string()), client);
         // Only operations that take a token read one: a stray or malformed
         // credential on an open endpoint (`/versions`, `/login`) is not an error.
         if operation.requires_auth() {
@@ -189,7 +200,7 @@ where
             }
             Err(DispatchError::Request(e)) => Err(request_error(e)),
             Err(DispatchError::Api(e)) => {
-                tracing::error!(operation = operation.name(), error = %e, "api error");
+                tracing::error!(request_id, operation = operation.name(), error = %e, "api error");
                 Err(MatrixError::internal(e))
             }
             Err(DispatchError::Serialize(e)) => Err(MatrixError::internal(e)),

@@ -21,7 +21,7 @@ pub mod state;
 pub mod sync;
 pub mod uia;
 
-use crate::config::Config;
+use crate::config::Settings;
 use crate::ids::UserId;
 use crate::store::sled::{SledOptions, SledStore};
 use crate::store::{Store, StoreError};
@@ -48,25 +48,26 @@ pub struct Service {
 
 impl Service {
     /// Opens the store in the configured data folder.
-    pub fn open(config: &Config) -> Result<Self, StoreError> {
+    pub fn open(settings: &Settings) -> Result<Self, StoreError> {
         let store = SledStore::open_with(
-            &config.data_dir,
+            &settings.database.data_dir,
             SledOptions {
-                flush_delay: std::time::Duration::from_millis(config.test_flush_delay_ms),
-                cache_bytes: config.cache_mib * 1024 * 1024,
+                flush_delay: settings.test_hooks.flush_delay,
+                cache_bytes: settings.database.cache_mib * 1024 * 1024,
             },
         )?;
+        let server = &settings.server;
         Ok(Service {
             store: Arc::new(store),
-            server_name: config.server_name.clone(),
-            limits: Arc::new(RateLimits::from_config(config)),
-            registrar: Registrar::from_config(config),
-            passwords: PasswordPool::from_config(config),
+            server_name: server.server_name.clone(),
+            limits: Arc::new(RateLimits::from_config(&settings.limits)),
+            registrar: Registrar::from_config(settings),
+            passwords: PasswordPool::from_config(settings),
             closing: std::sync::atomic::AtomicBool::new(false),
-            public_base_url: config
+            public_base_url: server
                 .public_base_url
                 .clone()
-                .unwrap_or_else(|| format!("http://{}", config.bind)),
+                .unwrap_or_else(|| format!("http://{}", server.bind)),
         })
     }
 

@@ -14,7 +14,7 @@
 //! writes run on.
 
 use super::error::{ServiceError, ServiceResult};
-use crate::config::Config;
+use crate::config::Settings;
 use argon2::password_hash::rand_core::OsRng;
 use argon2::password_hash::{Output, ParamsString, PasswordHash, SaltString};
 use argon2::{Algorithm, Argon2, Block, Params, Version};
@@ -88,11 +88,11 @@ impl PasswordPool {
     }
 
     /// The pool `--password-hash-threads` and `--password-hash-queue` ask for.
-    pub fn from_config(config: &Config) -> Self {
+    pub fn from_config(settings: &Settings) -> Self {
         Self::new(
-            config.password_hash_threads,
-            config.password_hash_queue,
-            Duration::from_millis(config.test_hash_delay_ms),
+            settings.limits.password_hash_threads,
+            settings.limits.password_hash_queue,
+            settings.test_hooks.hash_delay,
         )
     }
 

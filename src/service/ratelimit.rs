@@ -11,7 +11,7 @@
 
 use super::error::ServiceError;
 use super::Service;
-use crate::config::Config;
+use crate::config::LimitSettings;
 use std::collections::hash_map::RandomState;
 use std::collections::{BTreeSet, HashMap};
 use std::hash::{BuildHasher, Hash};
@@ -158,7 +158,7 @@ impl Buckets {
     }
 }
 
-/// The limits the service applies, with Synapse's defaults (see `Config`).
+/// The limits the service applies, with Synapse's defaults (see `LimitSettings`).
 pub struct RateLimits {
     /// Joins by a user (`rc_joins.local`).
     pub join: Limit,
@@ -182,7 +182,7 @@ pub struct RateLimits {
 
 impl RateLimits {
     /// The configured limits; all off under `--no-rate-limits`.
-    pub fn from_config(c: &Config) -> Self {
+    pub fn from_config(c: &LimitSettings) -> Self {
         let limit = |rate: f64, burst: u32| {
             if c.no_rate_limits {
                 Limit::off()

@@ -14,7 +14,7 @@ use super::error::{ServiceError, ServiceResult};
 use super::uia::{UiaSessions, UnknownSession};
 use super::{random_string, Service};
 use crate::caller::ClientAddr;
-use crate::config::{Config, RegistrationMode};
+use crate::config::{RegistrationMode, Settings};
 use crate::ids::{is_valid_localpart, UserId};
 
 /// The only user-interactive-auth stage we offer.
@@ -51,10 +51,10 @@ pub struct Registrar {
 
 impl Registrar {
     /// The registration `--registration` and the session flags ask for.
-    pub fn from_config(config: &Config) -> Self {
+    pub fn from_config(settings: &Settings) -> Self {
         Registrar {
-            open: config.registration == RegistrationMode::Open,
-            sessions: UiaSessions::from_config(config),
+            open: settings.registration.mode == RegistrationMode::Open,
+            sessions: UiaSessions::from_config(&settings.registration),
         }
     }
 
@@ -65,21 +65,22 @@ impl Registrar {
 }
 
 /// The warning to log at start when anyone on the network can register.
-pub fn open_registration_warning(config: &Config) -> Option<String> {
-    let exposed = !config.bind.ip().is_loopback();
-    (config.registration == RegistrationMode::Open && exposed).then(|| {
+pub fn open_registration_warning(settings: &Settings) -> Option<String> {
+    let bind = settings.server.bind;
+    let exposed = !bind.ip().is_loopback();
+    (settings.registration.mode == RegistrationMode::Open && exposed).then(|| {
         format!(
             "registration is open and the server listens on {}, beyond this machine: anyone who can reach it \
              can create accounts; start with --registration closed (MATRIX_MEMBERSHIP_REGISTRATION=closed) \
              to turn it off",
-            config.bind
+            bind
         )
     })
 }
 
 /// Logs [`open_registration_warning`], if any; `main` calls it once at start.
-pub fn warn_if_registration_is_exposed(config: &Config) {
-    if let Some(warning) = open_registration_warning(config) {
+pub fn warn_if_registration_is_exposed(settings: &Settings) {
+    if let Some(warning) = open_registration_warning(settings) {
         tracing::warn!("{warning}");
     }
 }
@@ -283,7 +284,6 @@ impl Service {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use clap::Parser;
 
     #[test]
     fn usernames_follow_synapses_rules() {
@@ -325,8 +325,9 @@ mod tests {
         }
     }
 
-    fn config(args: &[&str]) -> Config {
-        Config::parse_from(std::iter::once("matrix-membership").chain(args.iter().copied()))
+    fn config(args: &[&str]) -> Settings {
+        crate::config::settings_from_args(std::iter::once("matrix-membership").chain(args.iter().copied()))
+            .expect("settings")
     }
 
     #[test]

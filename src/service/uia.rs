@@ -7,7 +7,7 @@
 //! everyone else out; an evicted client, who normally completes the dummy
 //! stage within a second, only has to start again.
 
-use crate::config::Config;
+use crate::config::RegistrationSettings;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -74,11 +74,8 @@ impl UiaSessions {
     }
 
     /// The table `--registration-session-ttl` and `--registration-sessions` ask for.
-    pub fn from_config(config: &Config) -> Self {
-        Self::new(
-            Duration::from_secs(config.registration_session_ttl),
-            config.registration_sessions,
-        )
+    pub fn from_config(config: &RegistrationSettings) -> Self {
+        Self::new(Duration::from_secs(config.session_ttl), config.sessions)
     }
 
     /// How long a session lasts.

@@ -11,11 +11,10 @@
 pub mod contract;
 
 use bytes::Bytes;
-use clap::Parser;
 use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::Client as HyperClient;
 use hyper_util::rt::TokioExecutor;
-use matrix_membership::config::Config;
+use matrix_membership::config::settings_from_args;
 use matrix_membership::generated::client::{Client, Exchange};
 use matrix_membership::http::router::{RouteMatch, Router};
 use matrix_membership::http::server::{serve, Edge, EdgeConfig};
@@ -88,12 +87,12 @@ pub async fn start_in(data_dir: tempfile::TempDir, bind: &str, extra: &[&str]) -
         data_dir.path().display().to_string(),
     ];
     args.extend(extra.iter().map(|s| s.to_string()));
-    let mut config = Config::parse_from(args);
-    let listener = TcpListener::bind(config.bind).await.expect("bind");
+    let mut settings = settings_from_args(args).expect("settings");
+    let listener = TcpListener::bind(settings.server.bind).await.expect("bind");
     let base_url = format!("http://{}", listener.local_addr().unwrap());
-    config.public_base_url.get_or_insert_with(|| base_url.clone());
-    let service = Arc::new(Service::open(&config).expect("open store"));
-    let edge = Arc::new(Edge::new(service.clone(), EdgeConfig::from(&config)));
+    settings.server.public_base_url.get_or_insert_with(|| base_url.clone());
+    let service = Arc::new(Service::open(&settings).expect("open store"));
+    let edge = Arc::new(Edge::new(service.clone(), EdgeConfig::from(&settings.server)));
     let (stop, stopped) = oneshot::channel::<()>();
     let task = tokio::spawn(serve(
         listener,

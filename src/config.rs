@@ -50,6 +50,10 @@ pub struct Config {
     #[arg(long, env = "MATRIX_MEMBERSHIP_PUBLIC_BASE_URL")]
     pub public_base_url: Option<String>,
 
+    /// Address and port to serve Prometheus metrics on (`/_matrix/metrics`); off unless set.
+    #[arg(long, env = "MATRIX_MEMBERSHIP_METRICS_BIND")]
+    pub metrics_bind: Option<SocketAddr>,
+
     /// Memory sled may use to cache database pages, in MiB. It bounds the
     /// largest part of the server's resident memory; sled's own default,
     /// 1 GiB, would let the cache grow far past the membership working set.

@@ -9,5 +9,6 @@ pub mod generated;
 pub mod http;
 pub mod ids;
 pub mod membership;
+pub mod metrics;
 pub mod service;
 pub mod store;

@@ -3,6 +3,7 @@
 use clap::Parser;
 use matrix_membership::config::Config;
 use matrix_membership::http::server::{serve, Edge, EdgeConfig};
+use matrix_membership::metrics;
 use matrix_membership::service::Service;
 use std::sync::Arc;
 use std::time::Duration;
@@ -86,7 +87,18 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         config.server_name,
         config.data_dir.display()
     );
-    let edge = Arc::new(Edge::new(service.clone(), EdgeConfig::from(&config)));
+    let edge = Arc::new(Edge::new(
+        service.clone(),
+        EdgeConfig::from(&config),
+        service.metrics().clone(),
+    ));
+    if let Some(addr) = config.metrics_bind {
+        let metrics_listener = TcpListener::bind(addr).await?;
+        println!("metrics on http://{}{}", metrics_listener.local_addr()?, metrics::endpoint::PATH);
+        // Served until the process ends: scrapes during shutdown still answer.
+        let metrics = service.metrics().clone();
+        tokio::spawn(metrics::endpoint::serve(metrics_listener, metrics, std::future::pending()));
+    }
     let stopping = {
         let service = service.clone();
         async move {

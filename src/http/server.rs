@@ -11,6 +11,8 @@ use super::router::{RouteMatch, Router};
 use crate::caller::ClientAddr;
 use crate::generated::api::Api;
 use crate::generated::routes::{dispatch, DispatchError, RawRequest, RequestError};
+use crate::metrics::http::RequestKind;
+use crate::metrics::Metrics;
 use bytes::Bytes;
 use http::{HeaderValue, Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full, Limited};
@@ -33,6 +35,7 @@ pub struct Edge<A> {
     api: Arc<A>,
     router: Router,
     config: EdgeConfig,
+    metrics: Arc<Metrics>,
 }
 
 fn json_response(status: StatusCode, body: &serde_json::Value) -> Response<Full<Bytes>> {
@@ -81,12 +84,13 @@ impl<A> Edge<A>
 where
     A: Api<RequestContext> + TokenResolver + Send + Sync + 'static,
 {
-    /// An edge for `api`.
-    pub fn new(api: Arc<A>, config: EdgeConfig) -> Self {
+    /// An edge for `api`, counting requests and connections in `metrics`.
+    pub fn new(api: Arc<A>, config: EdgeConfig, metrics: Arc<Metrics>) -> Self {
         Edge {
             api,
             router: Router::default(),
             config,
+            metrics,
         }
     }
 
@@ -95,7 +99,8 @@ where
         let started = Instant::now();
         let method = req.method().clone();
         let path = req.uri().path().to_string();
-        let mut resp = match self.answer(req, client).await {
+        let mut kind = RequestKind::Unmatched;
+        let mut resp = match self.answer(req, client, &mut kind).await {
             Ok(resp) => resp,
             Err(err) => error_response(&err),
         };
@@ -105,11 +110,13 @@ where
             resp.headers_mut()
                 .insert(http::header::CONNECTION, HeaderValue::from_static("close"));
         }
+        let took = started.elapsed();
+        self.metrics.http.request(kind, resp.status(), took);
         tracing::info!(
             method = %method,
             path = %path,
             status = resp.status().as_u16(),
-            micros = started.elapsed().as_micros() as u64,
+            micros = took.as_micros() as u64,
             "request"
         );
         resp
@@ -119,9 +126,11 @@ where
         &self,
         req: Request<Incoming>,
         client: Option<ClientAddr>,
+        kind: &mut RequestKind,
     ) -> Result<Response<Full<Bytes>>, MatrixError> {
         // Browsers preflight every cross-origin call; any path answers it.
         if req.method() == Method::OPTIONS {
+            *kind = RequestKind::Preflight;
             return Ok(json_response(StatusCode::OK, &serde_json::json!({})));
         }
         let path = req.uri().path().to_string();
@@ -159,6 +168,7 @@ where
             }
             RouteMatch::NotFound => return Err(MatrixError::unrecognized(&path)),
         };
+        *kind = RequestKind::Operation(operation);
         let query = parse_query(req.uri().query());
         let mut context = RequestContext::new(XSpanIdString::get_or_generate(&req), client);
         // Only operations that take a token read one: a stray or malformed
@@ -271,6 +281,7 @@ where
         tokio::select! {
             accepted = acceptor.next() => {
                 let Accepted { stream, peer, slot } = accepted;
+                let open = edge.metrics.http.connection_opened();
                 let _ = stream.set_nodelay(true);
                 let (stream, tracker) = Watched::new(stream, &edge.config);
                 let edge = edge.clone();
@@ -293,6 +304,7 @@ where
                     }
                     // The next connection may be accepted once this one is gone.
                     drop(slot);
+                    drop(open);
                 });
             }
             _ = &mut shutdown => break,

@@ -9,6 +9,7 @@ pub mod api;
 pub mod client_config;
 pub mod directory;
 pub mod error;
+pub mod health;
 pub mod membership;
 pub mod messages;
 pub mod password;
@@ -21,6 +22,7 @@ pub mod uia;
 
 use crate::config::Config;
 use crate::ids::UserId;
+use crate::metrics::Metrics;
 use crate::store::sled::{SledOptions, SledStore};
 use crate::store::{Store, StoreError};
 use error::{ServiceError, ServiceResult};
@@ -42,22 +44,30 @@ pub struct Service {
     closing: std::sync::atomic::AtomicBool,
     /// What `/.well-known/matrix/client` hands out as `base_url`.
     public_base_url: String,
+    /// The process's metrics; the edge and the metrics listener read them too.
+    metrics: Arc<Metrics>,
 }
 
 impl Service {
     /// Opens the store in the configured data folder.
     pub fn open(config: &Config) -> Result<Self, StoreError> {
+        let metrics = Arc::new(Metrics::new());
         let store = SledStore::open_with(
             &config.data_dir,
             SledOptions {
                 flush_delay: std::time::Duration::from_millis(config.test_flush_delay_ms),
                 cache_bytes: config.cache_mib * 1024 * 1024,
+                flush_observer: Some(metrics.commit.clone()),
             },
         )?;
+        let store: Arc<dyn Store> = Arc::new(store);
+        metrics.watch_store(Arc::downgrade(&store));
+        let limits = RateLimits::from_config(config);
+        limits.count_rejections(&metrics.rate_limits);
         Ok(Service {
-            store: Arc::new(store),
+            store,
             server_name: config.server_name.clone(),
-            limits: Arc::new(RateLimits::from_config(config)),
+            limits: Arc::new(limits),
             registrar: Registrar::from_config(config),
             passwords: PasswordPool::from_config(config),
             closing: std::sync::atomic::AtomicBool::new(false),
@@ -65,7 +75,13 @@ impl Service {
                 .public_base_url
                 .clone()
                 .unwrap_or_else(|| format!("http://{}", config.bind)),
+            metrics,
         })
+    }
+
+    /// The process's metrics, for the edge and the metrics listener.
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.metrics
     }
 
     /// The server name in our identifiers.

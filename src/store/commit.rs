@@ -14,13 +14,30 @@
 //!
 //! A dedicated std thread rather than `spawn_blocking` keeps the store usable
 //! without a runtime (tests, shutdown) and never ties up async workers.
+//!
+//! Each flush is reported to a [`FlushObserver`] the store is given (the
+//! metrics), so the store knows nothing of how it is measured. The thread's
+//! end, by panic or otherwise, is recorded, so [`GroupCommit::health`] can
+//! tell a store whose writes would wait forever.
 
 use super::committed::Committed;
 use super::{StoreError, WriteSeq};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 use tokio::sync::watch;
+
+/// Told about every flush, on the thread that ran it; must be quick.
+pub trait FlushObserver: Send + Sync {
+    /// A flush took `took` and covered `writes` writes not durable before it; `ok` unless it failed.
+    fn flushed(&self, took: Duration, writes: u64, ok: bool);
+}
+
+/// The flusher thread's life, as `Shared::thread_state` holds it.
+const RUNNING: u8 = 0;
+const EXITED: u8 = 1;
+const PANICKED: u8 = 2;
 
 /// What the flusher last achieved, as seen by waiters.
 #[derive(Debug, Clone, Default)]
@@ -37,6 +54,8 @@ struct Flushed {
 struct Wanted {
     upto: WriteSeq,
     shutdown: bool,
+    /// Test only: the flusher panics when it next wakes (see `crash_flusher`).
+    crash: bool,
 }
 
 struct Shared {
@@ -49,7 +68,20 @@ struct Shared {
     flushed: watch::Sender<Flushed>,
     flushes: AtomicU64,
     /// Test only: a pause before each flush (see `Config::test_flush_delay_ms`).
-    delay: std::time::Duration,
+    delay: Duration,
+    observer: Option<Arc<dyn FlushObserver>>,
+    /// `RUNNING`, `EXITED` or `PANICKED`: set when the flusher thread ends.
+    thread_state: AtomicU8,
+}
+
+/// Records how the flusher thread ended, whichever way it does.
+struct ThreadEnd<'a>(&'a AtomicU8);
+
+impl Drop for ThreadEnd<'_> {
+    fn drop(&mut self) {
+        let state = if std::thread::panicking() { PANICKED } else { EXITED };
+        self.0.store(state, Ordering::SeqCst);
+    }
 }
 
 /// Numbers writes and coalesces durability waits into shared flushes.
@@ -60,7 +92,12 @@ pub struct GroupCommit {
 
 impl GroupCommit {
     /// Starts the flusher thread for `db`.
-    pub fn new(db: ::sled::Db, committed: Arc<Committed>, delay: std::time::Duration) -> Result<Self, StoreError> {
+    pub fn new(
+        db: ::sled::Db,
+        committed: Arc<Committed>,
+        delay: Duration,
+        observer: Option<Arc<dyn FlushObserver>>,
+    ) -> Result<Self, StoreError> {
         let (flushed, _) = watch::channel(Flushed::default());
         let shared = Arc::new(Shared {
             db,
@@ -71,11 +108,16 @@ impl GroupCommit {
             flushed,
             flushes: AtomicU64::new(0),
             delay,
+            observer,
+            thread_state: AtomicU8::new(RUNNING),
         });
         let for_thread = Arc::clone(&shared);
         let thread = std::thread::Builder::new()
             .name("sled-group-commit".into())
-            .spawn(move || flusher(&for_thread))
+            .spawn(move || {
+                let _end = ThreadEnd(&for_thread.thread_state);
+                flusher(&for_thread)
+            })
             .map_err(|e| StoreError::Flush(format!("cannot start the flusher thread: {e}")))?;
         Ok(Self {
             shared,
@@ -134,6 +176,31 @@ impl GroupCommit {
     pub fn flush(&self) -> Result<(), StoreError> {
         flush_once(&self.shared).1
     }
+
+    /// `Err(why)` when durability waits cannot be answered: the flusher
+    /// thread is gone, or the last flush failed (until one succeeds).
+    pub fn health(&self) -> Result<(), String> {
+        match self.shared.thread_state.load(Ordering::SeqCst) {
+            RUNNING => {}
+            PANICKED => return Err("the group-commit flusher thread panicked".into()),
+            _ => return Err("the group-commit flusher thread has stopped".into()),
+        }
+        match &self.shared.flushed.borrow().failed {
+            Some((_, why)) => Err(format!("the last group-commit flush failed: {why}")),
+            None => Ok(()),
+        }
+    }
+
+    /// Test only: makes the flusher thread panic, and waits until it has
+    /// ended, so tests see a dead flusher for real.
+    #[doc(hidden)]
+    pub fn crash_flusher(&self) {
+        lock(&self.shared.wanted).crash = true;
+        self.shared.wake.notify_one();
+        if let Some(thread) = lock(&self.thread).take() {
+            let _ = thread.join();
+        }
+    }
 }
 
 impl Drop for GroupCommit {
@@ -157,8 +224,13 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 /// Runs one flush; returns the write number it covered (on success) or tried to.
 fn flush_once(shared: &Shared) -> (WriteSeq, Result<(), StoreError>) {
     let target = shared.written.load(Ordering::SeqCst);
+    let before = shared.flushed.borrow().upto;
+    let started = Instant::now();
     let result = shared.db.flush();
     shared.flushes.fetch_add(1, Ordering::SeqCst);
+    if let Some(observer) = &shared.observer {
+        observer.flushed(started.elapsed(), target.saturating_sub(before), result.is_ok());
+    }
     match result {
         Ok(_) => {
             shared.committed.durable_upto(target);
@@ -183,11 +255,16 @@ fn flusher(shared: &Shared) {
     loop {
         {
             let mut wanted = lock(&shared.wanted);
-            while !wanted.shutdown && wanted.upto <= answered {
+            while !wanted.shutdown && !wanted.crash && wanted.upto <= answered {
                 wanted = shared.wake.wait(wanted).unwrap_or_else(|e| e.into_inner());
             }
             if wanted.shutdown {
                 return;
+            }
+            if wanted.crash {
+                wanted.crash = false;
+                drop(wanted);
+                panic!("test only: the group-commit flusher was told to crash");
             }
         }
         // Errors are published to the waiters; the loop then sleeps until a

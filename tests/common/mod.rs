@@ -19,6 +19,7 @@ use matrix_membership::config::Config;
 use matrix_membership::generated::client::{Client, Exchange};
 use matrix_membership::http::router::{RouteMatch, Router};
 use matrix_membership::http::server::{serve, Edge, EdgeConfig};
+use matrix_membership::metrics;
 use matrix_membership::service::Service;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -35,6 +36,10 @@ pub struct TestServer {
     violations: Arc<Mutex<Vec<String>>>,
     /// The serving task; `restart` waits for it to finish.
     task: Option<tokio::task::JoinHandle<()>>,
+    /// With `--metrics-bind`: where `/_matrix/metrics` is served. The
+    /// listener stops when `_metrics_stop` is dropped with the server.
+    pub metrics_url: Option<String>,
+    _metrics_stop: Option<oneshot::Sender<()>>,
 }
 
 impl Drop for TestServer {
@@ -93,7 +98,24 @@ pub async fn start_in(data_dir: tempfile::TempDir, bind: &str, extra: &[&str]) -
     let base_url = format!("http://{}", listener.local_addr().unwrap());
     config.public_base_url.get_or_insert_with(|| base_url.clone());
     let service = Arc::new(Service::open(&config).expect("open store"));
-    let edge = Arc::new(Edge::new(service.clone(), EdgeConfig::from(&config)));
+    let edge = Arc::new(Edge::new(
+        service.clone(),
+        EdgeConfig::from(&config),
+        service.metrics().clone(),
+    ));
+    let (metrics_url, metrics_stop) = match config.metrics_bind {
+        Some(addr) => {
+            let listener = TcpListener::bind(addr).await.expect("bind metrics");
+            let url = format!("http://{}{}", listener.local_addr().unwrap(), metrics::endpoint::PATH);
+            let (stop, stopped) = oneshot::channel::<()>();
+            let stopped = async {
+                let _ = stopped.await;
+            };
+            tokio::spawn(metrics::endpoint::serve(listener, service.metrics().clone(), stopped));
+            (Some(url), Some(stop))
+        }
+        None => (None, None),
+    };
     let (stop, stopped) = oneshot::channel::<()>();
     let task = tokio::spawn(serve(
         listener,
@@ -110,6 +132,8 @@ pub async fn start_in(data_dir: tempfile::TempDir, bind: &str, extra: &[&str]) -
         stop: Some(stop),
         violations: Arc::new(Mutex::new(Vec::new())),
         task: Some(task),
+        metrics_url,
+        _metrics_stop: metrics_stop,
     }
 }
 
@@ -210,6 +234,25 @@ impl TestServer {
             json,
             bytes: bytes.to_vec(),
         }
+    }
+}
+
+impl TestServer {
+    /// Scrapes the metrics listener (started with `--metrics-bind 127.0.0.1:0`):
+    /// the status, the content type and the text.
+    pub async fn scrape(&self) -> (u16, String, String) {
+        let url = self.metrics_url.as_ref().expect("started with --metrics-bind");
+        let client = HyperClient::builder(TokioExecutor::new()).build_http::<Full<Bytes>>();
+        let resp = client.get(url.parse().unwrap()).await.expect("scrape");
+        let status = resp.status().as_u16();
+        let content_type = resp
+            .headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_string();
+        let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+        (status, content_type, String::from_utf8(bytes.to_vec()).expect("UTF-8 metrics"))
     }
 }
 

@@ -170,21 +170,10 @@ async fn the_metrics_listener_serves_only_its_path() {
     let s = start().await;
     let url = s.metrics_url.clone().unwrap();
     let base = url.trim_end_matches(matrix_membership::metrics::endpoint::PATH);
-    let (status, text) = http_get(&format!("{base}/_matrix/client/versions")).await;
+    let (status, _, text) = common::get_from_metrics_listener(&format!("{base}/_matrix/client/versions")).await;
     assert_eq!(status, 404);
     let body: serde_json::Value = serde_json::from_str(&text).unwrap();
     assert_eq!(body["errcode"], "M_UNRECOGNIZED");
-}
-
-/// A plain GET through hyper: (status, body).
-async fn http_get(url: &str) -> (u16, String) {
-    use http_body_util::{BodyExt, Full};
-    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
-        .build_http::<Full<bytes::Bytes>>();
-    let resp = client.get(url.parse().unwrap()).await.unwrap();
-    let status = resp.status().as_u16();
-    let body = resp.into_body().collect().await.unwrap().to_bytes();
-    (status, String::from_utf8_lossy(&body).into_owned())
 }
 
 /// The TCP ports the process `pid` listens on, from the socket inodes
@@ -260,7 +249,7 @@ async fn without_metrics_bind_the_binary_listens_on_one_port_only() {
         .find(|w| w.starts_with("http://"))
         .unwrap_or_else(|| panic!("no metrics line: {lines:?}"))
         .to_string();
-    let (status, text) = http_get(&url).await;
+    let (status, _, text) = common::get_from_metrics_listener(&url).await;
     child.kill().unwrap();
     child.wait().unwrap();
     assert_eq!(ports.len(), 2, "listening on {ports:?}");

@@ -241,19 +241,25 @@ impl TestServer {
     /// Scrapes the metrics listener (started with `--metrics-bind 127.0.0.1:0`):
     /// the status, the content type and the text.
     pub async fn scrape(&self) -> (u16, String, String) {
-        let url = self.metrics_url.as_ref().expect("started with --metrics-bind");
-        let client = HyperClient::builder(TokioExecutor::new()).build_http::<Full<Bytes>>();
-        let resp = client.get(url.parse().unwrap()).await.expect("scrape");
-        let status = resp.status().as_u16();
-        let content_type = resp
-            .headers()
-            .get("content-type")
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("")
-            .to_string();
-        let bytes = resp.into_body().collect().await.unwrap().to_bytes();
-        (status, content_type, String::from_utf8(bytes.to_vec()).expect("UTF-8 metrics"))
+        get_from_metrics_listener(self.metrics_url.as_ref().expect("started with --metrics-bind")).await
     }
+}
+
+/// A plain GET to a metrics listener, which serves the Prometheus text format
+/// outside every spec, so there is no contract to check: (status, content
+/// type, body).
+pub async fn get_from_metrics_listener(url: &str) -> (u16, String, String) {
+    let client = HyperClient::builder(TokioExecutor::new()).build_http::<Full<Bytes>>();
+    let resp = client.get(url.parse().unwrap()).await.expect("GET from the metrics listener");
+    let status = resp.status().as_u16();
+    let content_type = resp
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_string();
+    let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+    (status, content_type, String::from_utf8(bytes.to_vec()).expect("UTF-8 from the metrics listener"))
 }
 
 /// What a raw request got back.

@@ -94,10 +94,18 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     ));
     if let Some(addr) = config.metrics_bind {
         let metrics_listener = TcpListener::bind(addr).await?;
-        println!("metrics on http://{}{}", metrics_listener.local_addr()?, metrics::endpoint::PATH);
+        println!(
+            "metrics on http://{}{}",
+            metrics_listener.local_addr()?,
+            metrics::endpoint::PATH
+        );
         // Served until the process ends: scrapes during shutdown still answer.
         let metrics = service.metrics().clone();
-        tokio::spawn(metrics::endpoint::serve(metrics_listener, metrics, std::future::pending()));
+        tokio::spawn(metrics::endpoint::serve(
+            metrics_listener,
+            metrics,
+            std::future::pending(),
+        ));
     }
     let stopping = {
         let service = service.clone();

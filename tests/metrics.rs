@@ -42,7 +42,10 @@ impl Metrics {
 
     /// Whether the scrape has a sample of `name` at all.
     fn has(&self, name: &str) -> bool {
-        self.0.samples.iter().any(|s| s.metric == name || s.metric.starts_with(&format!("{name}_")))
+        self.0
+            .samples
+            .iter()
+            .any(|s| s.metric == name || s.metric.starts_with(&format!("{name}_")))
     }
 }
 
@@ -85,7 +88,9 @@ async fn the_scrape_counts_requests_membership_flushes_and_rate_limit_rejections
         PostRoomsRoomIdJoinResponse::TooManyRequests(e) => assert_eq!(e.errcode, "M_LIMIT_EXCEEDED"),
         other => panic!("expected 429, got {other:?}"),
     }
-    s.raw("GET", "/no/such/path", &[], b"").await.assert_error(404, "M_UNRECOGNIZED");
+    s.raw("GET", "/no/such/path", &[], b"")
+        .await
+        .assert_error(404, "M_UNRECOGNIZED");
 
     let m = scrape(&s).await;
     let register = Operation::Register.name();
@@ -97,7 +102,10 @@ async fn the_scrape_counts_requests_membership_flushes_and_rate_limit_rejections
     assert_eq!(m.value(REQUESTS, &[("operation", join), ("status", "429")]), 1.0);
     assert_eq!(m.value(REQUESTS, &[("operation", "unmatched"), ("status", "404")]), 1.0);
     let latency = "matrix_membership_http_request_duration_seconds";
-    assert_eq!(m.observations(latency, &[("operation", Operation::CreateRoom.name())]), 1.0);
+    assert_eq!(
+        m.observations(latency, &[("operation", Operation::CreateRoom.name())]),
+        1.0
+    );
     assert_eq!(m.observations(latency, &[("operation", register)]), 4.0);
 
     // createRoom's own join and bob's; the refused join is not a change.
@@ -114,13 +122,19 @@ async fn the_scrape_counts_requests_membership_flushes_and_rate_limit_rejections
     // Every acknowledged write waited for a flush, and each flush covered some.
     let flushes = m.value("matrix_membership_group_commit_flushes_total", &[("result", "ok")]);
     assert!(flushes > 0.0, "flushes: {flushes}");
-    assert_eq!(m.value("matrix_membership_group_commit_flushes_total", &[("result", "error")]), 0.0);
+    assert_eq!(
+        m.value("matrix_membership_group_commit_flushes_total", &[("result", "error")]),
+        0.0
+    );
     let batches = m.observations("matrix_membership_group_commit_batch_writes", &[]);
     assert_eq!(batches, flushes, "one batch size per flush");
     let written = m.value("matrix_membership_group_commit_batch_writes_sum", &[]);
     // Two accounts with their tokens, the room, a join and a leave at least.
     assert!(written >= 5.0, "writes flushed: {written}");
-    assert_eq!(m.observations("matrix_membership_group_commit_flush_duration_seconds", &[]), flushes);
+    assert_eq!(
+        m.observations("matrix_membership_group_commit_flush_duration_seconds", &[]),
+        flushes
+    );
 
     assert!(m.value("matrix_membership_database_size_bytes", &[]) > 0.0);
 }
@@ -160,7 +174,10 @@ async fn waiting_syncs_and_open_connections_are_gauges() {
         .await
         .unwrap();
     assert!(matches!(sent, SendMessageResponse::Ok(_)), "{sent:?}");
-    let woken = tokio::time::timeout(Duration::from_secs(10), waiting).await.unwrap().unwrap();
+    let woken = tokio::time::timeout(Duration::from_secs(10), waiting)
+        .await
+        .unwrap()
+        .unwrap();
     assert!(matches!(woken, Ok(SyncResponse::Ok(_))), "{woken:?}");
     assert_eq!(scrape(&s).await.value("matrix_membership_waiting_syncs", &[]), 0.0);
 }
@@ -190,7 +207,9 @@ fn listening_ports(pid: u32) -> Vec<u16> {
         .collect();
     let mut ports = Vec::new();
     for table in ["/proc/net/tcp", "/proc/net/tcp6"] {
-        let Ok(text) = std::fs::read_to_string(table) else { continue };
+        let Ok(text) = std::fs::read_to_string(table) else {
+            continue;
+        };
         for line in text.lines().skip(1) {
             let cols: Vec<&str> = line.split_whitespace().collect();
             // 0A is LISTEN; column 9 is the socket's inode.

@@ -7,7 +7,9 @@ use std::time::Duration;
 
 /// Flush latency buckets, in seconds: an fsync takes from tens of
 /// microseconds (tmpfs) to hundreds of milliseconds (a busy disk).
-const FLUSH_BUCKETS: &[f64] = &[0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0];
+const FLUSH_BUCKETS: &[f64] = &[
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
+];
 
 /// Writes made durable by one flush.
 const BATCH_BUCKETS: &[f64] = &[0.0, 1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0, 1024.0];
@@ -24,7 +26,10 @@ impl CommitMetrics {
         let flushes = register(
             registry,
             IntCounterVec::new(
-                Opts::new("group_commit_flushes_total", "Group-commit flushes (fsyncs), by result (ok, error)."),
+                Opts::new(
+                    "group_commit_flushes_total",
+                    "Group-commit flushes (fsyncs), by result (ok, error).",
+                ),
                 &["result"],
             )
             .expect("valid metric"),
@@ -37,8 +42,11 @@ impl CommitMetrics {
             latency: register(
                 registry,
                 Histogram::with_opts(
-                    HistogramOpts::new("group_commit_flush_duration_seconds", "Time one group-commit flush took.")
-                        .buckets(FLUSH_BUCKETS.to_vec()),
+                    HistogramOpts::new(
+                        "group_commit_flush_duration_seconds",
+                        "Time one group-commit flush took.",
+                    )
+                    .buckets(FLUSH_BUCKETS.to_vec()),
                 )
                 .expect("valid metric"),
             ),

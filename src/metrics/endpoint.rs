@@ -49,7 +49,8 @@ pub fn answer<B>(metrics: &Metrics, req: &Request<B>) -> Response<Full<Bytes>> {
             "M_UNRECOGNIZED",
             format!("{} is not allowed on {PATH}; allowed: GET", req.method()),
         );
-        resp.headers_mut().insert(header::ALLOW, HeaderValue::from_static("GET"));
+        resp.headers_mut()
+            .insert(header::ALLOW, HeaderValue::from_static("GET"));
         return resp;
     }
     let mut resp = Response::new(Full::new(Bytes::from(metrics.render())));
@@ -62,7 +63,9 @@ pub fn answer<B>(metrics: &Metrics, req: &Request<B>) -> Response<Full<Bytes>> {
 pub async fn serve(listener: TcpListener, metrics: Arc<Metrics>, shutdown: impl Future<Output = ()>) {
     let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
     let mut builder = http1::Builder::new();
-    builder.timer(TokioTimer::new()).header_read_timeout(Duration::from_secs(10));
+    builder
+        .timer(TokioTimer::new())
+        .header_read_timeout(Duration::from_secs(10));
     tokio::pin!(shutdown);
     loop {
         let slot = tokio::select! {

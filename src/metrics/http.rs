@@ -82,7 +82,8 @@ impl HttpMetrics {
             latency_by_operation,
             open_connections: register(
                 registry,
-                IntGauge::new("open_connections", "Client connections open on the main listener.").expect("valid metric"),
+                IntGauge::new("open_connections", "Client connections open on the main listener.")
+                    .expect("valid metric"),
             ),
         }
     }

@@ -22,8 +22,8 @@ impl StoreGauges {
         // Named without the prefix: the registry adds it to what it gathers.
         let waiting_syncs =
             IntGauge::new("waiting_syncs", "`/sync` requests waiting for something to happen.").expect("valid metric");
-        let database_bytes =
-            IntGauge::new("database_size_bytes", "What the database occupies on disk, in bytes.").expect("valid metric");
+        let database_bytes = IntGauge::new("database_size_bytes", "What the database occupies on disk, in bytes.")
+            .expect("valid metric");
         let descs = waiting_syncs
             .desc()
             .into_iter()

@@ -72,7 +72,10 @@ impl SledStore {
 
     /// Opens the database with `options`.
     pub fn open_with(path: &Path, options: SledOptions) -> Result<SledStore, StoreError> {
-        let db = ::sled::Config::new().path(path).cache_capacity(options.cache_bytes).open()?;
+        let db = ::sled::Config::new()
+            .path(path)
+            .cache_capacity(options.cache_bytes)
+            .open()?;
         let tree = db.open_tree("kv")?;
         super::migrate::to_current_layout(&db, &tree)?;
         // Set in the batch that writes the events, so after a restart it is

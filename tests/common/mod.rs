@@ -250,7 +250,10 @@ impl TestServer {
 /// type, body).
 pub async fn get_from_metrics_listener(url: &str) -> (u16, String, String) {
     let client = HyperClient::builder(TokioExecutor::new()).build_http::<Full<Bytes>>();
-    let resp = client.get(url.parse().unwrap()).await.expect("GET from the metrics listener");
+    let resp = client
+        .get(url.parse().unwrap())
+        .await
+        .expect("GET from the metrics listener");
     let status = resp.status().as_u16();
     let content_type = resp
         .headers()
@@ -259,7 +262,11 @@ pub async fn get_from_metrics_listener(url: &str) -> (u16, String, String) {
         .unwrap_or("")
         .to_string();
     let bytes = resp.into_body().collect().await.unwrap().to_bytes();
-    (status, content_type, String::from_utf8(bytes.to_vec()).expect("UTF-8 from the metrics listener"))
+    (
+        status,
+        content_type,
+        String::from_utf8(bytes.to_vec()).expect("UTF-8 from the metrics listener"),
+    )
 }
 
 /// What a raw request got back.

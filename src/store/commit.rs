@@ -17,8 +17,9 @@
 //!
 //! Each flush is reported to a [`FlushObserver`] the store is given (the
 //! metrics), so the store knows nothing of how it is measured. The thread's
-//! end, by panic or otherwise, is recorded, so [`GroupCommit::health`] can
-//! tell a store whose writes would wait forever.
+//! end, by panic or otherwise, is recorded and published to the waiters:
+//! a wait the dead thread would never answer fails at once with
+//! [`STOPPED`], and [`GroupCommit::health`] tells why.
 
 use super::committed::Committed;
 use super::{StoreError, WriteSeq};
@@ -34,6 +35,9 @@ pub trait FlushObserver: Send + Sync {
     fn flushed(&self, took: Duration, writes: u64, ok: bool);
 }
 
+/// Why a durability wait fails once the flusher thread has ended.
+pub const STOPPED: &str = "the flusher thread has stopped";
+
 /// The flusher thread's life, as `Shared::thread_state` holds it.
 const RUNNING: u8 = 0;
 const EXITED: u8 = 1;
@@ -47,6 +51,8 @@ struct Flushed {
     /// The last flush failed: (the number it tried to cover, why). Cleared by
     /// the next success so that a transient error does not poison later waits.
     failed: Option<(WriteSeq, String)>,
+    /// The flusher thread has ended: nothing will be made durable any more.
+    stopped: bool,
 }
 
 /// Requests from waiters to the flusher thread.
@@ -74,13 +80,16 @@ struct Shared {
     thread_state: AtomicU8,
 }
 
-/// Records how the flusher thread ended, whichever way it does.
-struct ThreadEnd<'a>(&'a AtomicU8);
+/// Records how the flusher thread ended, whichever way it does, and wakes
+/// every waiter: a drop guard runs while a panic unwinds, where code after
+/// the loop would not.
+struct ThreadEnd<'a>(&'a Shared);
 
 impl Drop for ThreadEnd<'_> {
     fn drop(&mut self) {
         let state = if std::thread::panicking() { PANICKED } else { EXITED };
-        self.0.store(state, Ordering::SeqCst);
+        self.0.thread_state.store(state, Ordering::SeqCst);
+        self.0.flushed.send_modify(|f| f.stopped = true);
     }
 }
 
@@ -115,7 +124,7 @@ impl GroupCommit {
         let thread = std::thread::Builder::new()
             .name("sled-group-commit".into())
             .spawn(move || {
-                let _end = ThreadEnd(&for_thread.thread_state);
+                let _end = ThreadEnd(&for_thread);
                 flusher(&for_thread)
             })
             .map_err(|e| StoreError::Flush(format!("cannot start the flusher thread: {e}")))?;
@@ -162,11 +171,14 @@ impl GroupCommit {
         // wait_for looks at the current value first, so a flush that finished
         // between subscribe and here is not missed.
         let state = rx
-            .wait_for(|f| f.upto >= seq || f.failed.as_ref().is_some_and(|(t, _)| *t >= seq))
+            .wait_for(|f| f.upto >= seq || f.stopped || f.failed.as_ref().is_some_and(|(t, _)| *t >= seq))
             .await
-            .map_err(|_| StoreError::Flush("the flusher thread has stopped".into()))?;
+            .map_err(|_| StoreError::Flush(STOPPED.into()))?;
         if state.upto >= seq {
             return Ok(());
+        }
+        if state.stopped {
+            return Err(StoreError::Flush(STOPPED.into()));
         }
         let why = state.failed.as_ref().map(|(_, why)| why.clone()).unwrap_or_default();
         Err(StoreError::Flush(why))
@@ -249,6 +261,17 @@ fn flush_once(shared: &Shared) -> (WriteSeq, Result<(), StoreError>) {
     }
 }
 
+/// Test only: what the flusher panics with when `crash_flusher` asks.
+const CRASH: &str = "test only: the group-commit flusher was told to crash";
+
+/// Test only: panics if `crash_flusher` asked for it (a lock the flusher
+/// takes only when a test delays its flushes).
+fn crash_if_told(shared: &Shared) {
+    if lock(&shared.wanted).crash {
+        panic!("{CRASH}");
+    }
+}
+
 fn flusher(shared: &Shared) {
     // Highest number a finished attempt (successful or not) has answered.
     let mut answered: WriteSeq = 0;
@@ -262,17 +285,72 @@ fn flusher(shared: &Shared) {
                 return;
             }
             if wanted.crash {
-                wanted.crash = false;
-                drop(wanted);
-                panic!("test only: the group-commit flusher was told to crash");
+                panic!("{CRASH}");
             }
         }
         // Errors are published to the waiters; the loop then sleeps until a
         // new wait arrives instead of retrying a failing disk in a hot loop.
         if !shared.delay.is_zero() {
             std::thread::sleep(shared.delay);
+            // Told during the pause: the flusher dies with waits pending.
+            crash_if_told(shared);
         }
         let (target, _) = flush_once(shared);
         answered = answered.max(target);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn group_commit(delay: Duration) -> Arc<GroupCommit> {
+        let db = ::sled::Config::new().temporary(true).open().unwrap();
+        Arc::new(GroupCommit::new(db, Arc::new(Committed::new(0)), delay, None).unwrap())
+    }
+
+    /// Kills the flusher from a blocking thread (it joins the flusher).
+    async fn crash(commit: &Arc<GroupCommit>) {
+        let commit = commit.clone();
+        tokio::task::spawn_blocking(move || commit.crash_flusher())
+            .await
+            .unwrap();
+    }
+
+    fn assert_stopped(answer: Result<(), StoreError>) {
+        match answer {
+            Err(StoreError::Flush(why)) => assert_eq!(why, STOPPED),
+            other => panic!("expected the stopped flusher's error, got {other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_wait_pending_when_the_flusher_dies_fails_instead_of_hanging() {
+        // The pause keeps the flusher from answering before it is killed.
+        let commit = group_commit(Duration::from_secs(2));
+        commit.publish(1);
+        let waiting = tokio::spawn({
+            let commit = commit.clone();
+            async move { commit.durable(1).await }
+        });
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        crash(&commit).await;
+        let answer = tokio::time::timeout(Duration::from_secs(10), waiting).await;
+        assert_stopped(answer.expect("the pending wait was answered").unwrap());
+        assert_eq!(
+            commit.flush_count(),
+            0,
+            "nothing was flushed: the wait could not have succeeded"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_wait_after_the_flusher_died_fails_at_once() {
+        let commit = group_commit(Duration::ZERO);
+        crash(&commit).await;
+        commit.publish(1);
+        let answer = tokio::time::timeout(Duration::from_secs(10), commit.durable(1)).await;
+        assert_stopped(answer.expect("the wait was answered"));
+        assert!(commit.health().unwrap_err().contains("panicked"));
     }
 }

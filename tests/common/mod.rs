@@ -212,6 +212,38 @@ impl TestServer {
 
     /// A raw request, for what the typed client cannot send (malformed input).
     pub async fn raw(&self, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> RawResponse {
+        let resp = self.send_raw(method, path, headers, body).await;
+        self.check_raw(method, path, resp.status, &resp.headers, &resp.bytes);
+        resp
+    }
+
+    /// A raw request that a broken server (a test broke it on purpose) must
+    /// answer with a server error. No spec documents a 5xx, so the contract
+    /// cannot check it; what is checked instead is what every answer owes a
+    /// client: a status of 500 or more and a Matrix JSON error.
+    pub async fn raw_server_failure(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &[u8],
+    ) -> RawResponse {
+        let resp = self.send_raw(method, path, headers, body).await;
+        let content_type = resp.headers.get("content-type").and_then(|v| v.to_str().ok());
+        let checked = match resp.status {
+            500.. => contract::Contract::get().check_unrouted(resp.status, content_type, &resp.bytes),
+            status => Err(format!("status {status}, where a server failure was expected")),
+        };
+        if let Err(what) = checked {
+            report(
+                &self.violations,
+                contract::violation("(server failure)", method, path, resp.status, &what, &resp.bytes),
+            );
+        }
+        resp
+    }
+
+    async fn send_raw(&self, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> RawResponse {
         let client = HyperClient::builder(TokioExecutor::new()).build_http::<Full<Bytes>>();
         let mut req = http::Request::builder()
             .method(method)
@@ -226,7 +258,6 @@ impl TestServer {
         let status = resp.status().as_u16();
         let headers = resp.headers().clone();
         let bytes = resp.into_body().collect().await.unwrap().to_bytes();
-        self.check_raw(method, path, status, &headers, &bytes);
         let json = serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null);
         RawResponse {
             status,

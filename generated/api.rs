@@ -244,6 +244,21 @@ pub trait Api<C: Send + Sync> {
         &self,
         context: &C,
     ) -> Result<GetVersionsResponse, swagger::ApiError>;
+    /// Tell whether the server is healthy.
+    ///
+    /// `GET /health`
+    ///
+    /// ```text
+    /// Answers 200 while the database is open and answers reads, and the
+    /// thread that makes writes durable (the group-commit flusher) is alive
+    /// and its last flush succeeded. Otherwise 503 with a reason: a server in
+    /// that state cannot acknowledge writes, so traffic should go elsewhere.
+    /// No access token is needed; nothing is written.
+    /// ```
+    async fn get_health(
+        &self,
+        context: &C,
+    ) -> Result<GetHealthResponse, swagger::ApiError>;
     /// Start the requesting user participating in a particular room.
     ///
     /// `POST /_matrix/client/api/v1/rooms/{roomId}/join`
@@ -1770,6 +1785,74 @@ impl GetVersionsResponse {
         match status {
             200 => serde_json::from_slice(body).map(Self::Ok).map_err(bad),
             413 => serde_json::from_slice(body).map(Self::PayloadTooLarge).map_err(bad),
+            _ => {
+                Err(DecodeError::UndocumentedStatus {
+                    operation,
+                    status,
+                    body: text(),
+                })
+            }
+        }
+    }
+}
+/// The documented responses of `get_health`.
+#[derive(Debug, Clone, PartialEq)]
+#[must_use]
+pub enum GetHealthResponse {
+    /// 200: The server is healthy.
+    Ok(models::GetHealthOk),
+    /// 413: The request carried a body larger than the server accepts
+    PayloadTooLarge(models::Error),
+    /// 503: The server cannot make writes durable or cannot read its database
+    ServiceUnavailable(models::Error),
+}
+impl GetHealthResponse {
+    /// Every status the spec documents for this operation.
+    pub const STATUSES: &'static [u16] = &[200, 413, 503];
+    /// The HTTP status of this response.
+    pub fn status(&self) -> u16 {
+        match self {
+            Self::Ok(_) => 200,
+            Self::PayloadTooLarge(_) => 413,
+            Self::ServiceUnavailable(_) => 503,
+        }
+    }
+    /// The JSON body of this response.
+    pub fn to_json(&self) -> Result<serde_json::Value, serde_json::Error> {
+        match self {
+            Self::Ok(body) => serde_json::to_value(body),
+            Self::PayloadTooLarge(body) => serde_json::to_value(body),
+            Self::ServiceUnavailable(body) => serde_json::to_value(body),
+        }
+    }
+    /// The variant for `status` when the spec documents it with the Matrix error body.
+    pub fn from_error(status: u16, error: models::Error) -> Option<Self> {
+        #[allow(clippy::match_single_binding)]
+        match status {
+            413 => Some(Self::PayloadTooLarge(error)),
+            503 => Some(Self::ServiceUnavailable(error)),
+            _ => {
+                let _ = error;
+                None
+            }
+        }
+    }
+    /// Reads a response, checking that its status is documented and its body has the documented shape.
+    pub fn from_response(status: u16, body: &[u8]) -> Result<Self, DecodeError> {
+        let operation = "get_health";
+        let text = || String::from_utf8_lossy(body).into_owned();
+        let bad = |e: serde_json::Error| DecodeError::Body {
+            operation,
+            status,
+            error: e.to_string(),
+            body: text(),
+        };
+        match status {
+            200 => serde_json::from_slice(body).map(Self::Ok).map_err(bad),
+            413 => serde_json::from_slice(body).map(Self::PayloadTooLarge).map_err(bad),
+            503 => {
+                serde_json::from_slice(body).map(Self::ServiceUnavailable).map_err(bad)
+            }
             _ => {
                 Err(DecodeError::UndocumentedStatus {
                     operation,

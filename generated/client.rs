@@ -386,6 +386,15 @@ impl Client {
         self.send("get_versions", "GET", path, None, GetVersionsResponse::from_response)
             .await
     }
+    /// Tell whether the server is healthy.
+    ///
+    /// `GET /health`
+    pub async fn get_health(&self) -> Result<GetHealthResponse, ClientError> {
+        #[allow(unused_mut)]
+        let mut path = format!("/health");
+        self.send("get_health", "GET", path, None, GetHealthResponse::from_response)
+            .await
+    }
     /// Start the requesting user participating in a particular room.
     ///
     /// `POST /_matrix/client/api/v1/rooms/{roomId}/join`

@@ -410,6 +410,11 @@ pub struct GetDisplayNameOk {
     pub displayname: Option<String>,
 }
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Validate)]
+pub struct GetHealthOk {
+    /// Always ``ok``.
+    pub status: String,
+}
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Validate)]
 pub struct GetJoinedMembersOk {
     /// The joined members, keyed by user ID.
     pub joined: std::collections::BTreeMap<String, RoomMember>,

@@ -35,6 +35,8 @@ pub enum Operation {
     DeleteRoomAlias,
     /// `GET /_matrix/client/versions`
     GetVersions,
+    /// `GET /health`
+    GetHealth,
     /// `POST /_matrix/client/api/v1/rooms/{roomId}/join`
     PostRoomsRoomIdJoin,
     /// `POST /_matrix/client/api/v1/rooms/{roomId}/invite`
@@ -101,6 +103,7 @@ impl Operation {
         Self::SetRoomAlias,
         Self::DeleteRoomAlias,
         Self::GetVersions,
+        Self::GetHealth,
         Self::PostRoomsRoomIdJoin,
         Self::PostRoomsRoomIdInvite,
         Self::SendMessage,
@@ -143,6 +146,7 @@ impl Operation {
             Self::SetRoomAlias => "set_room_alias",
             Self::DeleteRoomAlias => "delete_room_alias",
             Self::GetVersions => "get_versions",
+            Self::GetHealth => "get_health",
             Self::PostRoomsRoomIdJoin => "post_rooms_room_id_join",
             Self::PostRoomsRoomIdInvite => "post_rooms_room_id_invite",
             Self::SendMessage => "send_message",
@@ -186,6 +190,7 @@ impl Operation {
             Self::SetRoomAlias => "PUT",
             Self::DeleteRoomAlias => "DELETE",
             Self::GetVersions => "GET",
+            Self::GetHealth => "GET",
             Self::PostRoomsRoomIdJoin => "POST",
             Self::PostRoomsRoomIdInvite => "POST",
             Self::SendMessage => "PUT",
@@ -229,6 +234,7 @@ impl Operation {
             Self::SetRoomAlias => "/_matrix/client/api/v1",
             Self::DeleteRoomAlias => "/_matrix/client/api/v1",
             Self::GetVersions => "/_matrix/client",
+            Self::GetHealth => "",
             Self::PostRoomsRoomIdJoin => "/_matrix/client/api/v1",
             Self::PostRoomsRoomIdInvite => "/_matrix/client/api/v1",
             Self::SendMessage => "/_matrix/client/api/v1",
@@ -272,6 +278,7 @@ impl Operation {
             Self::SetRoomAlias => "/directory/room/{roomAlias}",
             Self::DeleteRoomAlias => "/directory/room/{roomAlias}",
             Self::GetVersions => "/versions",
+            Self::GetHealth => "/health",
             Self::PostRoomsRoomIdJoin => "/rooms/{roomId}/join",
             Self::PostRoomsRoomIdInvite => "/rooms/{roomId}/invite",
             Self::SendMessage => "/rooms/{roomId}/send/{eventType}/{txnId}",
@@ -315,6 +322,7 @@ impl Operation {
             Self::SetRoomAlias => true,
             Self::DeleteRoomAlias => true,
             Self::GetVersions => false,
+            Self::GetHealth => false,
             Self::PostRoomsRoomIdJoin => true,
             Self::PostRoomsRoomIdInvite => true,
             Self::SendMessage => true,
@@ -358,6 +366,7 @@ impl Operation {
             Self::SetRoomAlias => super::api::SetRoomAliasResponse::STATUSES,
             Self::DeleteRoomAlias => super::api::DeleteRoomAliasResponse::STATUSES,
             Self::GetVersions => super::api::GetVersionsResponse::STATUSES,
+            Self::GetHealth => super::api::GetHealthResponse::STATUSES,
             Self::PostRoomsRoomIdJoin => {
                 super::api::PostRoomsRoomIdJoinResponse::STATUSES
             }
@@ -486,6 +495,12 @@ pub const ROUTES: &[Route] = &[
         base_path: "/_matrix/client",
         template: "/versions",
         operation: Operation::GetVersions,
+    },
+    Route {
+        method: "GET",
+        base_path: "",
+        template: "/health",
+        operation: Operation::GetHealth,
     },
     Route {
         method: "POST",
@@ -1466,6 +1481,14 @@ pub mod shapes {
             },
         ],
     };
+    pub static GetHealthOk: Shape = Shape::Object {
+        properties: &[
+            Property {
+                name: "status",
+                shape: &Shape::String,
+            },
+        ],
+    };
     pub static GetJoinedMembersOk: Shape = Shape::Object {
         properties: &[
             Property {
@@ -2245,6 +2268,10 @@ where
         }
         Operation::GetVersions => {
             let response = api.get_versions(context).await.map_err(DispatchError::Api)?;
+            respond(response.status(), response.to_json())
+        }
+        Operation::GetHealth => {
+            let response = api.get_health(context).await.map_err(DispatchError::Api)?;
             respond(response.status(), response.to_json())
         }
         Operation::PostRoomsRoomIdJoin => {

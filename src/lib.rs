@@ -12,5 +12,6 @@ pub mod http;
 pub mod ids;
 pub mod logging;
 pub mod membership;
+pub mod metrics;
 pub mod service;
 pub mod store;

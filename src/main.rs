@@ -5,6 +5,7 @@ use matrix_membership::admin;
 use matrix_membership::cli::{Cli, Command, ConfigCommand};
 use matrix_membership::config::{example, Settings, SettingsArgs};
 use matrix_membership::http::server::{serve, Edge, EdgeConfig};
+use matrix_membership::metrics;
 use matrix_membership::service::Service;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -142,7 +143,26 @@ async fn serve_until_signal(mut settings: Settings) -> Result<(), Box<dyn std::e
         settings.server.server_name,
         settings.database.data_dir.display()
     );
-    let edge = Arc::new(Edge::new(service.clone(), EdgeConfig::from(&settings.server)));
+    let edge = Arc::new(Edge::new(
+        service.clone(),
+        EdgeConfig::from(&settings.server),
+        service.metrics().clone(),
+    ));
+    if let Some(addr) = settings.server.metrics_bind {
+        let metrics_listener = TcpListener::bind(addr).await?;
+        println!(
+            "metrics on http://{}{}",
+            metrics_listener.local_addr()?,
+            metrics::endpoint::PATH
+        );
+        // Served until the process ends: scrapes during shutdown still answer.
+        let metrics = service.metrics().clone();
+        tokio::spawn(metrics::endpoint::serve(
+            metrics_listener,
+            metrics,
+            std::future::pending(),
+        ));
+    }
     let stopping = {
         let service = service.clone();
         async move {

@@ -39,6 +39,10 @@ pub struct SettingsArgs {
     #[arg(long, env = "MATRIX_MEMBERSHIP_PUBLIC_BASE_URL")]
     pub public_base_url: Option<String>,
 
+    /// Address and port to serve Prometheus metrics on (`/_matrix/metrics`); off unless set.
+    #[arg(long, env = "MATRIX_MEMBERSHIP_METRICS_BIND")]
+    pub metrics_bind: Option<SocketAddr>,
+
     /// Largest accepted request body, in bytes.
     #[arg(long, env = "MATRIX_MEMBERSHIP_BODY_LIMIT")]
     pub body_limit: Option<usize>,
@@ -229,6 +233,7 @@ flags_and_keys! {
     server.bind <= bind,
     server.server_name <= server_name,
     server.public_base_url <= public_base_url,
+    server.metrics_bind <= metrics_bind,
     server.body_limit <= body_limit,
     server.header_timeout <= header_timeout,
     server.body_timeout <= body_timeout,

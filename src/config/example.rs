@@ -22,7 +22,10 @@ const SECTIONS: &[(&str, &str)] = &[
 ];
 
 /// Keys with no default value, commented out with a value to show their form.
-const UNSET_EXAMPLES: &[(&str, &str)] = &[("server.public_base_url", "\"https://matrix.example.org\"")];
+const UNSET_EXAMPLES: &[(&str, &str)] = &[
+    ("server.public_base_url", "\"https://matrix.example.org\""),
+    ("server.metrics_bind", "\"127.0.0.1:9090\""),
+];
 
 /// The defaults as TOML values, by section and key.
 pub fn defaults() -> toml::Table {

@@ -36,6 +36,8 @@ pub struct ServerSettings {
     pub server_name: String,
     /// `None`: `http://` + the bound address.
     pub public_base_url: Option<String>,
+    /// `None`: no metrics listener.
+    pub metrics_bind: Option<SocketAddr>,
     pub body_limit: usize,
     #[serde(with = "values::duration_text")]
     pub header_timeout: Duration,
@@ -57,6 +59,7 @@ impl Default for ServerSettings {
             bind: SocketAddr::from(([127, 0, 0, 1], 8008)),
             server_name: "localhost".into(),
             public_base_url: None,
+            metrics_bind: None,
             body_limit: 64 * 1024,
             header_timeout: Duration::from_secs(10),
             body_timeout: Duration::from_secs(30),

@@ -12,6 +12,8 @@ use super::router::{RouteMatch, Router};
 use crate::caller::ClientAddr;
 use crate::generated::api::Api;
 use crate::generated::routes::{dispatch, DispatchError, RawRequest, RequestError};
+use crate::metrics::http::RequestKind;
+use crate::metrics::Metrics;
 use bytes::Bytes;
 use http::{HeaderValue, Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full, Limited};
@@ -34,6 +36,7 @@ pub struct Edge<A> {
     api: Arc<A>,
     router: Router,
     config: EdgeConfig,
+    metrics: Arc<Metrics>,
 }
 
 fn json_response(status: StatusCode, body: &serde_json::Value) -> Response<Full<Bytes>> {
@@ -82,12 +85,13 @@ impl<A> Edge<A>
 where
     A: Api<RequestContext> + TokenResolver + Send + Sync + 'static,
 {
-    /// An edge for `api`.
-    pub fn new(api: Arc<A>, config: EdgeConfig) -> Self {
+    /// An edge for `api`, counting requests and connections in `metrics`.
+    pub fn new(api: Arc<A>, config: EdgeConfig, metrics: Arc<Metrics>) -> Self {
         Edge {
             api,
             router: Router::default(),
             config,
+            metrics,
         }
     }
 
@@ -98,8 +102,8 @@ where
         let method = req.method().clone();
         // The path only: the query may carry `access_token`, which no log may hold.
         let path = req.uri().path().to_string();
-        let mut operation = None;
-        let mut resp = match self.answer(req, client, &request_id, &mut operation).await {
+        let mut kind = RequestKind::Unmatched;
+        let mut resp = match self.answer(req, client, &request_id, &mut kind).await {
             Ok(resp) => resp,
             Err(err) => error_response(&err),
         };
@@ -110,13 +114,15 @@ where
             resp.headers_mut()
                 .insert(http::header::CONNECTION, HeaderValue::from_static("close"));
         }
+        let took = started.elapsed();
+        self.metrics.http.request(kind, resp.status(), took);
         tracing::info!(
             request_id = %request_id,
             method = %method,
             path = %path,
-            operation = operation.unwrap_or("-"),
+            operation = kind.log_name(),
             status = resp.status().as_u16(),
-            latency_us = started.elapsed().as_micros() as u64,
+            latency_us = took.as_micros() as u64,
             "request"
         );
         resp
@@ -128,10 +134,11 @@ where
         req: Request<Incoming>,
         client: Option<ClientAddr>,
         request_id: &str,
-        operation_name: &mut Option<&'static str>,
+        kind: &mut RequestKind,
     ) -> Result<Response<Full<Bytes>>, MatrixError> {
         // Browsers preflight every cross-origin call; any path answers it.
         if req.method() == Method::OPTIONS {
+            *kind = RequestKind::Preflight;
             return Ok(json_response(StatusCode::OK, &serde_json::json!({})));
         }
         let path = req.uri().path().to_string();
@@ -169,7 +176,7 @@ where
             }
             RouteMatch::NotFound => return Err(MatrixError::unrecognized(&path)),
         };
-        *operation_name = Some(operation.name());
+        *kind = RequestKind::Operation(operation);
         let query = parse_query(req.uri().query());
         let mut context = RequestContext::new(XSpanIdString(request_id.to_string()), client);
         // Only operations that take a token read one: a stray or malformed
@@ -282,6 +289,7 @@ where
         tokio::select! {
             accepted = acceptor.next() => {
                 let Accepted { stream, peer, slot } = accepted;
+                let open = edge.metrics.http.connection_opened();
                 let _ = stream.set_nodelay(true);
                 let (stream, tracker) = Watched::new(stream, &edge.config);
                 let edge = edge.clone();
@@ -304,6 +312,7 @@ where
                     }
                     // The next connection may be accepted once this one is gone.
                     drop(slot);
+                    drop(open);
                 });
             }
             _ = &mut shutdown => break,

@@ -816,4 +816,16 @@ where
             m_homeserver: json_object(self.well_known_homeserver()),
         }))
     }
+
+    async fn get_health(&self, _context: &C) -> Result<GetHealthResponse, ApiError> {
+        respond(
+            "get_health",
+            self.health().map(|()| {
+                GetHealthResponse::Ok(models::GetHealthOk {
+                    status: "ok".to_string(),
+                })
+            }),
+            GetHealthResponse::from_error,
+        )
+    }
 }

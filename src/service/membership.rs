@@ -9,7 +9,7 @@ use crate::ids::{RoomAliasId, RoomId, RoomOrAlias, UserId};
 use crate::membership::auth::{authorize, AuthState, Authorized, ProposedEvent};
 use crate::membership::rules::{self, Decision};
 use crate::membership::state::Membership;
-use crate::store::{Plan, Refusal, RoomWrite};
+use crate::store::{Event, Plan, Refusal, RoomWrite, RoomWritten};
 use serde_json::{json, Map, Value};
 
 /// A membership change one user asks for.
@@ -24,6 +24,18 @@ pub enum Action {
 }
 
 impl Action {
+    /// The action's name, as metrics label it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Action::Join => "join",
+            Action::Invite => "invite",
+            Action::Leave => "leave",
+            Action::Kick => "kick",
+            Action::Ban => "ban",
+            Action::Unban => "unban",
+        }
+    }
+
     /// The membership the target has afterwards.
     fn resulting(self) -> Membership {
         match self {
@@ -183,7 +195,8 @@ impl Service {
         if target != sender {
             users.push(target.clone());
         }
-        self.store
+        let written = self
+            .store
             .write_room(RoomWrite {
                 room: room.clone(),
                 create: None,
@@ -192,6 +205,22 @@ impl Service {
                 plan,
             })
             .await?;
+        if let RoomWritten::Written(events) = &written {
+            self.metrics.membership.changed(action.name(), events.len() as u64);
+        }
         Ok(())
+    }
+
+    /// Counts the member events of a write that is not one membership
+    /// action (createRoom's creator join and invites), by the membership set.
+    pub(super) fn count_member_events(&self, events: &[Event]) {
+        for event in events.iter().filter(|e| e.event_type == "m.room.member") {
+            let action = match event.content.get("membership").and_then(Value::as_str) {
+                Some("join") => Action::Join,
+                Some("invite") => Action::Invite,
+                _ => continue,
+            };
+            self.metrics.membership.changed(action.name(), 1);
+        }
     }
 }

@@ -11,6 +11,7 @@ pub mod backup;
 pub mod client_config;
 pub mod directory;
 pub mod error;
+pub mod health;
 pub mod membership;
 pub mod messages;
 pub mod password;
@@ -23,6 +24,7 @@ pub mod uia;
 
 use crate::config::Settings;
 use crate::ids::UserId;
+use crate::metrics::Metrics;
 use crate::store::sled::{SledOptions, SledStore};
 use crate::store::{Store, StoreError};
 use error::{ServiceError, ServiceResult};
@@ -44,23 +46,31 @@ pub struct Service {
     closing: std::sync::atomic::AtomicBool,
     /// What `/.well-known/matrix/client` hands out as `base_url`.
     public_base_url: String,
+    /// The process's metrics; the edge and the metrics listener read them too.
+    metrics: Arc<Metrics>,
 }
 
 impl Service {
     /// Opens the store in the configured data folder.
     pub fn open(settings: &Settings) -> Result<Self, StoreError> {
+        let metrics = Arc::new(Metrics::new());
         let store = SledStore::open_with(
             &settings.database.data_dir,
             SledOptions {
                 flush_delay: settings.test_hooks.flush_delay,
                 cache_bytes: settings.database.cache_mib * 1024 * 1024,
+                flush_observer: Some(metrics.commit.clone()),
             },
         )?;
+        let store: Arc<dyn Store> = Arc::new(store);
+        metrics.watch_store(Arc::downgrade(&store));
+        let limits = RateLimits::from_config(&settings.limits);
+        limits.count_rejections(&metrics.rate_limits);
         let server = &settings.server;
         Ok(Service {
-            store: Arc::new(store),
+            store,
             server_name: server.server_name.clone(),
-            limits: Arc::new(RateLimits::from_config(&settings.limits)),
+            limits: Arc::new(limits),
             registrar: Registrar::from_config(settings),
             passwords: PasswordPool::from_config(settings),
             closing: std::sync::atomic::AtomicBool::new(false),
@@ -68,7 +78,13 @@ impl Service {
                 .public_base_url
                 .clone()
                 .unwrap_or_else(|| format!("http://{}", server.bind)),
+            metrics,
         })
+    }
+
+    /// The process's metrics, for the edge and the metrics listener.
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.metrics
     }
 
     /// The server name in our identifiers.

@@ -12,17 +12,20 @@
 use super::error::ServiceError;
 use super::Service;
 use crate::config::LimitSettings;
+use crate::metrics::ratelimit::RateLimitMetrics;
+use crate::metrics::Counter;
 use std::collections::hash_map::RandomState;
 use std::collections::{BTreeSet, HashMap};
 use std::hash::{BuildHasher, Hash};
-use std::sync::Mutex;
+use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 /// How many keys a limiter remembers unless told otherwise (the `--rate-limit-keys` default).
 pub const DEFAULT_MAX_KEYS: usize = 100_000;
 
-/// One keyed limit; off when its rate is 0.
-pub struct Limit(Option<Buckets>);
+/// One keyed limit (off when its rate is 0), and the counter of the
+/// requests it refused, once [`RateLimits::count_rejections`] has set it.
+pub struct Limit(Option<Buckets>, OnceLock<Counter>);
 
 struct Buckets {
     /// Time one action takes to leak out.
@@ -90,19 +93,22 @@ impl Limit {
             return Self::off();
         }
         let period = (1e9 / per_second).clamp(1.0, (u64::MAX / 4) as f64) as u64;
-        Limit(Some(Buckets {
-            period,
-            capacity: period.saturating_mul(u64::from(burst.max(1))),
-            max_keys: max_keys.max(1),
-            hasher: RandomState::new(),
-            epoch: Instant::now(),
-            table: Mutex::new(Table::default()),
-        }))
+        Limit(
+            Some(Buckets {
+                period,
+                capacity: period.saturating_mul(u64::from(burst.max(1))),
+                max_keys: max_keys.max(1),
+                hasher: RandomState::new(),
+                epoch: Instant::now(),
+                table: Mutex::new(Table::default()),
+            }),
+            OnceLock::new(),
+        )
     }
 
     /// A limit that allows everything.
     pub fn off() -> Self {
-        Limit(None)
+        Limit(None, OnceLock::new())
     }
 
     /// Charges one action to `key`, or says how long to wait (nothing is charged then).
@@ -126,7 +132,12 @@ impl Limit {
         let now = buckets.now();
         buckets
             .decide_at(buckets.hasher.hash_one(key), now, charge)
-            .map_err(|wait| ServiceError::limit_exceeded(wait.as_millis().max(1) as u64))
+            .map_err(|wait| {
+                if let Some(rejections) = self.1.get() {
+                    rejections.inc();
+                }
+                ServiceError::limit_exceeded(wait.as_millis().max(1) as u64)
+            })
     }
 }
 
@@ -216,6 +227,13 @@ impl RateLimits {
             ("login_failed", &self.login_failed),
             ("registration", &self.registration),
         ]
+    }
+
+    /// Counts each limit's refusals in `metrics`, labelled with its name in [`RateLimits::all`].
+    pub fn count_rejections(&self, metrics: &RateLimitMetrics) {
+        for (name, limit) in self.all() {
+            let _ = limit.1.set(metrics.counter(name));
+        }
     }
 }
 

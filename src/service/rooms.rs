@@ -5,7 +5,7 @@ use super::membership::{authorize_all, refuse};
 use super::{random_string, Service};
 use crate::ids::{RoomAliasId, RoomId, UserId};
 use crate::membership::auth::{ProposedEvent, DEFAULT_ROOM_VERSION, SUPPORTED_ROOM_VERSIONS};
-use crate::store::{Creation, Plan, RoomWrite};
+use crate::store::{Creation, Plan, RoomWrite, RoomWritten};
 use serde_json::{json, Map, Value};
 use std::collections::BTreeSet;
 
@@ -134,7 +134,8 @@ impl Service {
             limits.invite.check(owner.as_str()).map_err(refuse)?;
             Ok(authorized)
         });
-        self.store
+        let written = self
+            .store
             .write_room(RoomWrite {
                 room: room_id.clone(),
                 create: Some(Creation { alias: alias.clone() }),
@@ -143,6 +144,9 @@ impl Service {
                 plan,
             })
             .await?;
+        if let RoomWritten::Written(events) = &written {
+            self.count_member_events(events);
+        }
         Ok(CreatedRoom { room_id, alias })
     }
 

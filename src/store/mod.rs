@@ -329,6 +329,15 @@ pub trait Store: Send + Sync {
 
     /// Makes everything written so far durable (shutdown).
     fn flush(&self) -> Result<(), StoreError>;
+    /// `Ok` while the store can read and make writes durable; otherwise why not.
+    fn health(&self) -> Result<(), String>;
+    /// What the database occupies on disk, in bytes (metrics).
+    fn disk_bytes(&self) -> Result<u64, StoreError>;
+    /// Test only: stops what makes writes durable the way a crash would
+    /// (the sled store's flusher thread panics), so a test can see
+    /// [`Store::health`] fail for real.
+    #[doc(hidden)]
+    fn crash_flusher(&self) {}
 }
 
 #[cfg(test)]

@@ -3,7 +3,7 @@
 //! reads through [`Committed`] so that they show only durable data.
 
 use super::codec::{corrupt, decode_event, decode_membership, decode_membership_code, decode_str, decode_u64};
-use super::commit::GroupCommit;
+use super::commit::{FlushObserver, GroupCommit};
 use super::committed::Committed;
 use super::export::{self, Record};
 use super::import::{self, encode_flags};
@@ -21,12 +21,24 @@ use std::sync::Arc;
 use std::time::Duration;
 
 /// How the sled store is opened.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct SledOptions {
     /// Test only: a pause before every group-commit flush (crash tests).
     pub flush_delay: Duration,
     /// How much memory sled's page cache may hold.
     pub cache_bytes: u64,
+    /// Told about every group-commit flush (the metrics), if anyone listens.
+    pub flush_observer: Option<Arc<dyn FlushObserver>>,
+}
+
+impl std::fmt::Debug for SledOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SledOptions")
+            .field("flush_delay", &self.flush_delay)
+            .field("cache_bytes", &self.cache_bytes)
+            .field("flush_observer", &self.flush_observer.is_some())
+            .finish()
+    }
 }
 
 impl Default for SledOptions {
@@ -34,6 +46,7 @@ impl Default for SledOptions {
         SledOptions {
             flush_delay: Duration::ZERO,
             cache_bytes: DEFAULT_CACHE_BYTES,
+            flush_observer: None,
         }
     }
 }
@@ -82,7 +95,12 @@ impl SledStore {
             None => 0,
         };
         let committed = Arc::new(Committed::new(pos));
-        let commit = Arc::new(GroupCommit::new(db.clone(), committed.clone(), options.flush_delay)?);
+        let commit = Arc::new(GroupCommit::new(
+            db.clone(),
+            committed.clone(),
+            options.flush_delay,
+            options.flush_observer,
+        )?);
         let writer = Writer::start(tree.clone(), committed.clone(), commit.clone(), pos)?;
         Ok(SledStore {
             inner: Arc::new(Inner {
@@ -98,6 +116,13 @@ impl SledStore {
     /// How many flushes have run since open (tests and metrics).
     pub fn flush_count(&self) -> u64 {
         self.inner.commit.flush_count()
+    }
+
+    /// Test only: makes the group-commit flusher thread panic and waits for
+    /// it to end, so health can be tested in its failing state.
+    #[doc(hidden)]
+    pub fn crash_flusher(&self) {
+        self.inner.commit.crash_flusher();
     }
 
     /// How many keys readers are kept from seeing right now (tests and metrics).
@@ -805,5 +830,23 @@ impl Store for SledStore {
 
     fn flush(&self) -> Result<(), StoreError> {
         self.inner.commit.flush()
+    }
+
+    fn health(&self) -> Result<(), String> {
+        self.inner.commit.health()?;
+        // A point read proves sled still answers (it has not hit an I/O error it keeps).
+        self.inner
+            .tree
+            .get(keys::stream_end())
+            .map(|_| ())
+            .map_err(|e| format!("the database does not answer reads: {e}"))
+    }
+
+    fn disk_bytes(&self) -> Result<u64, StoreError> {
+        Ok(self.inner.db.size_on_disk()?)
+    }
+
+    fn crash_flusher(&self) {
+        SledStore::crash_flusher(self);
     }
 }

@@ -18,6 +18,7 @@ use matrix_membership::config::settings_from_args;
 use matrix_membership::generated::client::{Client, Exchange};
 use matrix_membership::http::router::{RouteMatch, Router};
 use matrix_membership::http::server::{serve, Edge, EdgeConfig};
+use matrix_membership::metrics;
 use matrix_membership::service::Service;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -34,6 +35,10 @@ pub struct TestServer {
     violations: Arc<Mutex<Vec<String>>>,
     /// The serving task; `restart` waits for it to finish.
     task: Option<tokio::task::JoinHandle<()>>,
+    /// With `--metrics-bind`: where `/_matrix/metrics` is served. The
+    /// listener stops when `_metrics_stop` is dropped with the server.
+    pub metrics_url: Option<String>,
+    _metrics_stop: Option<oneshot::Sender<()>>,
 }
 
 impl Drop for TestServer {
@@ -92,7 +97,24 @@ pub async fn start_in(data_dir: tempfile::TempDir, bind: &str, extra: &[&str]) -
     let base_url = format!("http://{}", listener.local_addr().unwrap());
     settings.server.public_base_url.get_or_insert_with(|| base_url.clone());
     let service = Arc::new(Service::open(&settings).expect("open store"));
-    let edge = Arc::new(Edge::new(service.clone(), EdgeConfig::from(&settings.server)));
+    let edge = Arc::new(Edge::new(
+        service.clone(),
+        EdgeConfig::from(&settings.server),
+        service.metrics().clone(),
+    ));
+    let (metrics_url, metrics_stop) = match settings.server.metrics_bind {
+        Some(addr) => {
+            let listener = TcpListener::bind(addr).await.expect("bind metrics");
+            let url = format!("http://{}{}", listener.local_addr().unwrap(), metrics::endpoint::PATH);
+            let (stop, stopped) = oneshot::channel::<()>();
+            let stopped = async {
+                let _ = stopped.await;
+            };
+            tokio::spawn(metrics::endpoint::serve(listener, service.metrics().clone(), stopped));
+            (Some(url), Some(stop))
+        }
+        None => (None, None),
+    };
     let (stop, stopped) = oneshot::channel::<()>();
     let task = tokio::spawn(serve(
         listener,
@@ -109,6 +131,8 @@ pub async fn start_in(data_dir: tempfile::TempDir, bind: &str, extra: &[&str]) -
         stop: Some(stop),
         violations: Arc::new(Mutex::new(Vec::new())),
         task: Some(task),
+        metrics_url,
+        _metrics_stop: metrics_stop,
     }
 }
 
@@ -187,6 +211,38 @@ impl TestServer {
 
     /// A raw request, for what the typed client cannot send (malformed input).
     pub async fn raw(&self, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> RawResponse {
+        let resp = self.send_raw(method, path, headers, body).await;
+        self.check_raw(method, path, resp.status, &resp.headers, &resp.bytes);
+        resp
+    }
+
+    /// A raw request that a broken server (a test broke it on purpose) must
+    /// answer with a server error. No spec documents a 5xx, so the contract
+    /// cannot check it; what is checked instead is what every answer owes a
+    /// client: a status of 500 or more and a Matrix JSON error.
+    pub async fn raw_server_failure(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &[u8],
+    ) -> RawResponse {
+        let resp = self.send_raw(method, path, headers, body).await;
+        let content_type = resp.headers.get("content-type").and_then(|v| v.to_str().ok());
+        let checked = match resp.status {
+            500.. => contract::Contract::get().check_unrouted(resp.status, content_type, &resp.bytes),
+            status => Err(format!("status {status}, where a server failure was expected")),
+        };
+        if let Err(what) = checked {
+            report(
+                &self.violations,
+                contract::violation("(server failure)", method, path, resp.status, &what, &resp.bytes),
+            );
+        }
+        resp
+    }
+
+    async fn send_raw(&self, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> RawResponse {
         let client = HyperClient::builder(TokioExecutor::new()).build_http::<Full<Bytes>>();
         let mut req = http::Request::builder()
             .method(method)
@@ -201,7 +257,6 @@ impl TestServer {
         let status = resp.status().as_u16();
         let headers = resp.headers().clone();
         let bytes = resp.into_body().collect().await.unwrap().to_bytes();
-        self.check_raw(method, path, status, &headers, &bytes);
         let json = serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null);
         RawResponse {
             status,
@@ -210,6 +265,38 @@ impl TestServer {
             bytes: bytes.to_vec(),
         }
     }
+}
+
+impl TestServer {
+    /// Scrapes the metrics listener (started with `--metrics-bind 127.0.0.1:0`):
+    /// the status, the content type and the text.
+    pub async fn scrape(&self) -> (u16, String, String) {
+        get_from_metrics_listener(self.metrics_url.as_ref().expect("started with --metrics-bind")).await
+    }
+}
+
+/// A plain GET to a metrics listener, which serves the Prometheus text format
+/// outside every spec, so there is no contract to check: (status, content
+/// type, body).
+pub async fn get_from_metrics_listener(url: &str) -> (u16, String, String) {
+    let client = HyperClient::builder(TokioExecutor::new()).build_http::<Full<Bytes>>();
+    let resp = client
+        .get(url.parse().unwrap())
+        .await
+        .expect("GET from the metrics listener");
+    let status = resp.status().as_u16();
+    let content_type = resp
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_string();
+    let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+    (
+        status,
+        content_type,
+        String::from_utf8(bytes.to_vec()).expect("UTF-8 from the metrics listener"),
+    )
 }
 
 /// What a raw request got back.

@@ -60,25 +60,25 @@ impl Cli {
         let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
         match cli.command {
             None => (Command::Serve(Box::new(cli.serve)), SettingsArgs::default()),
-            Some(c @ (Command::Serve(_) | Command::Config(_))) if given(&cli.serve) => {
-                // `serve` and `config show` take their own flags; ones before
-                // them would be silently ignored.
-                let _ = c;
-                command
-                    .error(
-                        clap::error::ErrorKind::ArgumentConflict,
-                        "settings flags go after `serve` or `config show`, not before",
-                    )
-                    .exit()
-            }
+            // `serve` and `config show` take their own flags; ones before
+            // them would be silently ignored.
+            Some(Command::Serve(_) | Command::Config(_)) if flags_given(&matches) => command
+                .error(
+                    clap::error::ErrorKind::ArgumentConflict,
+                    "settings flags go after `serve` or `config show`, not before",
+                )
+                .exit(),
             Some(c) => (c, cli.serve),
         }
     }
 }
 
-/// Whether any settings flag was given.
-fn given(args: &SettingsArgs) -> bool {
-    format!("{args:?}") != format!("{:?}", SettingsArgs::default())
+/// Whether a settings flag was given on the command line before the
+/// subcommand (the environment fills both levels, so it does not count).
+fn flags_given(matches: &clap::ArgMatches) -> bool {
+    matches
+        .ids()
+        .any(|id| matches.value_source(id.as_str()) == Some(clap::parser::ValueSource::CommandLine))
 }
 
 /// `--help` shows each settings flag's default. Clap's own `default_value`

@@ -90,14 +90,19 @@ fn run_admin(command: admin::cli::Command, args: &SettingsArgs) -> ExitCode {
         Ok(settings) => settings,
         Err(e) => return fail(&e),
     };
-    let runtime = match tokio::runtime::Runtime::new() {
+    let runtime = match runtime() {
         Ok(runtime) => runtime,
-        Err(e) => return fail(&format!("cannot start the async runtime: {e}")),
+        Err(code) => return code,
     };
     match runtime.block_on(admin::run(command, &settings)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(why) => fail(&why),
     }
+}
+
+/// The async runtime, or the exit code after saying why there is none.
+fn runtime() -> Result<tokio::runtime::Runtime, ExitCode> {
+    tokio::runtime::Runtime::new().map_err(|e| fail(&format!("cannot start the async runtime: {e}")))
 }
 
 /// Reports a start-up failure on stderr; exit status 1.
@@ -118,9 +123,9 @@ fn run_serve(args: &SettingsArgs) -> ExitCode {
         Ok(guard) => guard,
         Err(e) => return fail(&e),
     };
-    let runtime = match tokio::runtime::Runtime::new() {
+    let runtime = match runtime() {
         Ok(runtime) => runtime,
-        Err(e) => return fail(&format!("cannot start the async runtime: {e}")),
+        Err(code) => return code,
     };
     match runtime.block_on(serve_until_signal(settings)) {
         Ok(()) => ExitCode::SUCCESS,

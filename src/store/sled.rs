@@ -396,17 +396,22 @@ fn stage_token(st: &mut Staged<'_>, hash: [u8; 32], user: &UserId, device: &str)
     Ok(())
 }
 
+/// Stages a new account's password hash; `false`, staging nothing, if the user exists.
+fn stage_new_account(st: &mut Staged<'_>, user: &UserId, hash: String) -> Result<bool, StoreError> {
+    let key = user_key(Tag::UserPassword, user);
+    if st.get(&key)?.is_some() {
+        return Ok(false);
+    }
+    st.put(key, hash.into_bytes());
+    Ok(true)
+}
+
 #[async_trait::async_trait]
 impl Store for SledStore {
     async fn create_user(&self, user: &UserId, password_hash: &str) -> Result<bool, StoreError> {
         let (user, hash) = (user.clone(), password_hash.to_owned());
         self.write_flag(Box::new(move |st| {
-            let key = user_key(Tag::UserPassword, &user);
-            if st.get(&key)?.is_some() {
-                return Ok(Output::Flag(false));
-            }
-            st.put(key, hash.into_bytes());
-            Ok(Output::Flag(true))
+            Ok(Output::Flag(stage_new_account(st, &user, hash)?))
         }))
         .await
     }
@@ -668,13 +673,11 @@ impl Store for SledStore {
     ) -> Result<bool, StoreError> {
         let (user, hash) = (user.clone(), password_hash.to_owned());
         self.write_flag(Box::new(move |st| {
-            let key = user_key(Tag::UserPassword, &user);
-            if st.get(&key)?.is_some() {
-                return Ok(Output::Flag(false));
+            let created = stage_new_account(st, &user, hash)?;
+            if created {
+                put_flags(st, &user, flags)?;
             }
-            st.put(key, hash.into_bytes());
-            put_flags(st, &user, flags)?;
-            Ok(Output::Flag(true))
+            Ok(Output::Flag(created))
         }))
         .await
     }

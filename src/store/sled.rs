@@ -59,6 +59,16 @@ pub struct SledStore {
     inner: Arc<Inner>,
 }
 
+/// How often sled's background thread runs. Durability does not depend on
+/// it (the group commit flushes before each answer), but it is the only
+/// place sled reclaims log segments, spending at most half of each period
+/// rewriting live pages out of mostly-dead segments. At sled's default of
+/// 500 ms that fell behind our write rate and the folder grew without bound
+/// (10× the logical data after a few minutes of the benchmark's mix);
+/// measured with sled alone on the same write pattern: 500 ms 3.4×, 100 ms
+/// 2.6×, 50 ms 2.0×, 10 ms 1.5×, at the same throughput.
+const GC_EVERY_MS: u64 = 10;
+
 /// Field order is drop order: the writer stops before the flusher, and both
 /// before the database closes (which releases its file lock).
 struct Inner {
@@ -80,6 +90,7 @@ impl SledStore {
         let db = ::sled::Config::new()
             .path(path)
             .cache_capacity(options.cache_bytes)
+            .flush_every_ms(Some(GC_EVERY_MS))
             .open()
             .map_err(|e| in_use(path, e))?;
         let tree = db.open_tree("kv")?;

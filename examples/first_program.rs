@@ -101,7 +101,7 @@ async fn main() -> Result<()> {
         other => return Err(format!("join failed: {other:?}").into()),
     }
 
-    match alice.get_members(&room_id, Some("join"), None).await? {
+    match alice.get_members(&room_id, None, Some("join"), None).await? {
         GetMembersResponse::Ok(members) => {
             let mut joined: Vec<String> = members.chunk.into_iter().filter_map(|e| e.state_key).collect();
             joined.sort();

@@ -32,6 +32,91 @@ impl std::error::Error for DecodeError {}
 /// The server side of every operation in `api-spec/`: one async method per operation.
 #[async_trait::async_trait]
 pub trait Api<C: Send + Sync> {
+    /// Read one piece of the user's account data.
+    ///
+    /// `GET /_matrix/client/api/v1/user/{userId}/account_data/{type}`
+    ///
+    /// ```text
+    /// Returns the content the user stored under this type with the matching
+    /// PUT. Account data is private: only its owner may read it.
+    /// ```
+    ///
+    /// Parameters:
+    /// - `user_id`: The user whose account data this is; it must be the requesting user.
+    /// - `r#type`: The type of the account data, e.g. ``org.example.custom.config``.
+    async fn get_account_data(
+        &self,
+        user_id: String,
+        r#type: String,
+        context: &C,
+    ) -> Result<GetAccountDataResponse, swagger::ApiError>;
+    /// Store one piece of the user's account data.
+    ///
+    /// `PUT /_matrix/client/api/v1/user/{userId}/account_data/{type}`
+    ///
+    /// ```text
+    /// Stores a JSON object under this type for the user, replacing what was
+    /// stored under it before. The answer comes once the content is durable.
+    /// The change is delivered to the user's clients by ``/sync``, in the
+    /// top-level ``account_data``. ``m.invite_permission_config`` with
+    /// ``{"default_action": "block"}`` makes the server refuse every invite of
+    /// the user with ``M_INVITE_BLOCKED`` and hold back pending invites from
+    /// their ``/sync``.
+    /// ```
+    ///
+    /// Parameters:
+    /// - `user_id`: The user whose account data this is; it must be the requesting user.
+    /// - `r#type`: The type of the account data, e.g. ``org.example.custom.config``.
+    async fn set_account_data(
+        &self,
+        user_id: String,
+        r#type: String,
+        body: models::JsonObject,
+        context: &C,
+    ) -> Result<SetAccountDataResponse, swagger::ApiError>;
+    /// Read one piece of the user's account data for a room.
+    ///
+    /// `GET /_matrix/client/api/v1/user/{userId}/rooms/{roomId}/account_data/{type}`
+    ///
+    /// ```text
+    /// Returns the content the user stored under this type for this room.
+    /// Only the owner may read it.
+    /// ```
+    ///
+    /// Parameters:
+    /// - `user_id`: The user whose account data this is; it must be the requesting user.
+    /// - `room_id`: The room the account data is about.
+    /// - `r#type`: The type of the account data, e.g. ``org.example.custom.config``.
+    async fn get_room_account_data(
+        &self,
+        user_id: String,
+        room_id: String,
+        r#type: String,
+        context: &C,
+    ) -> Result<GetRoomAccountDataResponse, swagger::ApiError>;
+    /// Store one piece of the user's account data for a room.
+    ///
+    /// `PUT /_matrix/client/api/v1/user/{userId}/rooms/{roomId}/account_data/{type}`
+    ///
+    /// ```text
+    /// Stores a JSON object under this type for the user and this room,
+    /// replacing what was stored before; the room must exist here. The answer
+    /// comes once the content is durable. ``/sync`` delivers the change in the
+    /// room's ``account_data`` while the user is joined to it.
+    /// ```
+    ///
+    /// Parameters:
+    /// - `user_id`: The user whose account data this is; it must be the requesting user.
+    /// - `room_id`: The room the account data is about.
+    /// - `r#type`: The type of the account data, e.g. ``org.example.custom.config``.
+    async fn set_room_account_data(
+        &self,
+        user_id: String,
+        room_id: String,
+        r#type: String,
+        body: models::JsonObject,
+        context: &C,
+    ) -> Result<SetRoomAccountDataResponse, swagger::ApiError>;
     /// Create a new account and, usually, log it in.
     ///
     /// `POST /_matrix/client/api/v1/register`
@@ -418,6 +503,27 @@ pub trait Api<C: Send + Sync> {
         body: models::SetDisplayNameBody,
         context: &C,
     ) -> Result<SetDisplayNameResponse, swagger::ApiError>;
+    /// Forget a room the user has left.
+    ///
+    /// `POST /_matrix/client/api/v1/rooms/{roomId}/forget`
+    ///
+    /// ```text
+    /// Removes a room the user has left (or been kicked or banned from)
+    /// from their views: it no longer appears in their ``/sync``, even with
+    /// ``include_leave``, and its messages, state and members answer 403 to
+    /// them. Forgetting a room the user was never in changes nothing and
+    /// succeeds. A later membership of the user in the room (an invite, a
+    /// join) clears the forgetting: the room is visible again as that
+    /// membership allows.
+    /// ```
+    ///
+    /// Parameters:
+    /// - `room_id`: The ID of the room to forget.
+    async fn forget_room(
+        &self,
+        room_id: String,
+        context: &C,
+    ) -> Result<ForgetRoomResponse, swagger::ApiError>;
     /// Stop participating in a room.
     ///
     /// `POST /_matrix/client/api/v1/rooms/{roomId}/leave`
@@ -597,18 +703,24 @@ pub trait Api<C: Send + Sync> {
     /// `GET /_matrix/client/api/v1/rooms/{roomId}/members`
     ///
     /// ```text
-    /// Returns the current ``m.room.member`` state events of the room, one
-    /// per user, optionally filtered by membership. A user who has left the
-    /// room sees the members as they were when they left.
+    /// Returns the ``m.room.member`` state events of the room, one per
+    /// user, optionally filtered by membership. A user who has left the
+    /// room sees the members as they were when they left; with ``at``, the
+    /// members as they were at that sync token (never later than what the
+    /// user may see). ``membership`` and ``not_membership`` together keep a
+    /// member who matches either of them, as the Matrix specification says.
+    /// A user who forgot the room may not ask.
     /// ```
     ///
     /// Parameters:
     /// - `room_id`: The ID of the room.
+    /// - `at`: A sync token (``next_batch`` of ``/sync``, or a ``/messages`` token): return the members as they were at that point of the room's history.
     /// - `membership`: Only return members whose membership is this one (``invite``, ``join``, ``leave`` or ``ban``).
     /// - `not_membership`: Leave out members whose membership is this one (``invite``, ``join``, ``leave`` or ``ban``).
     async fn get_members(
         &self,
         room_id: String,
+        at: Option<String>,
         membership: Option<String>,
         not_membership: Option<String>,
         context: &C,
@@ -619,8 +731,9 @@ pub trait Api<C: Send + Sync> {
     ///
     /// ```text
     /// Returns a map from the user ID of every member whose membership is
-    /// ``join`` to their display name and avatar in the room. Only members
-    /// of the room may ask.
+    /// ``join`` to their display name and avatar in the room. Only users
+    /// joined to the room now may ask; anyone else, a former member too,
+    /// gets 403.
     /// ```
     ///
     /// Parameters:
@@ -733,6 +846,342 @@ pub trait Api<C: Send + Sync> {
         &self,
         context: &C,
     ) -> Result<GetWellKnownResponse, swagger::ApiError>;
+}
+/// The documented responses of `get_account_data`.
+#[derive(Debug, Clone, PartialEq)]
+#[must_use]
+pub enum GetAccountDataResponse {
+    /// 200: The stored content.
+    Ok(models::JsonObject),
+    /// 400: The user, room or type is not valid (``M_INVALID_PARAM``).
+    BadRequest(models::Error),
+    /// 401: No access token was given (``M_MISSING_TOKEN``) or it is not
+    Unauthorized(models::Error),
+    /// 403: The user ID is not the requesting user's (``M_FORBIDDEN``): account
+    Forbidden(models::Error),
+    /// 404: Nothing of this type is stored for the account (``M_NOT_FOUND``).
+    NotFound(models::Error),
+    /// 413: The request carried a body larger than the server accepts
+    PayloadTooLarge(models::Error),
+}
+impl GetAccountDataResponse {
+    /// Every status the spec documents for this operation.
+    pub const STATUSES: &'static [u16] = &[200, 400, 401, 403, 404, 413];
+    /// The HTTP status of this response.
+    pub fn status(&self) -> u16 {
+        match self {
+            Self::Ok(_) => 200,
+            Self::BadRequest(_) => 400,
+            Self::Unauthorized(_) => 401,
+            Self::Forbidden(_) => 403,
+            Self::NotFound(_) => 404,
+            Self::PayloadTooLarge(_) => 413,
+        }
+    }
+    /// The JSON body of this response.
+    pub fn to_json(&self) -> Result<serde_json::Value, serde_json::Error> {
+        match self {
+            Self::Ok(body) => serde_json::to_value(body),
+            Self::BadRequest(body) => serde_json::to_value(body),
+            Self::Unauthorized(body) => serde_json::to_value(body),
+            Self::Forbidden(body) => serde_json::to_value(body),
+            Self::NotFound(body) => serde_json::to_value(body),
+            Self::PayloadTooLarge(body) => serde_json::to_value(body),
+        }
+    }
+    /// The variant for `status` when the spec documents it with the Matrix error body.
+    pub fn from_error(status: u16, error: models::Error) -> Option<Self> {
+        #[allow(clippy::match_single_binding)]
+        match status {
+            400 => Some(Self::BadRequest(error)),
+            401 => Some(Self::Unauthorized(error)),
+            403 => Some(Self::Forbidden(error)),
+            404 => Some(Self::NotFound(error)),
+            413 => Some(Self::PayloadTooLarge(error)),
+            _ => {
+                let _ = error;
+                None
+            }
+        }
+    }
+    /// Reads a response, checking that its status is documented and its body has the documented shape.
+    pub fn from_response(status: u16, body: &[u8]) -> Result<Self, DecodeError> {
+        let operation = "get_account_data";
+        let text = || String::from_utf8_lossy(body).into_owned();
+        let bad = |e: serde_json::Error| DecodeError::Body {
+            operation,
+            status,
+            error: e.to_string(),
+            body: text(),
+        };
+        match status {
+            200 => serde_json::from_slice(body).map(Self::Ok).map_err(bad),
+            400 => serde_json::from_slice(body).map(Self::BadRequest).map_err(bad),
+            401 => serde_json::from_slice(body).map(Self::Unauthorized).map_err(bad),
+            403 => serde_json::from_slice(body).map(Self::Forbidden).map_err(bad),
+            404 => serde_json::from_slice(body).map(Self::NotFound).map_err(bad),
+            413 => serde_json::from_slice(body).map(Self::PayloadTooLarge).map_err(bad),
+            _ => {
+                Err(DecodeError::UndocumentedStatus {
+                    operation,
+                    status,
+                    body: text(),
+                })
+            }
+        }
+    }
+}
+/// The documented responses of `set_account_data`.
+#[derive(Debug, Clone, PartialEq)]
+#[must_use]
+pub enum SetAccountDataResponse {
+    /// 200: The content is stored, durably.
+    Ok(models::JsonObject),
+    /// 400: The body is not a JSON object (``M_NOT_JSON``, ``M_BAD_JSON``), the
+    BadRequest(models::Error),
+    /// 401: No access token was given (``M_MISSING_TOKEN``) or it is not
+    Unauthorized(models::Error),
+    /// 403: The user ID is not the requesting user's (``M_FORBIDDEN``): account
+    Forbidden(models::Error),
+    /// 413: The request carried a body larger than the server accepts
+    PayloadTooLarge(models::Error),
+}
+impl SetAccountDataResponse {
+    /// Every status the spec documents for this operation.
+    pub const STATUSES: &'static [u16] = &[200, 400, 401, 403, 413];
+    /// The HTTP status of this response.
+    pub fn status(&self) -> u16 {
+        match self {
+            Self::Ok(_) => 200,
+            Self::BadRequest(_) => 400,
+            Self::Unauthorized(_) => 401,
+            Self::Forbidden(_) => 403,
+            Self::PayloadTooLarge(_) => 413,
+        }
+    }
+    /// The JSON body of this response.
+    pub fn to_json(&self) -> Result<serde_json::Value, serde_json::Error> {
+        match self {
+            Self::Ok(body) => serde_json::to_value(body),
+            Self::BadRequest(body) => serde_json::to_value(body),
+            Self::Unauthorized(body) => serde_json::to_value(body),
+            Self::Forbidden(body) => serde_json::to_value(body),
+            Self::PayloadTooLarge(body) => serde_json::to_value(body),
+        }
+    }
+    /// The variant for `status` when the spec documents it with the Matrix error body.
+    pub fn from_error(status: u16, error: models::Error) -> Option<Self> {
+        #[allow(clippy::match_single_binding)]
+        match status {
+            400 => Some(Self::BadRequest(error)),
+            401 => Some(Self::Unauthorized(error)),
+            403 => Some(Self::Forbidden(error)),
+            413 => Some(Self::PayloadTooLarge(error)),
+            _ => {
+                let _ = error;
+                None
+            }
+        }
+    }
+    /// Reads a response, checking that its status is documented and its body has the documented shape.
+    pub fn from_response(status: u16, body: &[u8]) -> Result<Self, DecodeError> {
+        let operation = "set_account_data";
+        let text = || String::from_utf8_lossy(body).into_owned();
+        let bad = |e: serde_json::Error| DecodeError::Body {
+            operation,
+            status,
+            error: e.to_string(),
+            body: text(),
+        };
+        match status {
+            200 => serde_json::from_slice(body).map(Self::Ok).map_err(bad),
+            400 => serde_json::from_slice(body).map(Self::BadRequest).map_err(bad),
+            401 => serde_json::from_slice(body).map(Self::Unauthorized).map_err(bad),
+            403 => serde_json::from_slice(body).map(Self::Forbidden).map_err(bad),
+            413 => serde_json::from_slice(body).map(Self::PayloadTooLarge).map_err(bad),
+            _ => {
+                Err(DecodeError::UndocumentedStatus {
+                    operation,
+                    status,
+                    body: text(),
+                })
+            }
+        }
+    }
+}
+/// The documented responses of `get_room_account_data`.
+#[derive(Debug, Clone, PartialEq)]
+#[must_use]
+pub enum GetRoomAccountDataResponse {
+    /// 200: The stored content.
+    Ok(models::JsonObject),
+    /// 400: The user, room or type is not valid (``M_INVALID_PARAM``).
+    BadRequest(models::Error),
+    /// 401: No access token was given (``M_MISSING_TOKEN``) or it is not
+    Unauthorized(models::Error),
+    /// 403: The user ID is not the requesting user's (``M_FORBIDDEN``): account
+    Forbidden(models::Error),
+    /// 404: Nothing of this type is stored for this room (``M_NOT_FOUND``).
+    NotFound(models::Error),
+    /// 413: The request carried a body larger than the server accepts
+    PayloadTooLarge(models::Error),
+}
+impl GetRoomAccountDataResponse {
+    /// Every status the spec documents for this operation.
+    pub const STATUSES: &'static [u16] = &[200, 400, 401, 403, 404, 413];
+    /// The HTTP status of this response.
+    pub fn status(&self) -> u16 {
+        match self {
+            Self::Ok(_) => 200,
+            Self::BadRequest(_) => 400,
+            Self::Unauthorized(_) => 401,
+            Self::Forbidden(_) => 403,
+            Self::NotFound(_) => 404,
+            Self::PayloadTooLarge(_) => 413,
+        }
+    }
+    /// The JSON body of this response.
+    pub fn to_json(&self) -> Result<serde_json::Value, serde_json::Error> {
+        match self {
+            Self::Ok(body) => serde_json::to_value(body),
+            Self::BadRequest(body) => serde_json::to_value(body),
+            Self::Unauthorized(body) => serde_json::to_value(body),
+            Self::Forbidden(body) => serde_json::to_value(body),
+            Self::NotFound(body) => serde_json::to_value(body),
+            Self::PayloadTooLarge(body) => serde_json::to_value(body),
+        }
+    }
+    /// The variant for `status` when the spec documents it with the Matrix error body.
+    pub fn from_error(status: u16, error: models::Error) -> Option<Self> {
+        #[allow(clippy::match_single_binding)]
+        match status {
+            400 => Some(Self::BadRequest(error)),
+            401 => Some(Self::Unauthorized(error)),
+            403 => Some(Self::Forbidden(error)),
+            404 => Some(Self::NotFound(error)),
+            413 => Some(Self::PayloadTooLarge(error)),
+            _ => {
+                let _ = error;
+                None
+            }
+        }
+    }
+    /// Reads a response, checking that its status is documented and its body has the documented shape.
+    pub fn from_response(status: u16, body: &[u8]) -> Result<Self, DecodeError> {
+        let operation = "get_room_account_data";
+        let text = || String::from_utf8_lossy(body).into_owned();
+        let bad = |e: serde_json::Error| DecodeError::Body {
+            operation,
+            status,
+            error: e.to_string(),
+            body: text(),
+        };
+        match status {
+            200 => serde_json::from_slice(body).map(Self::Ok).map_err(bad),
+            400 => serde_json::from_slice(body).map(Self::BadRequest).map_err(bad),
+            401 => serde_json::from_slice(body).map(Self::Unauthorized).map_err(bad),
+            403 => serde_json::from_slice(body).map(Self::Forbidden).map_err(bad),
+            404 => serde_json::from_slice(body).map(Self::NotFound).map_err(bad),
+            413 => serde_json::from_slice(body).map(Self::PayloadTooLarge).map_err(bad),
+            _ => {
+                Err(DecodeError::UndocumentedStatus {
+                    operation,
+                    status,
+                    body: text(),
+                })
+            }
+        }
+    }
+}
+/// The documented responses of `set_room_account_data`.
+#[derive(Debug, Clone, PartialEq)]
+#[must_use]
+pub enum SetRoomAccountDataResponse {
+    /// 200: The content is stored, durably.
+    Ok(models::JsonObject),
+    /// 400: The body is not a JSON object (``M_NOT_JSON``, ``M_BAD_JSON``), or
+    BadRequest(models::Error),
+    /// 401: No access token was given (``M_MISSING_TOKEN``) or it is not
+    Unauthorized(models::Error),
+    /// 403: The user ID is not the requesting user's (``M_FORBIDDEN``): account
+    Forbidden(models::Error),
+    /// 404: The room is unknown to this server (``M_NOT_FOUND``).
+    NotFound(models::Error),
+    /// 405: ``m.fully_read`` cannot be set as room account data; clients
+    MethodNotAllowed(models::Error),
+    /// 413: The request carried a body larger than the server accepts
+    PayloadTooLarge(models::Error),
+}
+impl SetRoomAccountDataResponse {
+    /// Every status the spec documents for this operation.
+    pub const STATUSES: &'static [u16] = &[200, 400, 401, 403, 404, 405, 413];
+    /// The HTTP status of this response.
+    pub fn status(&self) -> u16 {
+        match self {
+            Self::Ok(_) => 200,
+            Self::BadRequest(_) => 400,
+            Self::Unauthorized(_) => 401,
+            Self::Forbidden(_) => 403,
+            Self::NotFound(_) => 404,
+            Self::MethodNotAllowed(_) => 405,
+            Self::PayloadTooLarge(_) => 413,
+        }
+    }
+    /// The JSON body of this response.
+    pub fn to_json(&self) -> Result<serde_json::Value, serde_json::Error> {
+        match self {
+            Self::Ok(body) => serde_json::to_value(body),
+            Self::BadRequest(body) => serde_json::to_value(body),
+            Self::Unauthorized(body) => serde_json::to_value(body),
+            Self::Forbidden(body) => serde_json::to_value(body),
+            Self::NotFound(body) => serde_json::to_value(body),
+            Self::MethodNotAllowed(body) => serde_json::to_value(body),
+            Self::PayloadTooLarge(body) => serde_json::to_value(body),
+        }
+    }
+    /// The variant for `status` when the spec documents it with the Matrix error body.
+    pub fn from_error(status: u16, error: models::Error) -> Option<Self> {
+        #[allow(clippy::match_single_binding)]
+        match status {
+            400 => Some(Self::BadRequest(error)),
+            401 => Some(Self::Unauthorized(error)),
+            403 => Some(Self::Forbidden(error)),
+            404 => Some(Self::NotFound(error)),
+            405 => Some(Self::MethodNotAllowed(error)),
+            413 => Some(Self::PayloadTooLarge(error)),
+            _ => {
+                let _ = error;
+                None
+            }
+        }
+    }
+    /// Reads a response, checking that its status is documented and its body has the documented shape.
+    pub fn from_response(status: u16, body: &[u8]) -> Result<Self, DecodeError> {
+        let operation = "set_room_account_data";
+        let text = || String::from_utf8_lossy(body).into_owned();
+        let bad = |e: serde_json::Error| DecodeError::Body {
+            operation,
+            status,
+            error: e.to_string(),
+            body: text(),
+        };
+        match status {
+            200 => serde_json::from_slice(body).map(Self::Ok).map_err(bad),
+            400 => serde_json::from_slice(body).map(Self::BadRequest).map_err(bad),
+            401 => serde_json::from_slice(body).map(Self::Unauthorized).map_err(bad),
+            403 => serde_json::from_slice(body).map(Self::Forbidden).map_err(bad),
+            404 => serde_json::from_slice(body).map(Self::NotFound).map_err(bad),
+            405 => serde_json::from_slice(body).map(Self::MethodNotAllowed).map_err(bad),
+            413 => serde_json::from_slice(body).map(Self::PayloadTooLarge).map_err(bad),
+            _ => {
+                Err(DecodeError::UndocumentedStatus {
+                    operation,
+                    status,
+                    body: text(),
+                })
+            }
+        }
+    }
 }
 /// The documented responses of `register`.
 #[derive(Debug, Clone, PartialEq)]
@@ -2433,6 +2882,84 @@ impl SetDisplayNameResponse {
         }
     }
 }
+/// The documented responses of `forget_room`.
+#[derive(Debug, Clone, PartialEq)]
+#[must_use]
+pub enum ForgetRoomResponse {
+    /// 200: The room is forgotten, durably.
+    Ok(models::JsonObject),
+    /// 400: The user is still joined to the room, invited to it or knocking
+    BadRequest(models::Error),
+    /// 401: No access token was given (``M_MISSING_TOKEN``) or it is not
+    Unauthorized(models::Error),
+    /// 404: The room is unknown to this server (``M_NOT_FOUND``).
+    NotFound(models::Error),
+    /// 413: The request carried a body larger than the server accepts
+    PayloadTooLarge(models::Error),
+}
+impl ForgetRoomResponse {
+    /// Every status the spec documents for this operation.
+    pub const STATUSES: &'static [u16] = &[200, 400, 401, 404, 413];
+    /// The HTTP status of this response.
+    pub fn status(&self) -> u16 {
+        match self {
+            Self::Ok(_) => 200,
+            Self::BadRequest(_) => 400,
+            Self::Unauthorized(_) => 401,
+            Self::NotFound(_) => 404,
+            Self::PayloadTooLarge(_) => 413,
+        }
+    }
+    /// The JSON body of this response.
+    pub fn to_json(&self) -> Result<serde_json::Value, serde_json::Error> {
+        match self {
+            Self::Ok(body) => serde_json::to_value(body),
+            Self::BadRequest(body) => serde_json::to_value(body),
+            Self::Unauthorized(body) => serde_json::to_value(body),
+            Self::NotFound(body) => serde_json::to_value(body),
+            Self::PayloadTooLarge(body) => serde_json::to_value(body),
+        }
+    }
+    /// The variant for `status` when the spec documents it with the Matrix error body.
+    pub fn from_error(status: u16, error: models::Error) -> Option<Self> {
+        #[allow(clippy::match_single_binding)]
+        match status {
+            400 => Some(Self::BadRequest(error)),
+            401 => Some(Self::Unauthorized(error)),
+            404 => Some(Self::NotFound(error)),
+            413 => Some(Self::PayloadTooLarge(error)),
+            _ => {
+                let _ = error;
+                None
+            }
+        }
+    }
+    /// Reads a response, checking that its status is documented and its body has the documented shape.
+    pub fn from_response(status: u16, body: &[u8]) -> Result<Self, DecodeError> {
+        let operation = "forget_room";
+        let text = || String::from_utf8_lossy(body).into_owned();
+        let bad = |e: serde_json::Error| DecodeError::Body {
+            operation,
+            status,
+            error: e.to_string(),
+            body: text(),
+        };
+        match status {
+            200 => serde_json::from_slice(body).map(Self::Ok).map_err(bad),
+            400 => serde_json::from_slice(body).map(Self::BadRequest).map_err(bad),
+            401 => serde_json::from_slice(body).map(Self::Unauthorized).map_err(bad),
+            404 => serde_json::from_slice(body).map(Self::NotFound).map_err(bad),
+            413 => serde_json::from_slice(body).map(Self::PayloadTooLarge).map_err(bad),
+            _ => {
+                Err(DecodeError::UndocumentedStatus {
+                    operation,
+                    status,
+                    body: text(),
+                })
+            }
+        }
+    }
+}
 /// The documented responses of `leave_room`.
 #[derive(Debug, Clone, PartialEq)]
 #[must_use]
@@ -3219,7 +3746,7 @@ impl SetRoomStateEventEmptyKeyResponse {
 pub enum GetMembersResponse {
     /// 200: The membership events of the room.
     Ok(models::GetMembersOk),
-    /// 400: The room ID or a membership filter is not valid (``M_INVALID_PARAM``).
+    /// 400: The room ID, the ``at`` token or a membership filter is not valid
     BadRequest(models::Error),
     /// 401: No access token was given (``M_MISSING_TOKEN``) or it is not
     Unauthorized(models::Error),
@@ -3307,7 +3834,7 @@ pub enum GetJoinedMembersResponse {
     BadRequest(models::Error),
     /// 401: No access token was given (``M_MISSING_TOKEN``) or it is not
     Unauthorized(models::Error),
-    /// 403: The user is not in the room (``M_FORBIDDEN``).
+    /// 403: The user is not joined to the room now (``M_FORBIDDEN``).
     Forbidden(models::Error),
     /// 404: The room is unknown to this server (``M_NOT_FOUND``).
     NotFound(models::Error),

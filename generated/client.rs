@@ -135,6 +135,104 @@ impl Client {
         }
         decode(status, &bytes).map_err(ClientError::Contract)
     }
+    /// Read one piece of the user's account data.
+    ///
+    /// `GET /_matrix/client/api/v1/user/{userId}/account_data/{type}`
+    pub async fn get_account_data(
+        &self,
+        user_id: &str,
+        r#type: &str,
+    ) -> Result<GetAccountDataResponse, ClientError> {
+        #[allow(unused_mut)]
+        let mut path = format!(
+            "/_matrix/client/api/v1/user/{}/account_data/{}", encode(user_id),
+            encode(r#type)
+        );
+        self.send(
+                "get_account_data",
+                "GET",
+                path,
+                None,
+                GetAccountDataResponse::from_response,
+            )
+            .await
+    }
+    /// Store one piece of the user's account data.
+    ///
+    /// `PUT /_matrix/client/api/v1/user/{userId}/account_data/{type}`
+    pub async fn set_account_data(
+        &self,
+        user_id: &str,
+        r#type: &str,
+        body: &models::JsonObject,
+    ) -> Result<SetAccountDataResponse, ClientError> {
+        #[allow(unused_mut)]
+        let mut path = format!(
+            "/_matrix/client/api/v1/user/{}/account_data/{}", encode(user_id),
+            encode(r#type)
+        );
+        self.send(
+                "set_account_data",
+                "PUT",
+                path,
+                Some(
+                    serde_json::to_vec(body)
+                        .map_err(|e| ClientError::Transport(e.to_string()))?,
+                ),
+                SetAccountDataResponse::from_response,
+            )
+            .await
+    }
+    /// Read one piece of the user's account data for a room.
+    ///
+    /// `GET /_matrix/client/api/v1/user/{userId}/rooms/{roomId}/account_data/{type}`
+    pub async fn get_room_account_data(
+        &self,
+        user_id: &str,
+        room_id: &str,
+        r#type: &str,
+    ) -> Result<GetRoomAccountDataResponse, ClientError> {
+        #[allow(unused_mut)]
+        let mut path = format!(
+            "/_matrix/client/api/v1/user/{}/rooms/{}/account_data/{}", encode(user_id),
+            encode(room_id), encode(r#type)
+        );
+        self.send(
+                "get_room_account_data",
+                "GET",
+                path,
+                None,
+                GetRoomAccountDataResponse::from_response,
+            )
+            .await
+    }
+    /// Store one piece of the user's account data for a room.
+    ///
+    /// `PUT /_matrix/client/api/v1/user/{userId}/rooms/{roomId}/account_data/{type}`
+    pub async fn set_room_account_data(
+        &self,
+        user_id: &str,
+        room_id: &str,
+        r#type: &str,
+        body: &models::JsonObject,
+    ) -> Result<SetRoomAccountDataResponse, ClientError> {
+        #[allow(unused_mut)]
+        let mut path = format!(
+            "/_matrix/client/api/v1/user/{}/rooms/{}/account_data/{}", encode(user_id),
+            encode(room_id), encode(r#type)
+        );
+        self.send(
+                "set_room_account_data",
+                "PUT",
+                path,
+                Some(
+                    serde_json::to_vec(body)
+                        .map_err(|e| ClientError::Transport(e.to_string()))?,
+                ),
+                SetRoomAccountDataResponse::from_response,
+            )
+            .await
+    }
     /// Create a new account and, usually, log it in.
     ///
     /// `POST /_matrix/client/api/v1/register`
@@ -574,6 +672,20 @@ impl Client {
             )
             .await
     }
+    /// Forget a room the user has left.
+    ///
+    /// `POST /_matrix/client/api/v1/rooms/{roomId}/forget`
+    pub async fn forget_room(
+        &self,
+        room_id: &str,
+    ) -> Result<ForgetRoomResponse, ClientError> {
+        #[allow(unused_mut)]
+        let mut path = format!(
+            "/_matrix/client/api/v1/rooms/{}/forget", encode(room_id)
+        );
+        self.send("forget_room", "POST", path, None, ForgetRoomResponse::from_response)
+            .await
+    }
     /// Stop participating in a room.
     ///
     /// `POST /_matrix/client/api/v1/rooms/{roomId}/leave`
@@ -789,6 +901,7 @@ impl Client {
     pub async fn get_members(
         &self,
         room_id: &str,
+        at: Option<&str>,
         membership: Option<&str>,
         not_membership: Option<&str>,
     ) -> Result<GetMembersResponse, ClientError> {
@@ -797,6 +910,9 @@ impl Client {
             "/_matrix/client/api/v1/rooms/{}/members", encode(room_id)
         );
         let mut query: Vec<String> = Vec::new();
+        if let Some(v) = at {
+            query.push(format!("at={}", encode(& v.to_string())));
+        }
         if let Some(v) = membership {
             query.push(format!("membership={}", encode(& v.to_string())));
         }

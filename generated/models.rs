@@ -391,7 +391,8 @@ pub struct EventIdResponse {
     pub event_id: String,
 }
 /// A list of events that are not room events, such as presence or account
-/// data. This server keeps none of them, so the list is always empty.
+/// data. Account data events carry ``type`` and ``content``; presence,
+/// ephemeral and to-device lists are always empty here.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Validate)]
 pub struct EventList {
     /// The events.

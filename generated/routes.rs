@@ -7,6 +7,14 @@ use super::models;
 /// Every operation in `api-spec/`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Operation {
+    /// `GET /_matrix/client/api/v1/user/{userId}/account_data/{type}`
+    GetAccountData,
+    /// `PUT /_matrix/client/api/v1/user/{userId}/account_data/{type}`
+    SetAccountData,
+    /// `GET /_matrix/client/api/v1/user/{userId}/rooms/{roomId}/account_data/{type}`
+    GetRoomAccountData,
+    /// `PUT /_matrix/client/api/v1/user/{userId}/rooms/{roomId}/account_data/{type}`
+    SetRoomAccountData,
     /// `POST /_matrix/client/api/v1/register`
     Register,
     /// `GET /_matrix/client/api/v1/login`
@@ -51,6 +59,8 @@ pub enum Operation {
     GetDisplayName,
     /// `PUT /_matrix/client/api/v1/profile/{userId}/displayname`
     SetDisplayName,
+    /// `POST /_matrix/client/api/v1/rooms/{roomId}/forget`
+    ForgetRoom,
     /// `POST /_matrix/client/api/v1/rooms/{roomId}/leave`
     LeaveRoom,
     /// `POST /_matrix/client/api/v1/rooms/{roomId}/kick`
@@ -89,6 +99,10 @@ pub enum Operation {
 impl Operation {
     /// Every operation, in spec order.
     pub const ALL: &'static [Operation] = &[
+        Self::GetAccountData,
+        Self::SetAccountData,
+        Self::GetRoomAccountData,
+        Self::SetRoomAccountData,
         Self::Register,
         Self::GetLoginFlows,
         Self::Login,
@@ -111,6 +125,7 @@ impl Operation {
         Self::GetProfile,
         Self::GetDisplayName,
         Self::SetDisplayName,
+        Self::ForgetRoom,
         Self::LeaveRoom,
         Self::Kick,
         Self::Ban,
@@ -132,6 +147,10 @@ impl Operation {
     /// The `Api` method name, which is also the spec's operationId.
     pub fn name(self) -> &'static str {
         match self {
+            Self::GetAccountData => "get_account_data",
+            Self::SetAccountData => "set_account_data",
+            Self::GetRoomAccountData => "get_room_account_data",
+            Self::SetRoomAccountData => "set_room_account_data",
             Self::Register => "register",
             Self::GetLoginFlows => "get_login_flows",
             Self::Login => "login",
@@ -154,6 +173,7 @@ impl Operation {
             Self::GetProfile => "get_profile",
             Self::GetDisplayName => "get_display_name",
             Self::SetDisplayName => "set_display_name",
+            Self::ForgetRoom => "forget_room",
             Self::LeaveRoom => "leave_room",
             Self::Kick => "kick",
             Self::Ban => "ban",
@@ -176,6 +196,10 @@ impl Operation {
     /// The HTTP method.
     pub fn method(self) -> &'static str {
         match self {
+            Self::GetAccountData => "GET",
+            Self::SetAccountData => "PUT",
+            Self::GetRoomAccountData => "GET",
+            Self::SetRoomAccountData => "PUT",
             Self::Register => "POST",
             Self::GetLoginFlows => "GET",
             Self::Login => "POST",
@@ -198,6 +222,7 @@ impl Operation {
             Self::GetProfile => "GET",
             Self::GetDisplayName => "GET",
             Self::SetDisplayName => "PUT",
+            Self::ForgetRoom => "POST",
             Self::LeaveRoom => "POST",
             Self::Kick => "POST",
             Self::Ban => "POST",
@@ -220,6 +245,10 @@ impl Operation {
     /// The document's basePath.
     pub fn base_path(self) -> &'static str {
         match self {
+            Self::GetAccountData => "/_matrix/client/api/v1",
+            Self::SetAccountData => "/_matrix/client/api/v1",
+            Self::GetRoomAccountData => "/_matrix/client/api/v1",
+            Self::SetRoomAccountData => "/_matrix/client/api/v1",
             Self::Register => "/_matrix/client/api/v1",
             Self::GetLoginFlows => "/_matrix/client/api/v1",
             Self::Login => "/_matrix/client/api/v1",
@@ -242,6 +271,7 @@ impl Operation {
             Self::GetProfile => "/_matrix/client/api/v1",
             Self::GetDisplayName => "/_matrix/client/api/v1",
             Self::SetDisplayName => "/_matrix/client/api/v1",
+            Self::ForgetRoom => "/_matrix/client/api/v1",
             Self::LeaveRoom => "/_matrix/client/api/v1",
             Self::Kick => "/_matrix/client/api/v1",
             Self::Ban => "/_matrix/client/api/v1",
@@ -264,6 +294,14 @@ impl Operation {
     /// The canonical path template, relative to the basePath.
     pub fn path(self) -> &'static str {
         match self {
+            Self::GetAccountData => "/user/{userId}/account_data/{type}",
+            Self::SetAccountData => "/user/{userId}/account_data/{type}",
+            Self::GetRoomAccountData => {
+                "/user/{userId}/rooms/{roomId}/account_data/{type}"
+            }
+            Self::SetRoomAccountData => {
+                "/user/{userId}/rooms/{roomId}/account_data/{type}"
+            }
             Self::Register => "/register",
             Self::GetLoginFlows => "/login",
             Self::Login => "/login",
@@ -286,6 +324,7 @@ impl Operation {
             Self::GetProfile => "/profile/{userId}",
             Self::GetDisplayName => "/profile/{userId}/displayname",
             Self::SetDisplayName => "/profile/{userId}/displayname",
+            Self::ForgetRoom => "/rooms/{roomId}/forget",
             Self::LeaveRoom => "/rooms/{roomId}/leave",
             Self::Kick => "/rooms/{roomId}/kick",
             Self::Ban => "/rooms/{roomId}/ban",
@@ -308,6 +347,10 @@ impl Operation {
     /// Whether the spec asks for an access token.
     pub fn requires_auth(self) -> bool {
         match self {
+            Self::GetAccountData => true,
+            Self::SetAccountData => true,
+            Self::GetRoomAccountData => true,
+            Self::SetRoomAccountData => true,
             Self::Register => false,
             Self::GetLoginFlows => false,
             Self::Login => false,
@@ -330,6 +373,7 @@ impl Operation {
             Self::GetProfile => false,
             Self::GetDisplayName => false,
             Self::SetDisplayName => true,
+            Self::ForgetRoom => true,
             Self::LeaveRoom => true,
             Self::Kick => true,
             Self::Ban => true,
@@ -352,6 +396,10 @@ impl Operation {
     /// Every documented status.
     pub fn statuses(self) -> &'static [u16] {
         match self {
+            Self::GetAccountData => super::api::GetAccountDataResponse::STATUSES,
+            Self::SetAccountData => super::api::SetAccountDataResponse::STATUSES,
+            Self::GetRoomAccountData => super::api::GetRoomAccountDataResponse::STATUSES,
+            Self::SetRoomAccountData => super::api::SetRoomAccountDataResponse::STATUSES,
             Self::Register => super::api::RegisterResponse::STATUSES,
             Self::GetLoginFlows => super::api::GetLoginFlowsResponse::STATUSES,
             Self::Login => super::api::LoginResponse::STATUSES,
@@ -378,6 +426,7 @@ impl Operation {
             Self::GetProfile => super::api::GetProfileResponse::STATUSES,
             Self::GetDisplayName => super::api::GetDisplayNameResponse::STATUSES,
             Self::SetDisplayName => super::api::SetDisplayNameResponse::STATUSES,
+            Self::ForgetRoom => super::api::ForgetRoomResponse::STATUSES,
             Self::LeaveRoom => super::api::LeaveRoomResponse::STATUSES,
             Self::Kick => super::api::KickResponse::STATUSES,
             Self::Ban => super::api::BanResponse::STATUSES,
@@ -412,6 +461,30 @@ pub struct Route {
 }
 /// The route table: every path, every `x-alias`, and the spec's literal key where it differs from the trimmed path.
 pub const ROUTES: &[Route] = &[
+    Route {
+        method: "GET",
+        base_path: "/_matrix/client/api/v1",
+        template: "/user/{userId}/account_data/{type}",
+        operation: Operation::GetAccountData,
+    },
+    Route {
+        method: "PUT",
+        base_path: "/_matrix/client/api/v1",
+        template: "/user/{userId}/account_data/{type}",
+        operation: Operation::SetAccountData,
+    },
+    Route {
+        method: "GET",
+        base_path: "/_matrix/client/api/v1",
+        template: "/user/{userId}/rooms/{roomId}/account_data/{type}",
+        operation: Operation::GetRoomAccountData,
+    },
+    Route {
+        method: "PUT",
+        base_path: "/_matrix/client/api/v1",
+        template: "/user/{userId}/rooms/{roomId}/account_data/{type}",
+        operation: Operation::SetRoomAccountData,
+    },
     Route {
         method: "POST",
         base_path: "/_matrix/client/api/v1",
@@ -555,6 +628,12 @@ pub const ROUTES: &[Route] = &[
         base_path: "/_matrix/client/api/v1",
         template: "/profile/{userId}/displayname",
         operation: Operation::SetDisplayName,
+    },
+    Route {
+        method: "POST",
+        base_path: "/_matrix/client/api/v1",
+        template: "/rooms/{roomId}/forget",
+        operation: Operation::ForgetRoom,
     },
     Route {
         method: "POST",
@@ -949,6 +1028,96 @@ const ERRCODES: &[&str] = &["M_INVALID_USERNAME"];
 mod rules {
     #[allow(unused_imports)]
     use super::models::{NumberRule, StringRule};
+    pub static GET_ACCOUNT_DATA_USER_ID: StringRule = StringRule {
+        min_length: None,
+        max_length: Some(255),
+        length_message: "must be at most 255 characters long",
+        pattern: Some(&super::models::PATTERN_B1CDFE41),
+        pattern_message: "must match the pattern ^@[!-9;-~]+:(\\[[0-9A-Fa-f:.]+\\]|[0-9A-Za-z.-]+)(:[0-9]{1,5})?$",
+        one_of: &[],
+        errcode: None,
+    };
+    pub static GET_ACCOUNT_DATA_TYPE: StringRule = StringRule {
+        min_length: None,
+        max_length: Some(255),
+        length_message: "must be at most 255 characters long",
+        pattern: None,
+        pattern_message: "",
+        one_of: &[],
+        errcode: None,
+    };
+    pub static SET_ACCOUNT_DATA_USER_ID: StringRule = StringRule {
+        min_length: None,
+        max_length: Some(255),
+        length_message: "must be at most 255 characters long",
+        pattern: Some(&super::models::PATTERN_B1CDFE41),
+        pattern_message: "must match the pattern ^@[!-9;-~]+:(\\[[0-9A-Fa-f:.]+\\]|[0-9A-Za-z.-]+)(:[0-9]{1,5})?$",
+        one_of: &[],
+        errcode: None,
+    };
+    pub static SET_ACCOUNT_DATA_TYPE: StringRule = StringRule {
+        min_length: None,
+        max_length: Some(255),
+        length_message: "must be at most 255 characters long",
+        pattern: None,
+        pattern_message: "",
+        one_of: &[],
+        errcode: None,
+    };
+    pub static GET_ROOM_ACCOUNT_DATA_USER_ID: StringRule = StringRule {
+        min_length: None,
+        max_length: Some(255),
+        length_message: "must be at most 255 characters long",
+        pattern: Some(&super::models::PATTERN_B1CDFE41),
+        pattern_message: "must match the pattern ^@[!-9;-~]+:(\\[[0-9A-Fa-f:.]+\\]|[0-9A-Za-z.-]+)(:[0-9]{1,5})?$",
+        one_of: &[],
+        errcode: None,
+    };
+    pub static GET_ROOM_ACCOUNT_DATA_ROOM_ID: StringRule = StringRule {
+        min_length: None,
+        max_length: Some(255),
+        length_message: "must be at most 255 characters long",
+        pattern: Some(&super::models::PATTERN_65B6A8E6),
+        pattern_message: "must match the pattern ^![!-9;-~]+:(\\[[0-9A-Fa-f:.]+\\]|[0-9A-Za-z.-]+)(:[0-9]{1,5})?$",
+        one_of: &[],
+        errcode: None,
+    };
+    pub static GET_ROOM_ACCOUNT_DATA_TYPE: StringRule = StringRule {
+        min_length: None,
+        max_length: Some(255),
+        length_message: "must be at most 255 characters long",
+        pattern: None,
+        pattern_message: "",
+        one_of: &[],
+        errcode: None,
+    };
+    pub static SET_ROOM_ACCOUNT_DATA_USER_ID: StringRule = StringRule {
+        min_length: None,
+        max_length: Some(255),
+        length_message: "must be at most 255 characters long",
+        pattern: Some(&super::models::PATTERN_B1CDFE41),
+        pattern_message: "must match the pattern ^@[!-9;-~]+:(\\[[0-9A-Fa-f:.]+\\]|[0-9A-Za-z.-]+)(:[0-9]{1,5})?$",
+        one_of: &[],
+        errcode: None,
+    };
+    pub static SET_ROOM_ACCOUNT_DATA_ROOM_ID: StringRule = StringRule {
+        min_length: None,
+        max_length: Some(255),
+        length_message: "must be at most 255 characters long",
+        pattern: Some(&super::models::PATTERN_65B6A8E6),
+        pattern_message: "must match the pattern ^![!-9;-~]+:(\\[[0-9A-Fa-f:.]+\\]|[0-9A-Za-z.-]+)(:[0-9]{1,5})?$",
+        one_of: &[],
+        errcode: None,
+    };
+    pub static SET_ROOM_ACCOUNT_DATA_TYPE: StringRule = StringRule {
+        min_length: None,
+        max_length: Some(255),
+        length_message: "must be at most 255 characters long",
+        pattern: None,
+        pattern_message: "",
+        one_of: &[],
+        errcode: None,
+    };
     pub static REGISTER_KIND: StringRule = StringRule {
         min_length: None,
         max_length: None,
@@ -1099,6 +1268,15 @@ mod rules {
         one_of: &[],
         errcode: None,
     };
+    pub static FORGET_ROOM_ROOM_ID: StringRule = StringRule {
+        min_length: None,
+        max_length: Some(255),
+        length_message: "must be at most 255 characters long",
+        pattern: Some(&super::models::PATTERN_65B6A8E6),
+        pattern_message: "must match the pattern ^![!-9;-~]+:(\\[[0-9A-Fa-f:.]+\\]|[0-9A-Za-z.-]+)(:[0-9]{1,5})?$",
+        one_of: &[],
+        errcode: None,
+    };
     pub static LEAVE_ROOM_ROOM_ID: StringRule = StringRule {
         min_length: None,
         max_length: Some(255),
@@ -1186,6 +1364,15 @@ mod rules {
         length_message: "must be at most 255 characters long",
         pattern: Some(&super::models::PATTERN_65B6A8E6),
         pattern_message: "must match the pattern ^![!-9;-~]+:(\\[[0-9A-Fa-f:.]+\\]|[0-9A-Za-z.-]+)(:[0-9]{1,5})?$",
+        one_of: &[],
+        errcode: None,
+    };
+    pub static GET_MEMBERS_AT: StringRule = StringRule {
+        min_length: None,
+        max_length: Some(64),
+        length_message: "must be at most 64 characters long",
+        pattern: None,
+        pattern_message: "",
         one_of: &[],
         errcode: None,
     };
@@ -2107,6 +2294,128 @@ where
     C: Send + Sync,
 {
     match operation {
+        Operation::GetAccountData => {
+            let user_id = path_param(&request, "userId")?;
+            {
+                let v = &user_id;
+                check_string(
+                    "path parameter userId",
+                    v,
+                    &rules::GET_ACCOUNT_DATA_USER_ID,
+                )?;
+            }
+            let r#type = path_param(&request, "type")?;
+            {
+                let v = &r#type;
+                check_string("path parameter type", v, &rules::GET_ACCOUNT_DATA_TYPE)?;
+            }
+            let response = api
+                .get_account_data(user_id, r#type, context)
+                .await
+                .map_err(DispatchError::Api)?;
+            respond(response.status(), response.to_json())
+        }
+        Operation::SetAccountData => {
+            let user_id = path_param(&request, "userId")?;
+            {
+                let v = &user_id;
+                check_string(
+                    "path parameter userId",
+                    v,
+                    &rules::SET_ACCOUNT_DATA_USER_ID,
+                )?;
+            }
+            let r#type = path_param(&request, "type")?;
+            {
+                let v = &r#type;
+                check_string("path parameter type", v, &rules::SET_ACCOUNT_DATA_TYPE)?;
+            }
+            let body = required(
+                json_body::<
+                    models::JsonObject,
+                >(request.body, &Shape::Object { properties: &[] })?,
+                "a JSON request body",
+            )?;
+            let response = api
+                .set_account_data(user_id, r#type, body, context)
+                .await
+                .map_err(DispatchError::Api)?;
+            respond(response.status(), response.to_json())
+        }
+        Operation::GetRoomAccountData => {
+            let user_id = path_param(&request, "userId")?;
+            {
+                let v = &user_id;
+                check_string(
+                    "path parameter userId",
+                    v,
+                    &rules::GET_ROOM_ACCOUNT_DATA_USER_ID,
+                )?;
+            }
+            let room_id = path_param(&request, "roomId")?;
+            {
+                let v = &room_id;
+                check_string(
+                    "path parameter roomId",
+                    v,
+                    &rules::GET_ROOM_ACCOUNT_DATA_ROOM_ID,
+                )?;
+            }
+            let r#type = path_param(&request, "type")?;
+            {
+                let v = &r#type;
+                check_string(
+                    "path parameter type",
+                    v,
+                    &rules::GET_ROOM_ACCOUNT_DATA_TYPE,
+                )?;
+            }
+            let response = api
+                .get_room_account_data(user_id, room_id, r#type, context)
+                .await
+                .map_err(DispatchError::Api)?;
+            respond(response.status(), response.to_json())
+        }
+        Operation::SetRoomAccountData => {
+            let user_id = path_param(&request, "userId")?;
+            {
+                let v = &user_id;
+                check_string(
+                    "path parameter userId",
+                    v,
+                    &rules::SET_ROOM_ACCOUNT_DATA_USER_ID,
+                )?;
+            }
+            let room_id = path_param(&request, "roomId")?;
+            {
+                let v = &room_id;
+                check_string(
+                    "path parameter roomId",
+                    v,
+                    &rules::SET_ROOM_ACCOUNT_DATA_ROOM_ID,
+                )?;
+            }
+            let r#type = path_param(&request, "type")?;
+            {
+                let v = &r#type;
+                check_string(
+                    "path parameter type",
+                    v,
+                    &rules::SET_ROOM_ACCOUNT_DATA_TYPE,
+                )?;
+            }
+            let body = required(
+                json_body::<
+                    models::JsonObject,
+                >(request.body, &Shape::Object { properties: &[] })?,
+                "a JSON request body",
+            )?;
+            let response = api
+                .set_room_account_data(user_id, room_id, r#type, body, context)
+                .await
+                .map_err(DispatchError::Api)?;
+            respond(response.status(), response.to_json())
+        }
         Operation::Register => {
             let kind = query_param::<String>(&request, "kind")?;
             if let Some(v) = &kind {
@@ -2432,6 +2741,18 @@ where
                 .map_err(DispatchError::Api)?;
             respond(response.status(), response.to_json())
         }
+        Operation::ForgetRoom => {
+            let room_id = path_param(&request, "roomId")?;
+            {
+                let v = &room_id;
+                check_string("path parameter roomId", v, &rules::FORGET_ROOM_ROOM_ID)?;
+            }
+            let response = api
+                .forget_room(room_id, context)
+                .await
+                .map_err(DispatchError::Api)?;
+            respond(response.status(), response.to_json())
+        }
         Operation::LeaveRoom => {
             let room_id = path_param(&request, "roomId")?;
             {
@@ -2611,6 +2932,10 @@ where
                 let v = &room_id;
                 check_string("path parameter roomId", v, &rules::GET_MEMBERS_ROOM_ID)?;
             }
+            let at = query_param::<String>(&request, "at")?;
+            if let Some(v) = &at {
+                check_string("query parameter at", v, &rules::GET_MEMBERS_AT)?;
+            }
             let membership = query_param::<String>(&request, "membership")?;
             if let Some(v) = &membership {
                 check_string(
@@ -2628,7 +2953,7 @@ where
                 )?;
             }
             let response = api
-                .get_members(room_id, membership, not_membership, context)
+                .get_members(room_id, at, membership, not_membership, context)
                 .await
                 .map_err(DispatchError::Api)?;
             respond(response.status(), response.to_json())

@@ -69,7 +69,7 @@ async fn read_everything(alice: &User, room: &str, expect_events: usize) {
         GetRoomStateResponse::Ok(_)
     ));
     assert!(matches!(
-        c.get_members(room, None, None).await.unwrap(),
+        c.get_members(room, None, None, None).await.unwrap(),
         GetMembersResponse::Ok(_)
     ));
     assert!(matches!(

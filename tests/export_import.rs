@@ -92,6 +92,27 @@ async fn populate(dir: &Path) -> (String, String, String) {
     let DefineFilterResponse::Ok(defined) = alice.define_filter("@alice:localhost", &filter).await.unwrap() else {
         panic!("filter")
     };
+    let colour = object(json!({"colour": "teal"}));
+    assert_eq!(
+        alice
+            .set_account_data("@alice:localhost", "org.example.colour", &colour)
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    assert_eq!(
+        alice
+            .set_room_account_data("@alice:localhost", &public, "m.tag", &object(json!({"tags": {}})))
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    let left = create_room(&alice, "attic", "Attic", Preset::PublicChat).await;
+    assert_eq!(bob.post_rooms_room_id_join(&left, None).await.unwrap().status(), 200);
+    assert_eq!(bob.leave_room(&left, None).await.unwrap().status(), 200);
+    assert_eq!(bob.forget_room(&left).await.unwrap().status(), 200);
     let token = bob.access_token().unwrap().to_string();
     server.stop();
     admin_ok(dir, &["user", "deactivate", "gone"], "");
@@ -120,7 +141,17 @@ async fn an_imported_export_exports_identically_and_serves_the_same_state() {
         .collect();
     assert_eq!(kinds.first().map(String::as_str), Some("header"));
     assert_eq!(kinds.last().map(String::as_str), Some("end"));
-    for kind in ["account", "token", "room", "alias", "event", "txn", "filter"] {
+    for kind in [
+        "account",
+        "token",
+        "room",
+        "alias",
+        "event",
+        "txn",
+        "filter",
+        "account_data",
+        "forgotten",
+    ] {
         assert!(kinds.iter().any(|k| k == kind), "no {kind} record in\n{text}");
     }
     assert!(text.contains(r#""displayname":"Alice A.""#) && text.contains(r#""admin":true"#));
@@ -167,6 +198,23 @@ async fn an_imported_export_exports_identically_and_serves_the_same_state() {
     let GetFilterResponse::Ok(_) = alice.get_filter("@alice:localhost", filter_id).await.unwrap() else {
         panic!("the filter survives")
     };
+    let GetAccountDataResponse::Ok(colour) = alice
+        .get_account_data("@alice:localhost", "org.example.colour")
+        .await
+        .unwrap()
+    else {
+        panic!("the account data survives")
+    };
+    assert_eq!(colour["colour"], "teal");
+    let SyncResponse::Ok(synced) = alice.sync(None, None, None, None, None).await.unwrap() else {
+        panic!("sync")
+    };
+    assert_eq!(
+        synced.account_data.events.len(),
+        1,
+        "imported account data is delivered by /sync"
+    );
+    assert_eq!(synced.rooms.join[&public].account_data.events[0]["type"], "m.tag");
     let newer = object(json!({"room": {"timeline": {"limit": 7}}}));
     let DefineFilterResponse::Ok(defined) = alice.define_filter("@alice:localhost", &newer).await.unwrap() else {
         panic!("filter")

@@ -24,7 +24,7 @@ fn errcode(e: &models::Error) -> &str {
 }
 
 async fn member_count(user: &common::User, room: &str) -> usize {
-    match user.client.get_members(room, None, None).await.unwrap() {
+    match user.client.get_members(room, None, None, None).await.unwrap() {
         GetMembersResponse::Ok(ok) => ok.chunk.len(),
         other => panic!("{other:?}"),
     }
@@ -417,7 +417,7 @@ async fn state_is_readable_by_members_and_former_members_only() {
         GetRoomStateResponse::Forbidden(_)
     ));
     assert!(matches!(
-        carol.client.get_members(&room, None, None).await.unwrap(),
+        carol.client.get_members(&room, None, None, None).await.unwrap(),
         GetMembersResponse::Forbidden(_)
     ));
 }
@@ -439,7 +439,7 @@ async fn every_membership_operation_on_an_unknown_room_is_404_and_a_malformed_id
         c.ban(room, &change(&bob.id)).await.unwrap().status(),
         c.unban(room, &change(&bob.id)).await.unwrap().status(),
         c.get_room_state(room).await.unwrap().status(),
-        c.get_members(room, None, None).await.unwrap().status(),
+        c.get_members(room, None, None, None).await.unwrap().status(),
         c.get_joined_members(room).await.unwrap().status(),
     ];
     assert_eq!(statuses, [404; 8]);

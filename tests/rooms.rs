@@ -309,14 +309,24 @@ async fn members_joined_members_and_joined_rooms_agree() {
         }
         other => panic!("{other:?}"),
     }
-    match alice.client.get_members(&room, Some("invite"), None).await.unwrap() {
+    match alice
+        .client
+        .get_members(&room, None, Some("invite"), None)
+        .await
+        .unwrap()
+    {
         GetMembersResponse::Ok(ok) => {
             assert_eq!(ok.chunk.len(), 1);
             assert_eq!(ok.chunk[0].state_key.as_deref(), Some(carol.id.as_str()));
         }
         other => panic!("{other:?}"),
     }
-    match alice.client.get_members(&room, None, Some("invite")).await.unwrap() {
+    match alice
+        .client
+        .get_members(&room, None, None, Some("invite"))
+        .await
+        .unwrap()
+    {
         GetMembersResponse::Ok(ok) => assert_eq!(ok.chunk.len(), 2),
         other => panic!("{other:?}"),
     }

@@ -196,7 +196,7 @@ async fn snapshot(s: &TestServer, w: &World) -> Snapshot {
         GetJoinedRoomsResponse::Ok(ok) => ok.joined_rooms,
         other => panic!("{other:?}"),
     };
-    let bob_membership = match w.alice.client.get_members(&w.room, None, None).await.unwrap() {
+    let bob_membership = match w.alice.client.get_members(&w.room, None, None, None).await.unwrap() {
         GetMembersResponse::Ok(ok) => ok
             .chunk
             .iter()

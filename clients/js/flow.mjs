@@ -5,6 +5,8 @@
 // alice and bob register and log in with loginWithPassword, start their
 // clients, alice creates a room and invites bob; bob's client must report
 // the invite as a RoomMember.membership event, join, and reach "join".
+// bob then writes account data (global and per room), which his running
+// client and a fresh client instance both receive through /sync.
 // Every assertion is on what the library reports. Crypto is never started.
 import assert from "node:assert/strict";
 import * as sdk from "matrix-js-sdk";
@@ -160,6 +162,27 @@ async function main() {
             .map((m) => m.userId)
             .sort(),
         [alice.getUserId(), bobId].sort(),
+    );
+
+    step("bob writes account data, global and for the room; a fresh client reads it back from its first sync");
+    const liveEcho = waitFor(
+        bob,
+        sdk.ClientEvent.AccountData,
+        (event) => event.getType() === "org.example.flow" && event,
+        "bob's running client receiving its own account data",
+    );
+    await bob.setAccountData("org.example.flow", { colour: "teal", suffix });
+    await bob.setRoomAccountData(roomId, "org.example.flow.room", { pinned: true });
+    const echoed = await liveEcho;
+    assert.equal(echoed.getContent().colour, "teal", "an incremental sync delivers the change");
+    const fresh = sdk.createClient({ baseUrl, userId: bobId, accessToken: bob.getAccessToken() });
+    clients.push(fresh);
+    await start(fresh);
+    assert.deepEqual(fresh.getAccountData("org.example.flow")?.getContent(), { colour: "teal", suffix });
+    assert.deepEqual(
+        fresh.getRoom(roomId)?.getAccountData("org.example.flow.room")?.getContent(),
+        { pinned: true },
+        "the room's account data arrives with the room",
     );
     step("passed");
 }

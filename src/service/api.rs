@@ -6,6 +6,7 @@ use super::membership::Action;
 use super::messages::{limit_of, Direction};
 use super::registration::{RegisterOutcome, Registration, DUMMY_STAGE};
 use super::rooms::{Preset, RoomSpec};
+use super::state::MemberFilter;
 use super::sync::{client_event, DEFAULT_TIMELINE_LIMIT};
 use super::{json_object, Service};
 use crate::caller::ClientAddr;
@@ -167,6 +168,34 @@ impl Service {
         let room = room_id(room)?;
         let event_id = self.set_state(&room, &sender, event_type, state_key, body).await?;
         Ok(models::EventIdResponse { event_id })
+    }
+
+    async fn account_data_op(
+        &self,
+        sender: ServiceResult<UserId>,
+        user: &str,
+        room: Option<&str>,
+        event_type: &str,
+    ) -> ServiceResult<serde_json::Value> {
+        let sender = sender?;
+        let user = UserId::parse(user).map_err(invalid("userId"))?;
+        let room = room.map(room_id).transpose()?;
+        self.account_data(&sender, &user, room.as_ref(), event_type).await
+    }
+
+    async fn set_account_data_op(
+        &self,
+        sender: ServiceResult<UserId>,
+        user: &str,
+        room: Option<&str>,
+        event_type: &str,
+        body: models::JsonObject,
+    ) -> ServiceResult<()> {
+        let sender = sender?;
+        let user = UserId::parse(user).map_err(invalid("userId"))?;
+        let room = room.map(room_id).transpose()?;
+        self.set_account_data(&sender, &user, room.as_ref(), event_type, body)
+            .await
     }
 
     async fn get_state_op(
@@ -519,19 +548,19 @@ where
     async fn get_members(
         &self,
         room_id: String,
+        at: Option<String>,
         membership: Option<String>,
         not_membership: Option<String>,
         context: &C,
     ) -> Result<GetMembersResponse, ApiError> {
         let result = async {
             let user = sender(context)?;
+            let filter = MemberFilter {
+                membership: membership.as_deref(),
+                not_membership: not_membership.as_deref(),
+            };
             let events = self
-                .member_events(
-                    &self::room_id(&room_id)?,
-                    &user,
-                    membership.as_deref(),
-                    not_membership.as_deref(),
-                )
+                .member_events(&self::room_id(&room_id)?, &user, at.as_deref(), filter)
                 .await?;
             Ok(GetMembersResponse::Ok(models::GetMembersOk {
                 chunk: events.into_iter().map(client_event).collect(),
@@ -544,9 +573,7 @@ where
     async fn get_joined_members(&self, room_id: String, context: &C) -> Result<GetJoinedMembersResponse, ApiError> {
         let result = async {
             let user = sender(context)?;
-            let events = self
-                .member_events(&self::room_id(&room_id)?, &user, Some("join"), None)
-                .await?;
+            let events = self.joined_member_events(&self::room_id(&room_id)?, &user).await?;
             let joined = events
                 .into_iter()
                 .filter_map(|e| {
@@ -815,6 +842,87 @@ where
         Ok(GetWellKnownResponse::Ok(models::GetWellKnownOk {
             m_homeserver: json_object(self.well_known_homeserver()),
         }))
+    }
+
+    // -- account data and forgetting (issue 11); the work is in account_data.rs and forget.rs.
+
+    async fn get_account_data(
+        &self,
+        user_id: String,
+        r#type: String,
+        context: &C,
+    ) -> Result<GetAccountDataResponse, ApiError> {
+        let result = self.account_data_op(sender(context), &user_id, None, &r#type).await;
+        respond(
+            "get_account_data",
+            result.map(|c| GetAccountDataResponse::Ok(json_object(c))),
+            GetAccountDataResponse::from_error,
+        )
+    }
+
+    async fn set_account_data(
+        &self,
+        user_id: String,
+        r#type: String,
+        body: models::JsonObject,
+        context: &C,
+    ) -> Result<SetAccountDataResponse, ApiError> {
+        let result = self
+            .set_account_data_op(sender(context), &user_id, None, &r#type, body)
+            .await;
+        respond(
+            "set_account_data",
+            result.map(|_| SetAccountDataResponse::Ok(json_object(json!({})))),
+            SetAccountDataResponse::from_error,
+        )
+    }
+
+    async fn get_room_account_data(
+        &self,
+        user_id: String,
+        room_id: String,
+        r#type: String,
+        context: &C,
+    ) -> Result<GetRoomAccountDataResponse, ApiError> {
+        let result = self
+            .account_data_op(sender(context), &user_id, Some(&room_id), &r#type)
+            .await;
+        respond(
+            "get_room_account_data",
+            result.map(|c| GetRoomAccountDataResponse::Ok(json_object(c))),
+            GetRoomAccountDataResponse::from_error,
+        )
+    }
+
+    async fn set_room_account_data(
+        &self,
+        user_id: String,
+        room_id: String,
+        r#type: String,
+        body: models::JsonObject,
+        context: &C,
+    ) -> Result<SetRoomAccountDataResponse, ApiError> {
+        let result = self
+            .set_account_data_op(sender(context), &user_id, Some(&room_id), &r#type, body)
+            .await;
+        respond(
+            "set_room_account_data",
+            result.map(|_| SetRoomAccountDataResponse::Ok(json_object(json!({})))),
+            SetRoomAccountDataResponse::from_error,
+        )
+    }
+
+    async fn forget_room(&self, room_id: String, context: &C) -> Result<ForgetRoomResponse, ApiError> {
+        let result = async {
+            let user = sender(context)?;
+            self.forget_room(&user, &self::room_id(&room_id)?).await
+        }
+        .await;
+        respond(
+            "forget_room",
+            result.map(|_| ForgetRoomResponse::Ok(json_object(json!({})))),
+            ForgetRoomResponse::from_error,
+        )
     }
 
     async fn get_health(&self, _context: &C) -> Result<GetHealthResponse, ApiError> {

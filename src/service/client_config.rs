@@ -7,7 +7,7 @@ use crate::ids::UserId;
 use serde_json::{json, Value};
 
 impl Service {
-    fn require_self(&self, sender: &UserId, user: &UserId, what: &str) -> ServiceResult<()> {
+    pub(super) fn require_self(&self, sender: &UserId, user: &UserId, what: &str) -> ServiceResult<()> {
         if sender == user {
             Ok(())
         } else {

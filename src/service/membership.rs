@@ -158,6 +158,9 @@ impl Service {
                 )));
             }
         }
+        if action == Action::Invite {
+            self.require_invites_allowed(target).await?;
+        }
         let mut content = Map::new();
         content.insert("membership".into(), json!(action.resulting().as_str()));
         if action == Action::Join {

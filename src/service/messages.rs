@@ -180,6 +180,7 @@ impl Service {
         limit: usize,
     ) -> ServiceResult<Page> {
         self.require_room(room).await?;
+        self.require_not_forgotten(room, user).await?;
         let now = self.store.durable_pos();
         let from = from.map(|f| parse_token(f, "from", now)).transpose()?;
         let to = to.map(|t| parse_token(t, "to", now)).transpose()?;

@@ -4,6 +4,7 @@
 //! function here, and turn its result into the generated response enum.
 //! Decisions about membership live in `crate::membership::rules`.
 
+pub mod account_data;
 pub mod accounts;
 pub mod admin;
 pub mod api;
@@ -11,6 +12,7 @@ pub mod backup;
 pub mod client_config;
 pub mod directory;
 pub mod error;
+pub mod forget;
 pub mod health;
 pub mod membership;
 pub mod messages;

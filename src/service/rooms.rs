@@ -118,6 +118,7 @@ impl Service {
                     "User {invitee} does not exist on this server"
                 )));
             }
+            self.require_invites_allowed(invitee).await?;
         }
         let room_id = RoomId::parse(&format!("!{}:{}", random_string(18), self.server_name))
             .map_err(|e| ServiceError::internal(e.0))?;

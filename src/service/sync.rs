@@ -40,6 +40,9 @@ pub struct SyncRequest {
     pub timeout: Duration,
     pub timeline_limit: usize,
     pub full_state: bool,
+    /// The filter's `room.include_leave`: rooms the user left are shown
+    /// on an initial sync too (never forgotten ones).
+    pub include_leave: bool,
 }
 
 /// A stored event in the client format.
@@ -122,11 +125,17 @@ impl Service {
             Some(f) => timeline_limit_of(f)?.unwrap_or(DEFAULT_TIMELINE_LIMIT),
             None => DEFAULT_TIMELINE_LIMIT,
         };
+        let include_leave = filter
+            .as_ref()
+            .and_then(|f| f.pointer("/room/include_leave"))
+            .and_then(Value::as_bool)
+            .unwrap_or(false);
         Ok(SyncRequest {
             since,
             timeout,
             timeline_limit,
             full_state: full_state.unwrap_or(false),
+            include_leave,
         })
     }
 
@@ -139,15 +148,22 @@ impl Service {
         let deadline = tokio::time::Instant::now() + req.timeout;
         loop {
             let now = self.store.durable_pos();
-            let rooms = self.sync_rooms(user, req, now).await?;
-            let nothing = rooms.join.is_empty() && rooms.invite.is_empty() && rooms.leave.is_empty();
+            let mut rooms = self.sync_rooms(user, req, now).await?;
+            let account = self.sync_account_data(user, req.since, now).await?;
+            self.add_room_account_data(&mut rooms, user, account.rooms, now).await?;
+            if !rooms.invite.is_empty() && self.invites_blocked(user).await? {
+                // The spec: pending invites of a user who blocks invites are not served.
+                rooms.invite.clear();
+            }
+            let nothing =
+                rooms.join.is_empty() && rooms.invite.is_empty() && rooms.leave.is_empty() && account.global.is_empty();
             let closing = self.closing.load(std::sync::atomic::Ordering::Acquire);
             if req.since.is_none() || req.full_state || !nothing || closing || tokio::time::Instant::now() >= deadline {
                 return Ok(models::SyncResponse {
                     next_batch: token(now),
                     rooms,
                     presence: empty_list(),
-                    account_data: empty_list(),
+                    account_data: models::EventList { events: account.global },
                     to_device: empty_list(),
                     device_lists: models::DeviceLists {
                         changed: Some(Vec::new()),
@@ -188,7 +204,11 @@ impl Service {
                 Membership::Invite if changed => {
                     invite.insert(room.to_string(), self.invited_room(&room, user).await?);
                 }
-                Membership::Leave | Membership::Ban if changed && since.is_some() => {
+                Membership::Leave | Membership::Ban
+                    if changed
+                        && (since.is_some() || req.include_leave)
+                        && !self.store.forgotten(user, &room).await? =>
+                {
                     let since = since.unwrap_or(0);
                     leave.insert(room.to_string(), self.left_room(&room, user, since, mpos, req).await?);
                 }
@@ -341,6 +361,82 @@ impl Service {
     }
 }
 
+/// The account data a sync delivers: global, and per room by room id.
+struct SyncAccountData {
+    global: Vec<models::JsonObject>,
+    rooms: BTreeMap<String, Vec<models::JsonObject>>,
+}
+
+/// An account data entry as `/sync` shows it.
+fn account_data_event(event_type: String, content: Value) -> models::JsonObject {
+    let mut event = models::JsonObject::new();
+    event.insert("type".into(), Value::String(event_type));
+    event.insert("content".into(), content);
+    event
+}
+
+impl Service {
+    /// Account data changed in (since, now]; all of it on an initial sync.
+    async fn sync_account_data(&self, user: &UserId, since: Option<u64>, now: u64) -> ServiceResult<SyncAccountData> {
+        let mut out = SyncAccountData {
+            global: Vec::new(),
+            rooms: BTreeMap::new(),
+        };
+        for entry in self.store.account_data_changes(user, since.unwrap_or(0), now).await? {
+            let event = account_data_event(entry.event_type, entry.content);
+            match entry.room {
+                None => out.global.push(event),
+                Some(room) => out.rooms.entry(room.to_string()).or_default().push(event),
+            }
+        }
+        Ok(out)
+    }
+
+    /// Puts each room's account data into its joined-room entry, adding an
+    /// entry (with an empty timeline) for a joined room that had no other
+    /// change; rooms the user is not joined to get none.
+    async fn add_room_account_data(
+        &self,
+        rooms: &mut models::SyncRooms,
+        user: &UserId,
+        changes: BTreeMap<String, Vec<models::JsonObject>>,
+        now: u64,
+    ) -> ServiceResult<()> {
+        for (room_id, events) in changes {
+            if let Some(entry) = rooms.join.get_mut(&room_id) {
+                entry.account_data = models::EventList { events };
+                continue;
+            }
+            let Ok(room) = RoomId::parse(&room_id) else { continue };
+            let joined = self
+                .store
+                .membership(&room, user)
+                .await?
+                .is_some_and(|(m, pos)| m == Membership::Join && pos <= now);
+            if joined {
+                rooms.join.insert(
+                    room_id,
+                    models::JoinedRoom {
+                        state: models::StateEvents { events: Vec::new() },
+                        timeline: models::Timeline {
+                            prev_batch: Some(token(now)),
+                            limited: false,
+                            events: Vec::new(),
+                        },
+                        ephemeral: empty_list(),
+                        account_data: models::EventList { events },
+                        unread_notifications: models::UnreadNotifications {
+                            highlight_count: Some(0),
+                            notification_count: Some(0),
+                        },
+                    },
+                );
+            }
+        }
+        Ok(())
+    }
+}
+
 impl Service {
     /// The v1 `/initialSync`: every joined room with its state and newest
     /// `limit` messages, and every pending invite with the invite event.
@@ -368,6 +464,7 @@ impl Service {
     /// `/rooms/{roomId}/initialSync`: the snapshot of one room.
     pub async fn room_initial_sync(&self, room: &RoomId, user: &UserId) -> ServiceResult<models::RoomInitialSync> {
         self.require_room(room).await?;
+        self.require_not_forgotten(room, user).await?;
         let now = self.store.durable_pos();
         match self.store.membership(room, user).await?.map(|(m, _)| m) {
             Some(Membership::Invite) => self.invite_snapshot(room, user, now).await,

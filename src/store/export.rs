@@ -12,7 +12,8 @@
 //! Every tag of [`super::keys`] is accounted for: `U`, `G`, `Y` → account;
 //! `T` → token (`D` is rebuilt from it); `R` → room; `A` → alias (`B` is
 //! rebuilt); `E` → event (`M`, `N`, `S`, `H` are rebuilt); `X` → txn; `F` →
-//! filter; `Z` → the header's `stream_end`; `V` → the header's `layout`.
+//! filter; `Z` → the header's `stream_end`; `V` → the header's `layout`;
+//! `C` → account data (`Q` is rebuilt); `O` → forgotten.
 
 use super::codec::{corrupt, decode_event, decode_str, decode_u64};
 use super::keys::{self, Tag, SEP};
@@ -87,6 +88,23 @@ pub enum Record {
         user_id: String,
         filter_id: String,
         filter: Value,
+    },
+    /// A piece of a user's account data, global (`room_id` absent) or for a room.
+    AccountData {
+        user_id: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        room_id: Option<String>,
+        #[serde(rename = "type")]
+        event_type: String,
+        content: Value,
+        /// The position of its newest change.
+        stream_pos: u64,
+    },
+    /// A room a user forgot, at the member event they forgot it at.
+    Forgotten {
+        user_id: String,
+        room_id: String,
+        stream_pos: u64,
     },
     /// Last line: how many lines the file holds, this one included.
     End { records: u64 },
@@ -206,6 +224,7 @@ pub fn write_snapshot(tree: &Tree, out: impl Write) -> Result<ExportSummary, Sto
             filter: json(&v, "filter")?,
         })?;
     }
+    user_data(tree, &mut lines)?;
     let records = lines.count + 1;
     lines.put(&Record::End { records })?;
     lines
@@ -216,6 +235,38 @@ pub fn write_snapshot(tree: &Tree, out: impl Write) -> Result<ExportSummary, Sto
         records,
         stream_position: stream_end,
     })
+}
+
+/// Account data (`C`; `Q` is rebuilt from it) and forgotten rooms (`O`).
+fn user_data<W: Write>(tree: &Tree, lines: &mut Lines<W>) -> Result<(), StoreError> {
+    for entry in scan(tree, &[Tag::UserRoomAccountData as u8]) {
+        let (k, v) = entry?;
+        let p = parts(&k);
+        let [user, room, event_type] = p[..] else {
+            return Err(corrupt("account data key without three parts"));
+        };
+        let (stream_pos, content) = super::account_data::decode_entry(&v)?;
+        lines.put(&Record::AccountData {
+            user_id: text(user)?,
+            room_id: (!room.is_empty()).then(|| text(room)).transpose()?,
+            event_type: text(event_type)?,
+            content,
+            stream_pos,
+        })?;
+    }
+    for entry in scan(tree, &[Tag::UserRoomForgotten as u8]) {
+        let (k, v) = entry?;
+        let p = parts(&k);
+        let [user, room] = p[..] else {
+            return Err(corrupt("forgotten-room key without two parts"));
+        };
+        lines.put(&Record::Forgotten {
+            user_id: text(user)?,
+            room_id: text(room)?,
+            stream_pos: decode_u64(&v)?,
+        })?;
+    }
+    Ok(())
 }
 
 fn accounts<W: Write>(tree: &Tree, lines: &mut Lines<W>) -> Result<(), StoreError> {

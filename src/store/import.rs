@@ -123,6 +123,28 @@ pub fn stage(st: &mut Staged<'_>, record: Record) -> Result<(), StoreError> {
                 json(&filter)?,
             );
         }
+        Record::AccountData {
+            user_id,
+            room_id,
+            event_type,
+            content,
+            stream_pos,
+        } => {
+            let (u, r) = (user(&user_id)?, room_id.as_deref().map(room).transpose()?);
+            super::account_data::stage_at(st, &u, r.as_ref(), &event_type, &content, stream_pos)?;
+            st.claim_through(stream_pos);
+        }
+        Record::Forgotten {
+            user_id,
+            room_id,
+            stream_pos,
+        } => {
+            let (u, r) = (user(&user_id)?, room(&room_id)?);
+            st.put(
+                super::account_data::forgotten_key(&u, &r),
+                &stream_pos.to_be_bytes()[..],
+            );
+        }
     }
     Ok(())
 }

@@ -26,6 +26,9 @@
 //! | `F` | userfilter_json | user 0xFF filter_id | filter JSON |
 //! | `Y` | userid_displayname | user | display name |
 //! | `G` | userid_flags | user | JSON `{admin, deactivated}`; absent when both are false |
+//! | `C` | userroomtype_accountdata | user 0xFF room ("" for global) 0xFF type | BE u64 pos of the change, then the content JSON |
+//! | `Q` | userpos_accountdata | user 0xFF pos | room 0xFF type: which entry changed at that position (one per entry, its newest) |
+//! | `O` | userroom_forgotten | user 0xFF room | BE u64 pos of the member event the user forgot the room at |
 //! | `Z` | stream_end | (empty) | BE u64: the highest position written, set in every batch that writes events |
 //! | `V` | layout_version | (empty) | the layout's version, ASCII |
 //! | `W` | batch_log | BE u64 write number | every change of that batch, until a flush covers them (see `batch_log`) |
@@ -55,6 +58,9 @@ pub enum Tag {
     UserFilter = b'F',
     UserDisplayname = b'Y',
     UserFlags = b'G',
+    UserRoomAccountData = b'C',
+    UserPosAccountData = b'Q',
+    UserRoomForgotten = b'O',
     StreamEnd = b'Z',
     LayoutVersion = b'V',
     BatchLog = b'W',

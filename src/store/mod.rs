@@ -14,6 +14,7 @@
 //!   holds every other write to that room off; a refused plan writes nothing.
 //! - **Atomic.** Each write changes every index it touches, or none.
 
+pub mod account_data;
 pub mod auth_cache;
 pub mod batch_log;
 pub mod codec;
@@ -33,6 +34,7 @@ use crate::membership::auth::{AuthState, Authorized};
 use crate::membership::state::Membership;
 use std::fmt;
 
+pub use self::account_data::AccountData;
 pub use self::sled::SledStore;
 
 /// A stored room event (client format).
@@ -292,6 +294,35 @@ pub trait Store: Send + Sync {
     async fn set_displayname(&self, user: &UserId, name: Option<&str>) -> Result<(), StoreError>;
     /// The display name the user set, if any.
     async fn displayname(&self, user: &UserId) -> Result<Option<String>, StoreError>;
+
+    // -- account data and forgotten rooms -------------------------------------
+
+    /// Stores `content` (an object) as the user's account data of
+    /// `event_type`, global (`room` `None`) or for a room, at a new stream
+    /// position, which it returns once durable.
+    async fn set_account_data(
+        &self,
+        user: &UserId,
+        room: Option<&RoomId>,
+        event_type: &str,
+        content: &serde_json::Value,
+    ) -> Result<u64, StoreError>;
+    /// The user's account data of `event_type`, global or for a room.
+    async fn account_data(
+        &self,
+        user: &UserId,
+        room: Option<&RoomId>,
+        event_type: &str,
+    ) -> Result<Option<AccountData>, StoreError>;
+    /// Every entry of the user's account data whose newest change lies in
+    /// (after, upto], in position order (`after` 0: all of them).
+    async fn account_data_changes(&self, user: &UserId, after: u64, upto: u64) -> Result<Vec<AccountData>, StoreError>;
+    /// Forgets the room for the user if their membership is leave or ban:
+    /// it stays forgotten until their membership changes. Returns the
+    /// membership found (`None`: never a member, nothing written).
+    async fn forget_room(&self, user: &UserId, room: &RoomId) -> Result<Option<Membership>, StoreError>;
+    /// Whether the user forgot the room at their current membership.
+    async fn forgotten(&self, user: &UserId, room: &RoomId) -> Result<bool, StoreError>;
 
     // -- administration ------------------------------------------------------
 

@@ -2,6 +2,7 @@
 //! writer thread ([`super::writer`]), group commit ([`super::commit`]), and
 //! reads through [`Committed`] so that they show only durable data.
 
+use super::account_data::{self, AccountData};
 use super::codec::{corrupt, decode_event, decode_membership, decode_membership_code, decode_str, decode_u64};
 use super::commit::{FlushObserver, GroupCommit};
 use super::committed::Committed;
@@ -310,6 +311,42 @@ impl Inner {
                 Ok((user, decode_membership(&v)?.0))
             })
             .collect()
+    }
+
+    /// Account data whose newest change lies in (after, upto]: positions at
+    /// or below the durable one are durable, and a newer change of an entry
+    /// removes its older `Q` key, so each entry appears at most once.
+    fn account_data_changes(&self, user: &UserId, after: u64, upto: u64) -> Result<Vec<AccountData>, StoreError> {
+        let upto = upto.min(self.committed.durable_pos());
+        if after >= upto {
+            return Ok(Vec::new());
+        }
+        let start = account_data::change_key(user, after + 1);
+        let end = account_data::change_key(user, upto);
+        let prefix_len = start.len() - 8;
+        let raw = self
+            .tree
+            .range(start.clone()..=end.clone())
+            .collect::<Result<Vec<_>, _>>()?;
+        let mut out = Vec::new();
+        for (k, v) in self.committed.visible_range(&start, &keys::prefix_end(&end), raw) {
+            let pos = decode_u64(&k[prefix_len..])?;
+            let (room, event_type) = account_data::decode_change(&v)?;
+            let Some(entry) = self.get(&account_data::entry_key(user, room.as_ref(), &event_type))? else {
+                continue;
+            };
+            let (stream_pos, content) = account_data::decode_entry(&entry)?;
+            // Changed again after `upto`: the next sync delivers it.
+            if stream_pos == pos {
+                out.push(AccountData {
+                    room,
+                    event_type,
+                    content,
+                    stream_pos,
+                });
+            }
+        }
+        Ok(out)
     }
 
     fn rooms_of(&self, user: &UserId) -> Result<Vec<(RoomId, MemberEntry)>, StoreError> {
@@ -674,6 +711,82 @@ impl Store for SledStore {
             .get(&user_key(Tag::UserDisplayname, user))?
             .map(|v| decode_str(&v).map(str::to_owned))
             .transpose()
+    }
+
+    async fn set_account_data(
+        &self,
+        user: &UserId,
+        room: Option<&RoomId>,
+        event_type: &str,
+        content: &serde_json::Value,
+    ) -> Result<u64, StoreError> {
+        let (user, room, event_type, content) = (user.clone(), room.cloned(), event_type.to_owned(), content.clone());
+        match self
+            .write(Box::new(move |st| {
+                let pos = account_data::stage_set(st, &user, room.as_ref(), &event_type, &content)?;
+                Ok(Output::Pos(pos))
+            }))
+            .await?
+        {
+            Output::Pos(pos) => Ok(pos),
+            other => Err(StoreError::Internal(format!("expected a position, got {other:?}"))),
+        }
+    }
+
+    async fn account_data(
+        &self,
+        user: &UserId,
+        room: Option<&RoomId>,
+        event_type: &str,
+    ) -> Result<Option<AccountData>, StoreError> {
+        let Some(v) = self.inner.get(&account_data::entry_key(user, room, event_type))? else {
+            return Ok(None);
+        };
+        let (stream_pos, content) = account_data::decode_entry(&v)?;
+        Ok(Some(AccountData {
+            room: room.cloned(),
+            event_type: event_type.to_owned(),
+            content,
+            stream_pos,
+        }))
+    }
+
+    async fn account_data_changes(&self, user: &UserId, after: u64, upto: u64) -> Result<Vec<AccountData>, StoreError> {
+        let user = user.clone();
+        self.blocking(move |s| s.account_data_changes(&user, after, upto)).await
+    }
+
+    async fn forget_room(&self, user: &UserId, room: &RoomId) -> Result<Option<Membership>, StoreError> {
+        let (user, room) = (user.clone(), room.clone());
+        let found = self
+            .write(Box::new(move |st| {
+                let Some(entry) = st.get(&keys::room_member(room.as_str(), user.as_str()))? else {
+                    return Ok(Output::Member(None));
+                };
+                let (membership, pos) = decode_membership(&entry)?;
+                if matches!(membership, Membership::Leave | Membership::Ban) {
+                    st.put(account_data::forgotten_key(&user, &room), &pos.to_be_bytes()[..]);
+                }
+                Ok(Output::Member(Some(membership)))
+            }))
+            .await?;
+        match found {
+            Output::Member(found) => Ok(found),
+            other => Err(StoreError::Internal(format!("expected a membership, got {other:?}"))),
+        }
+    }
+
+    async fn forgotten(&self, user: &UserId, room: &RoomId) -> Result<bool, StoreError> {
+        let Some(at) = self.inner.get(&account_data::forgotten_key(user, room))? else {
+            return Ok(false);
+        };
+        let current = self
+            .inner
+            .get(&keys::room_member(room.as_str(), user.as_str()))?
+            .map(|v| decode_membership(&v))
+            .transpose()?;
+        // A membership change after the forgetting (a new invite or join) clears it.
+        Ok(current.is_some_and(|(_, pos)| pos == decode_u64(&at).unwrap_or(0)))
     }
 
     async fn create_account(

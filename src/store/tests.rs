@@ -931,3 +931,116 @@ async fn the_batch_log_keeps_only_batches_no_flush_has_covered() {
     let left = batch_log_records(&kv);
     assert!(left <= 2, "{left} batch-log records left after 50 durable writes");
 }
+
+// -- account data and forgotten rooms (issue 11) ---------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn account_data_is_hidden_until_durable_and_answered_only_once_durable() {
+    let (_dir, store) = slow_store(400);
+    let alice = user(ALICE);
+    let pos = store.durable_pos();
+    let pending = {
+        let (store, alice) = (store.clone(), alice.clone());
+        tokio::spawn(async move {
+            let at = store
+                .set_account_data(&alice, None, "org.example.x", &json!({"v": 1}))
+                .await
+                .unwrap();
+            (at, store.durable_pos())
+        })
+    };
+    until_hidden(&store).await;
+    for _ in 0..5 {
+        assert_eq!(store.durable_pos(), pos);
+        assert!(store
+            .account_data(&alice, None, "org.example.x")
+            .await
+            .unwrap()
+            .is_none());
+        assert!(store
+            .account_data_changes(&alice, 0, u64::MAX)
+            .await
+            .unwrap()
+            .is_empty());
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let (at, durable_at_answer) = pending.await.unwrap();
+    assert_eq!(at, pos + 1, "a change takes the next stream position");
+    assert!(durable_at_answer >= at, "answered before the change was durable");
+    let stored = store
+        .account_data(&alice, None, "org.example.x")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((stored.content, stored.stream_pos), (json!({"v": 1}), at));
+}
+
+#[tokio::test]
+async fn account_data_changes_list_each_entry_once_at_its_newest_change() {
+    let (dir, store) = open();
+    let (alice, bob) = (user(ALICE), user(BOB));
+    let r = with_room(&store).await;
+    let a1 = store
+        .set_account_data(&alice, None, "a", &json!({"n": 1}))
+        .await
+        .unwrap();
+    let b = store
+        .set_account_data(&alice, Some(&r), "a", &json!({"room": true}))
+        .await
+        .unwrap();
+    store
+        .set_account_data(&bob, None, "a", &json!({"bob": true}))
+        .await
+        .unwrap();
+    let a2 = store
+        .set_account_data(&alice, None, "a", &json!({"n": 2}))
+        .await
+        .unwrap();
+    let all = store.account_data_changes(&alice, 0, u64::MAX).await.unwrap();
+    let seen: Vec<(Option<RoomId>, u64)> = all.iter().map(|d| (d.room.clone(), d.stream_pos)).collect();
+    assert_eq!(
+        seen,
+        vec![(Some(r.clone()), b), (None, a2)],
+        "alice's two entries, not bob's"
+    );
+    assert_eq!(all[1].content, json!({"n": 2}));
+    // A window ending before the newest change does not show the entry's older value.
+    assert!(store.account_data_changes(&alice, b, a2 - 1).await.unwrap().is_empty());
+    assert!(a1 < b);
+    drop(store);
+    let store = SledStore::open(dir.path()).unwrap();
+    assert_eq!(store.account_data_changes(&alice, 0, u64::MAX).await.unwrap().len(), 2);
+    assert!(
+        store.durable_pos() >= a2,
+        "positions taken by account data survive a reopen"
+    );
+}
+
+#[tokio::test]
+async fn a_forgotten_room_stays_forgotten_until_the_membership_changes() {
+    let (_dir, store) = open();
+    let r = with_room(&store).await;
+    let bob = user(BOB);
+    assert_eq!(store.forget_room(&bob, &r).await.unwrap(), None, "never a member");
+    assert!(!store.forgotten(&bob, &r).await.unwrap());
+    store
+        .write_room(write(&r, vec![member(ALICE, BOB, "invite")]))
+        .await
+        .unwrap();
+    assert_eq!(store.forget_room(&bob, &r).await.unwrap(), Some(Membership::Invite));
+    assert!(
+        !store.forgotten(&bob, &r).await.unwrap(),
+        "an invite cannot be forgotten"
+    );
+    store
+        .write_room(write(&r, vec![member(BOB, BOB, "leave")]))
+        .await
+        .unwrap();
+    assert_eq!(store.forget_room(&bob, &r).await.unwrap(), Some(Membership::Leave));
+    assert!(store.forgotten(&bob, &r).await.unwrap());
+    store
+        .write_room(write(&r, vec![member(ALICE, BOB, "invite")]))
+        .await
+        .unwrap();
+    assert!(!store.forgotten(&bob, &r).await.unwrap(), "a new membership clears it");
+}

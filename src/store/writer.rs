@@ -39,6 +39,10 @@ pub enum Output {
     Flag(bool),
     Id(String),
     Exported(super::ExportSummary),
+    /// A stream position a write took.
+    Pos(u64),
+    /// A membership a write found.
+    Member(Option<crate::membership::state::Membership>),
     Done,
 }
 

@@ -160,7 +160,7 @@ pub async fn token_works(client: &Client) -> bool {
 
 /// Every member of the room and their membership, sorted.
 pub async fn members(client: &Client, room: &str) -> Vec<(String, String)> {
-    match client.get_members(room, None, None).await.unwrap() {
+    match client.get_members(room, None, None, None).await.unwrap() {
         GetMembersResponse::Ok(ok) => {
             let mut out: Vec<(String, String)> = ok
                 .chunk

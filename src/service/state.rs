@@ -1,13 +1,14 @@
 //! Reading and writing room state: `/state`, `/members`, `joined_members`, `joined_rooms`.
 
 use super::error::{ServiceError, ServiceResult};
-use super::membership::plan_all;
+use super::membership::authorize_all;
 use super::Service;
 use crate::ids::{RoomId, UserId};
 use crate::membership::auth::ProposedEvent;
+use crate::membership::restricted;
 use crate::membership::rules::{self, ReadAccess};
 use crate::membership::state::Membership;
-use crate::store::{Event, RoomWrite, RoomWritten};
+use crate::store::{Event, Plan, RoomWrite, RoomWritten};
 use serde_json::{Map, Value};
 
 /// Which state a user may read.
@@ -99,10 +100,20 @@ impl Service {
     ) -> ServiceResult<String> {
         self.require_room(room).await?;
         let mut users = vec![sender.clone()];
+        // A member event of one's own may be a restricted join: the gate then
+        // needs the sender's other rooms and the authoriser it names.
+        let mut rooms_of_sender = None;
         if event_type == "m.room.member" {
             if let Ok(target) = UserId::parse(state_key) {
                 if target != *sender {
                     users.push(target);
+                } else {
+                    rooms_of_sender = Some(self.joined_rooms(sender).await?.into_iter().collect());
+                }
+            }
+            if let Ok(Some(authoriser)) = restricted::authoriser_of(&content) {
+                if !users.contains(&authoriser) {
+                    users.push(authoriser);
                 }
             }
         }
@@ -112,6 +123,13 @@ impl Service {
             state_key: Some(state_key.to_string()),
             content,
         };
+        let joiner = sender.clone();
+        let plan: Plan = Box::new(move |auth| {
+            if let Some(rooms) = rooms_of_sender {
+                auth.load_rooms_of(joiner, rooms);
+            }
+            authorize_all(auth, vec![proposed])
+        });
         let written = self
             .store
             .write_room(RoomWrite {
@@ -119,7 +137,7 @@ impl Service {
                 create: None,
                 users,
                 txn: None,
-                plan: plan_all(vec![proposed]),
+                plan,
             })
             .await?;
         match written {

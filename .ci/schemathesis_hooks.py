@@ -15,7 +15,7 @@ Each rule names what it works around:
   `quote_all`: "unquote first to keep quoting idempotent"), so `!a%09b:x` is
   sent as `!a<TAB>b:x`, which is not the value it judged valid. Such cases are
   dropped (a schemathesis quirk, not a server rule).
-- createRoom `room_version`: the server creates room version 10 only and
+- createRoom `room_version`: the server creates room versions 7 to 11 only and
   answers others with 400 M_UNSUPPORTED_ROOM_VERSION, as the Matrix spec asks;
   GET /capabilities says which versions exist at run time.
 - createRoom `room_alias_name` and register `username`: a name that is taken

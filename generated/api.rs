@@ -211,8 +211,8 @@ pub trait Api<C: Send + Sync> {
     ///
     /// ```text
     /// Lists the optional features a client may use on this server:
-    /// changing passwords is not offered, and rooms are created at room
-    /// version 10, the only one available.
+    /// changing passwords is not offered, and rooms can be created at room
+    /// versions 7 to 11 (10 unless ``createRoom`` asks for another).
     /// ```
     async fn get_capabilities(
         &self,
@@ -344,6 +344,34 @@ pub trait Api<C: Send + Sync> {
         &self,
         context: &C,
     ) -> Result<GetHealthResponse, swagger::ApiError>;
+    /// Ask to be let into a room.
+    ///
+    /// `POST /_matrix/client/api/v1/knock/{roomIdOrAlias}`
+    ///
+    /// ```text
+    /// Sets the requesting user's membership in the room to ``knock``: a
+    /// request to join that the room's members can see. A member with the
+    /// invite level accepts it by inviting the knocker, who then joins as
+    /// any invitee does; a member with the kick level turns it down by
+    /// kicking them; the knocker withdraws it by leaving.
+    ///
+    /// Knocking is only possible where the room's join rule is ``knock``,
+    /// or ``knock_restricted`` (room version 10 and later), and only for a
+    /// user who is not joined, invited or banned already.
+    /// ```
+    ///
+    /// Parameters:
+    /// - `room_id_or_alias`: The ID of the room to knock on, or an alias of it.
+    /// - `via`: A server to knock through. Rooms here are only ever local, so the value is accepted and ignored.
+    /// - `server_name`: The older name of ``via``; also accepted and ignored.
+    async fn knock_room(
+        &self,
+        room_id_or_alias: String,
+        via: Option<String>,
+        server_name: Option<String>,
+        body: Option<models::KnockRoomBody>,
+        context: &C,
+    ) -> Result<KnockRoomResponse, swagger::ApiError>;
     /// Start the requesting user participating in a particular room.
     ///
     /// `POST /_matrix/client/api/v1/rooms/{roomId}/join`
@@ -812,10 +840,10 @@ pub trait Api<C: Send + Sync> {
     ///
     /// ```text
     /// Without ``since``, returns every room the user is in (state and
-    /// newest events) and every pending invite. With the ``next_batch`` of
-    /// an earlier response as ``since``, returns only what changed after
-    /// it: new events in joined rooms, new invites, and rooms the user
-    /// left or was removed from. When nothing changed the request waits up
+    /// newest events), every pending invite and every pending knock. With
+    /// the ``next_batch`` of an earlier response as ``since``, returns only
+    /// what changed after it: new events in joined rooms, new invites, new
+    /// knocks, and rooms the user left or was removed from. When nothing changed the request waits up
     /// to ``timeout`` milliseconds and answers as soon as something does.
     /// ```
     ///
@@ -2302,6 +2330,96 @@ impl GetHealthResponse {
             503 => {
                 serde_json::from_slice(body).map(Self::ServiceUnavailable).map_err(bad)
             }
+            _ => {
+                Err(DecodeError::UndocumentedStatus {
+                    operation,
+                    status,
+                    body: text(),
+                })
+            }
+        }
+    }
+}
+/// The documented responses of `knock_room`.
+#[derive(Debug, Clone, PartialEq)]
+#[must_use]
+pub enum KnockRoomResponse {
+    /// 200: The user is now knocking on the room.
+    Ok(models::KnockRoomOk),
+    /// 400: The request is malformed (``M_NOT_JSON``, ``M_BAD_JSON``) or the
+    BadRequest(models::Error),
+    /// 401: No access token was given (``M_MISSING_TOKEN``) or it is not
+    Unauthorized(models::Error),
+    /// 403: The user may not knock (``M_FORBIDDEN``): the join rule is not
+    Forbidden(models::Error),
+    /// 404: The room or alias is unknown to this server (``M_NOT_FOUND``).
+    NotFound(models::Error),
+    /// 413: The request body is too large (``M_TOO_LARGE``).
+    PayloadTooLarge(models::Error),
+    /// 429: This request was rate-limited.
+    TooManyRequests(models::Error),
+}
+impl KnockRoomResponse {
+    /// Every status the spec documents for this operation.
+    pub const STATUSES: &'static [u16] = &[200, 400, 401, 403, 404, 413, 429];
+    /// The HTTP status of this response.
+    pub fn status(&self) -> u16 {
+        match self {
+            Self::Ok(_) => 200,
+            Self::BadRequest(_) => 400,
+            Self::Unauthorized(_) => 401,
+            Self::Forbidden(_) => 403,
+            Self::NotFound(_) => 404,
+            Self::PayloadTooLarge(_) => 413,
+            Self::TooManyRequests(_) => 429,
+        }
+    }
+    /// The JSON body of this response.
+    pub fn to_json(&self) -> Result<serde_json::Value, serde_json::Error> {
+        match self {
+            Self::Ok(body) => serde_json::to_value(body),
+            Self::BadRequest(body) => serde_json::to_value(body),
+            Self::Unauthorized(body) => serde_json::to_value(body),
+            Self::Forbidden(body) => serde_json::to_value(body),
+            Self::NotFound(body) => serde_json::to_value(body),
+            Self::PayloadTooLarge(body) => serde_json::to_value(body),
+            Self::TooManyRequests(body) => serde_json::to_value(body),
+        }
+    }
+    /// The variant for `status` when the spec documents it with the Matrix error body.
+    pub fn from_error(status: u16, error: models::Error) -> Option<Self> {
+        #[allow(clippy::match_single_binding)]
+        match status {
+            400 => Some(Self::BadRequest(error)),
+            401 => Some(Self::Unauthorized(error)),
+            403 => Some(Self::Forbidden(error)),
+            404 => Some(Self::NotFound(error)),
+            413 => Some(Self::PayloadTooLarge(error)),
+            429 => Some(Self::TooManyRequests(error)),
+            _ => {
+                let _ = error;
+                None
+            }
+        }
+    }
+    /// Reads a response, checking that its status is documented and its body has the documented shape.
+    pub fn from_response(status: u16, body: &[u8]) -> Result<Self, DecodeError> {
+        let operation = "knock_room";
+        let text = || String::from_utf8_lossy(body).into_owned();
+        let bad = |e: serde_json::Error| DecodeError::Body {
+            operation,
+            status,
+            error: e.to_string(),
+            body: text(),
+        };
+        match status {
+            200 => serde_json::from_slice(body).map(Self::Ok).map_err(bad),
+            400 => serde_json::from_slice(body).map(Self::BadRequest).map_err(bad),
+            401 => serde_json::from_slice(body).map(Self::Unauthorized).map_err(bad),
+            403 => serde_json::from_slice(body).map(Self::Forbidden).map_err(bad),
+            404 => serde_json::from_slice(body).map(Self::NotFound).map_err(bad),
+            413 => serde_json::from_slice(body).map(Self::PayloadTooLarge).map_err(bad),
+            429 => serde_json::from_slice(body).map(Self::TooManyRequests).map_err(bad),
             _ => {
                 Err(DecodeError::UndocumentedStatus {
                     operation,

@@ -493,6 +493,48 @@ impl Client {
         self.send("get_health", "GET", path, None, GetHealthResponse::from_response)
             .await
     }
+    /// Ask to be let into a room.
+    ///
+    /// `POST /_matrix/client/api/v1/knock/{roomIdOrAlias}`
+    pub async fn knock_room(
+        &self,
+        room_id_or_alias: &str,
+        via: Option<&str>,
+        server_name: Option<&str>,
+        body: Option<&models::KnockRoomBody>,
+    ) -> Result<KnockRoomResponse, ClientError> {
+        #[allow(unused_mut)]
+        let mut path = format!(
+            "/_matrix/client/api/v1/knock/{}", encode(room_id_or_alias)
+        );
+        let mut query: Vec<String> = Vec::new();
+        if let Some(v) = via {
+            query.push(format!("via={}", encode(& v.to_string())));
+        }
+        if let Some(v) = server_name {
+            query.push(format!("server_name={}", encode(& v.to_string())));
+        }
+        if !query.is_empty() {
+            path.push('?');
+            path.push_str(&query.join("&"));
+        }
+        self.send(
+                "knock_room",
+                "POST",
+                path,
+                match body {
+                    Some(b) => {
+                        Some(
+                            serde_json::to_vec(b)
+                                .map_err(|e| ClientError::Transport(e.to_string()))?,
+                        )
+                    }
+                    None => None,
+                },
+                KnockRoomResponse::from_response,
+            )
+            .await
+    }
     /// Start the requesting user participating in a particular room.
     ///
     /// `POST /_matrix/client/api/v1/rooms/{roomId}/join`

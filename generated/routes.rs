@@ -45,6 +45,8 @@ pub enum Operation {
     GetVersions,
     /// `GET /health`
     GetHealth,
+    /// `POST /_matrix/client/api/v1/knock/{roomIdOrAlias}`
+    KnockRoom,
     /// `POST /_matrix/client/api/v1/rooms/{roomId}/join`
     PostRoomsRoomIdJoin,
     /// `POST /_matrix/client/api/v1/rooms/{roomId}/invite`
@@ -118,6 +120,7 @@ impl Operation {
         Self::DeleteRoomAlias,
         Self::GetVersions,
         Self::GetHealth,
+        Self::KnockRoom,
         Self::PostRoomsRoomIdJoin,
         Self::PostRoomsRoomIdInvite,
         Self::SendMessage,
@@ -166,6 +169,7 @@ impl Operation {
             Self::DeleteRoomAlias => "delete_room_alias",
             Self::GetVersions => "get_versions",
             Self::GetHealth => "get_health",
+            Self::KnockRoom => "knock_room",
             Self::PostRoomsRoomIdJoin => "post_rooms_room_id_join",
             Self::PostRoomsRoomIdInvite => "post_rooms_room_id_invite",
             Self::SendMessage => "send_message",
@@ -215,6 +219,7 @@ impl Operation {
             Self::DeleteRoomAlias => "DELETE",
             Self::GetVersions => "GET",
             Self::GetHealth => "GET",
+            Self::KnockRoom => "POST",
             Self::PostRoomsRoomIdJoin => "POST",
             Self::PostRoomsRoomIdInvite => "POST",
             Self::SendMessage => "PUT",
@@ -264,6 +269,7 @@ impl Operation {
             Self::DeleteRoomAlias => "/_matrix/client/api/v1",
             Self::GetVersions => "/_matrix/client",
             Self::GetHealth => "",
+            Self::KnockRoom => "/_matrix/client/api/v1",
             Self::PostRoomsRoomIdJoin => "/_matrix/client/api/v1",
             Self::PostRoomsRoomIdInvite => "/_matrix/client/api/v1",
             Self::SendMessage => "/_matrix/client/api/v1",
@@ -317,6 +323,7 @@ impl Operation {
             Self::DeleteRoomAlias => "/directory/room/{roomAlias}",
             Self::GetVersions => "/versions",
             Self::GetHealth => "/health",
+            Self::KnockRoom => "/knock/{roomIdOrAlias}",
             Self::PostRoomsRoomIdJoin => "/rooms/{roomId}/join",
             Self::PostRoomsRoomIdInvite => "/rooms/{roomId}/invite",
             Self::SendMessage => "/rooms/{roomId}/send/{eventType}/{txnId}",
@@ -366,6 +373,7 @@ impl Operation {
             Self::DeleteRoomAlias => true,
             Self::GetVersions => false,
             Self::GetHealth => false,
+            Self::KnockRoom => true,
             Self::PostRoomsRoomIdJoin => true,
             Self::PostRoomsRoomIdInvite => true,
             Self::SendMessage => true,
@@ -415,6 +423,7 @@ impl Operation {
             Self::DeleteRoomAlias => super::api::DeleteRoomAliasResponse::STATUSES,
             Self::GetVersions => super::api::GetVersionsResponse::STATUSES,
             Self::GetHealth => super::api::GetHealthResponse::STATUSES,
+            Self::KnockRoom => super::api::KnockRoomResponse::STATUSES,
             Self::PostRoomsRoomIdJoin => {
                 super::api::PostRoomsRoomIdJoinResponse::STATUSES
             }
@@ -574,6 +583,12 @@ pub const ROUTES: &[Route] = &[
         base_path: "",
         template: "/health",
         operation: Operation::GetHealth,
+    },
+    Route {
+        method: "POST",
+        base_path: "/_matrix/client/api/v1",
+        template: "/knock/{roomIdOrAlias}",
+        operation: Operation::KnockRoom,
     },
     Route {
         method: "POST",
@@ -1169,6 +1184,15 @@ mod rules {
         length_message: "must be at most 255 characters long",
         pattern: Some(&super::models::PATTERN_FE00A328),
         pattern_message: "must match the pattern ^#[!-9;-~]+:(\\[[0-9A-Fa-f:.]+\\]|[0-9A-Za-z.-]+)(:[0-9]{1,5})?$",
+        one_of: &[],
+        errcode: None,
+    };
+    pub static KNOCK_ROOM_ROOM_ID_OR_ALIAS: StringRule = StringRule {
+        min_length: None,
+        max_length: Some(255),
+        length_message: "must be at most 255 characters long",
+        pattern: Some(&super::models::PATTERN_3EE22947),
+        pattern_message: "must match the pattern ^[!#][!-9;-~]+:(\\[[0-9A-Fa-f:.]+\\]|[0-9A-Za-z.-]+)(:[0-9]{1,5})?$",
         one_of: &[],
         errcode: None,
     };
@@ -1838,6 +1862,40 @@ pub mod shapes {
             },
         ],
     };
+    pub static KnockRoomBody: Shape = Shape::Object {
+        properties: &[
+            Property {
+                name: "reason",
+                shape: &Shape::String,
+            },
+        ],
+    };
+    pub static KnockRoomOk: Shape = Shape::Object {
+        properties: &[
+            Property {
+                name: "room_id",
+                shape: &Shape::String,
+            },
+        ],
+    };
+    pub static KnockState: Shape = Shape::Object {
+        properties: &[
+            Property {
+                name: "events",
+                shape: &Shape::Array {
+                    items: &StrippedStateEvent,
+                },
+            },
+        ],
+    };
+    pub static KnockedRoom: Shape = Shape::Object {
+        properties: &[
+            Property {
+                name: "knock_state",
+                shape: &KnockState,
+            },
+        ],
+    };
     pub static LeaveRoomBody: Shape = Shape::Object {
         properties: &[
             Property {
@@ -2188,7 +2246,7 @@ pub mod shapes {
             },
             Property {
                 name: "knock",
-                shape: &Shape::Object { properties: &[] },
+                shape: &Shape::Map { values: &KnockedRoom },
             },
         ],
     };
@@ -2581,6 +2639,27 @@ where
         }
         Operation::GetHealth => {
             let response = api.get_health(context).await.map_err(DispatchError::Api)?;
+            respond(response.status(), response.to_json())
+        }
+        Operation::KnockRoom => {
+            let room_id_or_alias = path_param(&request, "roomIdOrAlias")?;
+            {
+                let v = &room_id_or_alias;
+                check_string(
+                    "path parameter roomIdOrAlias",
+                    v,
+                    &rules::KNOCK_ROOM_ROOM_ID_OR_ALIAS,
+                )?;
+            }
+            let via = query_param::<String>(&request, "via")?;
+            let server_name = query_param::<String>(&request, "server_name")?;
+            let body = validated(
+                json_body::<models::KnockRoomBody>(request.body, &shapes::KnockRoomBody)?,
+            )?;
+            let response = api
+                .knock_room(room_id_or_alias, via, server_name, body, context)
+                .await
+                .map_err(DispatchError::Api)?;
             respond(response.status(), response.to_json())
         }
         Operation::PostRoomsRoomIdJoin => {

@@ -464,7 +464,7 @@ fn valid_path_params(op: Operation) -> Vec<(String, String)> {
         .filter_map(|s| s.strip_prefix('{').and_then(|s| s.strip_suffix('}')))
         .map(|name| {
             let value = match name {
-                "roomId" => "!room:localhost",
+                "roomId" | "roomIdOrAlias" => "!room:localhost",
                 "roomAlias" => "#alias:localhost",
                 "userId" => "@alice:localhost",
                 _ => "x",

@@ -5,8 +5,11 @@
 alice registers and logs in, creates a private room with an alias and invites
 bob; bob sees the invite (with the room name) in his sync, joins by alias and
 receives alice's message in his next sync; carol is invited by alias, joins
-and is kicked; a ban and an unban round-trip. Every check is on what nio
-reports: response types, sync sections and its room objects.
+and is kicked; a ban and an unban round-trip. Then carol knocks on a room
+with the knock join rule and alice lets her in by inviting her; and bob joins
+a restricted room through his membership of the first room, vouched for by
+alice. Every check is on what nio reports: response types, sync sections and
+its room objects.
 """
 
 import asyncio
@@ -26,8 +29,11 @@ from nio import (
     RegisterResponse,
     RoomBanResponse,
     RoomCreateResponse,
+    RoomGetStateEventResponse,
     RoomInviteResponse,
     RoomKickResponse,
+    RoomKnockError,
+    RoomKnockResponse,
     RoomMemberEvent,
     RoomMessageText,
     RoomPreset,
@@ -173,7 +179,75 @@ async def main():
     assert room_id in carol.rooms
     await sync(alice, "alice after carol is back")
     assert carol.user_id in alice.rooms[room_id].users
+
+    await knock_and_accept(alice, bob)
+    await restricted_join(alice, bob, room_id)
     step("passed")
+
+
+async def member_content(reader, room_id, user_id):
+    event = expect(
+        await reader.room_get_state_event(room_id, "m.room.member", user_id),
+        RoomGetStateEventResponse,
+        f"{user_id}'s member event in {room_id}",
+    )
+    return event.content
+
+
+async def knock_and_accept(alice, bob):
+    step("dave knocks on a knock room (v7), alice accepts by inviting, dave joins")
+    dave = await register_and_login("dave")
+    await sync(dave, "dave's first sync")
+    door = expect(
+        await alice.room_create(
+            name="nio knock",
+            preset=RoomPreset.private_chat,
+            room_version="7",
+            initial_state=[{"type": "m.room.join_rules", "state_key": "", "content": {"join_rule": "knock"}}],
+        ),
+        RoomCreateResponse,
+        "room_create with the knock join rule",
+    ).room_id
+    expect(await dave.join(door), JoinError, "joining a knock room without an invite")
+    expect(await dave.room_knock(door, reason="let me in"), RoomKnockResponse, "dave knocks")
+    knocked = await member_content(alice, door, dave.user_id)
+    assert knocked["membership"] == "knock" and knocked["reason"] == "let me in", knocked
+    expect(await alice.room_invite(door, dave.user_id), RoomInviteResponse, "alice accepts the knock")
+    synced = await sync(dave, "dave after the invite")
+    assert door in synced.rooms.invite, f"accepted knock missing from invites: {synced.rooms.invite}"
+    expect(await dave.room_knock(door), RoomKnockError, "an invited user cannot knock")
+    expect(await dave.join(door), JoinResponse, "dave joins after the accepted knock")
+    await sync(dave, "dave after joining")
+    assert door in dave.rooms and dave.user_id in dave.rooms[door].users
+
+
+async def restricted_join(alice, bob, lobby):
+    step("bob joins a restricted room (v8) through the first room, vouched for by alice")
+    eve = await register_and_login("eve")
+    inner = expect(
+        await alice.room_create(
+            name="nio restricted",
+            preset=RoomPreset.private_chat,
+            room_version="8",
+            initial_state=[
+                {
+                    "type": "m.room.join_rules",
+                    "state_key": "",
+                    "content": {"join_rule": "restricted", "allow": [{"type": "m.room_membership", "room_id": lobby}]},
+                }
+            ],
+        ),
+        RoomCreateResponse,
+        "room_create with the restricted join rule",
+    ).room_id
+    expect(await eve.join(inner), JoinError, "someone outside the lobby cannot join")
+    joined = expect(await bob.join(inner), JoinResponse, "bob joins through the lobby")
+    assert joined.room_id == inner
+    content = await member_content(alice, inner, bob.user_id)
+    assert content["membership"] == "join", content
+    assert content["join_authorised_via_users_server"] == alice.user_id, content
+    synced = await sync(bob, "bob after the restricted join")
+    assert inner in synced.rooms.join and inner in bob.rooms
 
 
 async def run():

@@ -2,7 +2,8 @@
 //! writes, whatever endpoint proposed it (createRoom's initial events, state
 //! `PUT`s, messages and every membership change), against the room's
 //! [`AuthState`], in the style of the Matrix authorization rules for room
-//! version 10.
+//! versions 7 to 11; where they differ (which join rules exist, who the
+//! creator is) the room's version decides, see [`super::room_version`].
 //!
 //! The store writes only [`Authorized`] events, and nothing outside this
 //! module can make one, so there is no second way into a room. Judging an
@@ -21,15 +22,17 @@
 use super::auth_state::{join_rule_of, membership_of};
 pub use super::auth_state::{AuthState, BadState, Create};
 use super::limits::{self, LimitError};
+use super::restricted::{self, RestrictedJoin};
+use super::room_version::{self, RoomVersion};
 use super::rules::{self, Decision, RoomView};
 use super::state::{JoinRule, Membership, PowerLevels};
 use crate::ids::{RoomId, UserId};
 use serde_json::{Map, Value};
 
 /// The room versions whose rules the gate implements.
-pub const SUPPORTED_ROOM_VERSIONS: &[&str] = &["10"];
+pub const SUPPORTED_ROOM_VERSIONS: &[&str] = room_version::SUPPORTED;
 /// The version `createRoom` uses when asked for none.
-pub const DEFAULT_ROOM_VERSION: &str = "10";
+pub const DEFAULT_ROOM_VERSION: &str = room_version::DEFAULT;
 
 const CREATE: &str = "m.room.create";
 const MEMBER: &str = "m.room.member";
@@ -124,7 +127,12 @@ pub fn authorize(state: &mut AuthState, event: ProposedEvent) -> Result<Authoriz
     } else {
         judge_other(state, &event)?;
     }
-    state.apply(&event.event_type, event.state_key.as_deref(), &event.content);
+    state.apply(
+        &event.sender,
+        &event.event_type,
+        event.state_key.as_deref(),
+        &event.content,
+    );
     Ok(Authorized {
         room: state.room().clone(),
         event,
@@ -132,7 +140,8 @@ pub fn authorize(state: &mut AuthState, event: ProposedEvent) -> Result<Authoriz
 }
 
 /// The create event: first, by a user of the room's server, naming them as
-/// creator, with a room version we implement.
+/// creator (before v11; from v11 the sender is the creator), with a room
+/// version we implement.
 fn judge_create(state: &AuthState, event: &ProposedEvent) -> Judged {
     if state.create().is_some() {
         return Err(Denial::Forbidden(format!(
@@ -150,7 +159,8 @@ fn judge_create(state: &AuthState, event: &ProposedEvent) -> Judged {
             state.room().server_name()
         )));
     }
-    let create = Create::from_content(&event.content).map_err(|e| Denial::Invalid(format!("m.room.create: {e}.")))?;
+    let create = Create::from_content(&event.content, &event.sender)
+        .map_err(|e| Denial::Invalid(format!("m.room.create: {e}.")))?;
     if create.creator != event.sender {
         return Err(Denial::Forbidden(format!(
             "m.room.create names {} as creator, but {} is sending it.",
@@ -186,6 +196,12 @@ fn judge_member(state: &AuthState, event: &ProposedEvent) -> Judged {
         join_rule: state.join_rule(),
         power_levels: &levels,
     };
+    let version = state.version().ok_or_else(|| {
+        Denial::Internal(format!(
+            "room {} has a version the gate does not implement",
+            state.room()
+        ))
+    })?;
     match new {
         Membership::Join => {
             let creator = state.create().map(|c| &c.creator);
@@ -197,7 +213,7 @@ fn judge_member(state: &AuthState, event: &ProposedEvent) -> Judged {
                     "Cannot force another user to join: {sender} cannot join {target} to the room."
                 )));
             }
-            forbidden(rules::may_join(room, sender, sender_m))
+            judge_join(state, version, room, event, sender_m)
         }
         Membership::Invite => forbidden(rules::may_invite(room, sender, sender_m, &target, target_m)),
         Membership::Leave if *sender == target => forbidden(rules::may_leave(sender_m)),
@@ -206,20 +222,84 @@ fn judge_member(state: &AuthState, event: &ProposedEvent) -> Judged {
         }
         Membership::Leave => forbidden(rules::may_kick(room, sender, sender_m, &target, target_m)),
         Membership::Ban => forbidden(rules::may_ban(room, sender, sender_m, &target, target_m)),
-        Membership::Knock => judge_knock(state.join_rule(), sender, sender_m, &target),
+        Membership::Knock => judge_knock(version, state.join_rule(), sender, sender_m, &target),
     }
 }
 
-/// Knocking: only where the join rule asks for it, only for oneself, and
-/// not by someone already banned, invited or joined.
-fn judge_knock(join_rule: JoinRule, sender: &UserId, sender_m: Option<Membership>, target: &UserId) -> Judged {
+/// `join_rule` as the spec spells it.
+fn rule_name(rule: JoinRule) -> String {
+    serde_json::to_value(rule)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_string))
+        .unwrap_or_default()
+}
+
+/// A join of the sender themself: a join rule the room's version does not
+/// know lets nobody in; `restricted` and `knock_restricted` follow their
+/// own rule; the others the plain join rule.
+fn judge_join(
+    state: &AuthState,
+    version: RoomVersion,
+    room: RoomView<'_>,
+    event: &ProposedEvent,
+    sender_m: Option<Membership>,
+) -> Judged {
+    let sender = &event.sender;
+    if !version.knows(room.join_rule) {
+        return Err(Denial::Forbidden(format!(
+            "Nobody can join this room: its join rule {} does not exist in room version {}.",
+            rule_name(room.join_rule),
+            version.as_str()
+        )));
+    }
+    if !matches!(room.join_rule, JoinRule::Restricted | JoinRule::KnockRestricted) {
+        return forbidden(rules::may_join(room, sender, sender_m));
+    }
+    // Invited or joined users do not need the allow list, nor an authoriser.
+    let needs_allow = !matches!(sender_m, Some(Membership::Join | Membership::Invite | Membership::Ban));
+    let in_allowed_room = if needs_allow {
+        state.in_allowed_room(sender).map_err(Denial::Internal)?
+    } else {
+        false
+    };
+    let authoriser = restricted::authoriser_of(&event.content).map_err(Denial::Invalid)?;
+    let authoriser = match &authoriser {
+        Some(user) if needs_allow => Some((user, state.membership(user).map_err(Denial::Internal)?)),
+        _ => None,
+    };
+    forbidden(restricted::may_join_restricted(
+        room,
+        sender,
+        RestrictedJoin {
+            current: sender_m,
+            in_allowed_room,
+            authoriser,
+            server: state.room().server_name(),
+        },
+    ))
+}
+
+/// Knocking: only where the join rule asks for it (and the room's version
+/// knows that rule), only for oneself, and not by someone already banned,
+/// invited or joined.
+fn judge_knock(
+    version: RoomVersion,
+    join_rule: JoinRule,
+    sender: &UserId,
+    sender_m: Option<Membership>,
+    target: &UserId,
+) -> Judged {
     if !matches!(join_rule, JoinRule::Knock | JoinRule::KnockRestricted) {
         return Err(Denial::Forbidden(format!(
             "You cannot knock on this room: its join rule is {}.",
-            serde_json::to_value(join_rule)
-                .ok()
-                .and_then(|v| v.as_str().map(str::to_string))
-                .unwrap_or_default()
+            rule_name(join_rule)
+        )));
+    }
+    if !version.knows(join_rule) {
+        return Err(Denial::Forbidden(format!(
+            "You cannot knock on this room: its join rule {} does not exist in room version {}.",
+            rule_name(join_rule),
+            version.as_str()
         )));
     }
     if sender != target {
@@ -534,6 +614,162 @@ mod tests {
         .unwrap();
         authorize(&mut s, member(CAROL, CAROL, "knock")).unwrap();
         assert!(authorize(&mut s, member(CAROL, BOB, "knock")).is_err());
+    }
+
+    /// Alice's private room at `version`, with `join_rules` content, and
+    /// bob, carol and dave loaded as never having been members.
+    fn room_at(version: &str, join_rules: Value) -> AuthState {
+        let mut s = fresh();
+        s.load_member(user(DAVE), None);
+        let mut events = private_room();
+        events[0] = event(
+            ALICE,
+            CREATE,
+            Some(""),
+            json!({"creator": ALICE, "room_version": version}),
+        );
+        events[3] = event(ALICE, JOIN_RULES, Some(""), join_rules);
+        judge_all(&mut s, events).unwrap();
+        s
+    }
+
+    const DAVE: &str = "@dave:example.org";
+    const OTHER_ROOM: &str = "!other:example.org";
+
+    fn restricted_rules(rule: &str) -> Value {
+        json!({"join_rule": rule, "allow": [{"type": "m.room_membership", "room_id": OTHER_ROOM}]})
+    }
+
+    fn in_other_room(s: &mut AuthState, who: &str, joined: bool) {
+        let rooms = if joined {
+            [RoomId::parse(OTHER_ROOM).unwrap()].into()
+        } else {
+            Default::default()
+        };
+        s.load_rooms_of(user(who), rooms);
+    }
+
+    fn vouched_join(joiner: &str, authoriser: &str) -> ProposedEvent {
+        event(
+            joiner,
+            MEMBER,
+            Some(joiner),
+            json!({"membership": "join", "join_authorised_via_users_server": authoriser}),
+        )
+    }
+
+    #[test]
+    fn knocking_needs_a_version_that_knows_the_join_rule() {
+        // (version, join rule, may knock)
+        let rows = [
+            ("7", "knock", true),
+            ("10", "knock", true),
+            ("11", "knock", true),
+            ("7", "invite", false),
+            ("9", "knock_restricted", false),
+            ("10", "knock_restricted", true),
+            ("11", "knock_restricted", true),
+            ("10", "restricted", false),
+        ];
+        for (version, rule, allowed) in rows {
+            let mut s = room_at(version, json!({"join_rule": rule}));
+            let got = authorize(&mut s, member(BOB, BOB, "knock"));
+            assert_eq!(got.is_ok(), allowed, "knock on {rule} in v{version}: {got:?}");
+        }
+    }
+
+    #[test]
+    fn a_join_rule_the_version_does_not_know_lets_nobody_in_not_even_an_invitee() {
+        for (version, rule) in [
+            ("7", "restricted"),
+            ("8", "knock_restricted"),
+            ("9", "knock_restricted"),
+        ] {
+            let mut s = room_at(version, restricted_rules(rule));
+            authorize(&mut s, member(ALICE, BOB, "invite")).unwrap();
+            let err = authorize(&mut s, member(BOB, BOB, "join")).unwrap_err();
+            assert!(err.message().contains("does not exist in room version"), "{err:?}");
+        }
+    }
+
+    #[test]
+    fn a_member_of_an_allowed_room_joins_a_restricted_room_when_an_inviter_vouches() {
+        for (version, rule) in [
+            ("8", "restricted"),
+            ("9", "restricted"),
+            ("10", "knock_restricted"),
+            ("11", "restricted"),
+        ] {
+            let case = format!("{rule} in v{version}");
+            let mut s = room_at(version, restricted_rules(rule));
+            in_other_room(&mut s, BOB, true);
+            in_other_room(&mut s, CAROL, false);
+            // Without the key, or vouched by someone who may not invite: refused.
+            let bare = authorize(&mut s, member(BOB, BOB, "join")).unwrap_err();
+            assert!(bare.message().contains("must name"), "{case}: {bare:?}");
+            let err = authorize(&mut s, vouched_join(BOB, DAVE)).unwrap_err();
+            assert!(err.message().contains("not joined to the room"), "{case}: {err:?}");
+            // Carol is in no allowed room: even alice's word does not let her in.
+            let err = authorize(&mut s, vouched_join(CAROL, ALICE)).unwrap_err();
+            assert!(
+                err.message().contains("not joined to any of the rooms"),
+                "{case}: {err:?}"
+            );
+            authorize(&mut s, vouched_join(BOB, ALICE)).unwrap();
+            assert_eq!(s.membership(&user(BOB)).unwrap(), Some(Membership::Join), "{case}");
+            // An invitee joins without the key.
+            authorize(&mut s, member(ALICE, CAROL, "invite")).unwrap();
+            authorize(&mut s, member(CAROL, CAROL, "join")).unwrap();
+        }
+    }
+
+    #[test]
+    fn the_authoriser_needs_the_invite_level() {
+        let mut s = room_at("10", restricted_rules("restricted"));
+        authorize(&mut s, member(ALICE, BOB, "invite")).unwrap();
+        authorize(&mut s, member(BOB, BOB, "join")).unwrap();
+        authorize(
+            &mut s,
+            event(
+                ALICE,
+                POWER_LEVELS,
+                Some(""),
+                json!({"users": {ALICE: 100}, "state_default": 50, "invite": 50}),
+            ),
+        )
+        .unwrap();
+        in_other_room(&mut s, CAROL, true);
+        let err = authorize(&mut s, vouched_join(CAROL, BOB)).unwrap_err();
+        assert!(err.message().contains("below the 50 needed to invite"), "{err:?}");
+        authorize(&mut s, vouched_join(CAROL, ALICE)).unwrap();
+    }
+
+    #[test]
+    fn a_restricted_join_whose_rooms_were_not_loaded_is_not_judged() {
+        let mut s = room_at("10", restricted_rules("restricted"));
+        let err = authorize(&mut s, vouched_join(BOB, ALICE)).unwrap_err();
+        assert!(matches!(err, Denial::Internal(_)), "{err:?}");
+    }
+
+    #[test]
+    fn from_v11_the_create_events_sender_is_the_creator() {
+        let mut s = fresh();
+        let create = event(ALICE, CREATE, Some(""), json!({"room_version": "11"}));
+        authorize(&mut s, create).unwrap();
+        assert_eq!(s.create().unwrap().creator, user(ALICE));
+        authorize(&mut s, member(ALICE, ALICE, "join")).unwrap();
+        // Before v11 the creator key is still required.
+        let mut old = fresh();
+        let err = authorize(&mut old, event(ALICE, CREATE, Some(""), json!({"room_version": "10"}))).unwrap_err();
+        assert!(err.message().contains("no creator"), "{err:?}");
+        // A stray creator in a v11 create event is ignored, not believed.
+        let mut stray = fresh();
+        authorize(
+            &mut stray,
+            event(ALICE, CREATE, Some(""), json!({"room_version": "11", "creator": BOB})),
+        )
+        .unwrap();
+        assert_eq!(stray.create().unwrap().creator, user(ALICE));
     }
 
     #[test]

@@ -6,11 +6,17 @@
 //! users a write names, so judging an event costs a few point reads whatever
 //! the room's size. A user whose membership was not loaded is never guessed
 //! at: the gate refuses to judge an event about them.
+//!
+//! For a join through a `restricted` join rule the gate also needs to know
+//! which other rooms the joiner is in; the service supplies that
+//! ([`AuthState::load_rooms_of`]), so the gate itself stays free of I/O.
 
+use super::restricted;
+use super::room_version::RoomVersion;
 use super::state::{JoinRule, Membership, PowerLevels};
 use crate::ids::{RoomId, UserId};
 use serde_json::{Map, Value};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 /// What the gate knows about one room while judging a write.
 #[derive(Debug, Clone)]
@@ -23,12 +29,17 @@ pub struct AuthState {
     after_create: bool,
     power_levels: Option<PowerLevels>,
     join_rule: Option<JoinRule>,
+    /// The rooms the join rules' `allow` names (restricted joins).
+    allow: Vec<RoomId>,
     members: BTreeMap<UserId, Option<Membership>>,
+    /// For users who may join through `allow`: the rooms they are joined to.
+    rooms_of: BTreeMap<UserId, BTreeSet<RoomId>>,
 }
 
 /// What the gate reads from `m.room.create`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Create {
+    /// `content.creator` before v11, the event's sender from v11 on.
     pub creator: UserId,
     pub room_version: String,
 }
@@ -46,19 +57,22 @@ impl AuthState {
             after_create: false,
             power_levels: None,
             join_rule: None,
+            allow: Vec::new(),
             members: BTreeMap::new(),
+            rooms_of: BTreeMap::new(),
         }
     }
 
-    /// An existing room, from the contents of its current create, power
-    /// levels and join rules events.
+    /// An existing room, from the contents of its current create (and that
+    /// event's sender), power levels and join rules events.
     pub fn existing(
         room: RoomId,
-        create: &Map<String, Value>,
+        (create, create_sender): (&Map<String, Value>, &UserId),
         power_levels: Option<&Map<String, Value>>,
         join_rules: Option<&Map<String, Value>>,
     ) -> Result<Self, BadState> {
-        let create = Create::from_content(create).map_err(|e| BadState(format!("{room}: m.room.create: {e}")))?;
+        let create =
+            Create::from_content(create, create_sender).map_err(|e| BadState(format!("{room}: m.room.create: {e}")))?;
         let power_levels = power_levels
             .map(|c| serde_json::from_value::<PowerLevels>(Value::Object(c.clone())))
             .transpose()
@@ -69,13 +83,20 @@ impl AuthState {
             after_create: true,
             power_levels,
             join_rule: join_rules.and_then(join_rule_of),
+            allow: join_rules.map(restricted::allowed_rooms).unwrap_or_default(),
             members: BTreeMap::new(),
+            rooms_of: BTreeMap::new(),
         })
     }
 
     /// Records a user's current membership (`None`: never a member event).
     pub fn load_member(&mut self, user: UserId, membership: Option<Membership>) {
         self.members.insert(user, membership);
+    }
+
+    /// Records the rooms `user` is joined to, for a join through `allow`.
+    pub fn load_rooms_of(&mut self, user: UserId, rooms: BTreeSet<RoomId>) {
+        self.rooms_of.insert(user, rooms);
     }
 
     /// The same state with no memberships loaded (for caching it).
@@ -86,7 +107,9 @@ impl AuthState {
             after_create: self.after_create,
             power_levels: self.power_levels.clone(),
             join_rule: self.join_rule,
+            allow: self.allow.clone(),
             members: BTreeMap::new(),
+            rooms_of: BTreeMap::new(),
         }
     }
 
@@ -111,6 +134,28 @@ impl AuthState {
     /// The join rule in force (`invite` when the room has none, as the spec says).
     pub fn join_rule(&self) -> JoinRule {
         self.join_rule.unwrap_or(JoinRule::Invite)
+    }
+
+    /// The rules of the room's version, once the room exists with one we implement.
+    pub fn version(&self) -> Option<RoomVersion> {
+        self.create.as_ref().and_then(|c| RoomVersion::parse(&c.room_version))
+    }
+
+    /// The rooms the join rules' `allow` names.
+    pub fn allowed_rooms(&self) -> &[RoomId] {
+        &self.allow
+    }
+
+    /// Whether `user` is joined to a room `allow` names; `Err` if the
+    /// service did not say which rooms they are in.
+    pub fn in_allowed_room(&self, user: &UserId) -> Result<bool, String> {
+        let rooms = self.rooms_of.get(user).ok_or_else(|| {
+            format!(
+                "the rooms {user} is joined to were not loaded for a join to {}",
+                self.room
+            )
+        })?;
+        Ok(self.allow.iter().any(|r| rooms.contains(r)))
     }
 
     /// Whether the room has an `m.room.power_levels` event yet.
@@ -144,17 +189,26 @@ impl AuthState {
 
     /// Takes an authorized event into account, so the next event of the same
     /// write is judged against the state it leaves. Only the gate calls this.
-    pub(super) fn apply(&mut self, event_type: &str, state_key: Option<&str>, content: &Map<String, Value>) {
+    pub(super) fn apply(
+        &mut self,
+        sender: &UserId,
+        event_type: &str,
+        state_key: Option<&str>,
+        content: &Map<String, Value>,
+    ) {
         if self.create.is_some() {
             self.after_create = true;
         }
         let Some(key) = state_key else { return };
         match event_type {
-            "m.room.create" => self.create = Create::from_content(content).ok(),
+            "m.room.create" => self.create = Create::from_content(content, sender).ok(),
             "m.room.power_levels" => {
                 self.power_levels = serde_json::from_value(Value::Object(content.clone())).ok();
             }
-            "m.room.join_rules" => self.join_rule = join_rule_of(content),
+            "m.room.join_rules" => {
+                self.join_rule = join_rule_of(content);
+                self.allow = restricted::allowed_rooms(content);
+            }
             "m.room.member" => {
                 if let (Ok(user), Some(m)) = (UserId::parse(key), membership_of(content)) {
                     self.members.insert(user, Some(m));
@@ -166,18 +220,26 @@ impl AuthState {
 }
 
 impl Create {
-    /// Reads `creator` and `room_version` (default "1", as the spec says).
-    pub fn from_content(content: &Map<String, Value>) -> Result<Self, String> {
-        let creator = content
-            .get("creator")
-            .and_then(Value::as_str)
-            .ok_or("it has no creator")?;
-        let creator = UserId::parse(creator).map_err(|e| format!("creator: {e}"))?;
+    /// Reads `room_version` (default "1", as the spec says) and the creator:
+    /// from v11 on the event's `sender` (any `creator` key is ignored, as
+    /// the spec says), before it `content.creator`.
+    pub fn from_content(content: &Map<String, Value>, sender: &UserId) -> Result<Self, String> {
         let room_version = match content.get("room_version") {
             None => "1".to_string(),
             Some(Value::String(v)) => v.clone(),
             Some(other) => return Err(format!("room_version {other} is not a string")),
         };
+        if RoomVersion::parse(&room_version).is_some_and(RoomVersion::creator_is_sender) {
+            return Ok(Create {
+                creator: sender.clone(),
+                room_version,
+            });
+        }
+        let creator = content
+            .get("creator")
+            .and_then(Value::as_str)
+            .ok_or("it has no creator")?;
+        let creator = UserId::parse(creator).map_err(|e| format!("creator: {e}"))?;
         Ok(Create { creator, room_version })
     }
 }

@@ -130,9 +130,10 @@ fn require_above(have: i64, target: &UserId, target_level: i64, action: &str) ->
 /// `None` membership means the user never had a member event in the room.
 ///
 /// Banned users never join; joined users "join" idempotently; public rooms let
-/// anyone in; every other join rule needs an invite (restricted joins through
-/// another room's membership are not supported, so those rooms need one too).
-/// `private` is treated like `invite`.
+/// anyone in; every other join rule needs an invite. `private` is treated
+/// like `invite`. The gate asks [`super::restricted`] instead for the
+/// restricted rules (joins through another room's membership), and refuses
+/// a rule the room's version does not know before asking either.
 pub fn may_join(room: RoomView<'_>, user: &UserId, current: Option<Membership>) -> Decision {
     check_join(room, user, current).into()
 }
@@ -157,8 +158,8 @@ fn check_join(room: RoomView<'_>, user: &UserId, current: Option<Membership>) ->
             "You are not invited to this room: its join rule is {rule}, so {user} needs an invite to join.{knocked}"
         )),
         JoinRule::Restricted | JoinRule::KnockRestricted => Err(format!(
-            "You are not invited to this room: its join rule is {rule}, and joining through membership \
-             of another room is not supported here, so {user} needs an invite to join.{knocked}"
+            "You are not invited to this room: its join rule is {rule}, so {user} needs an invite, or \
+             membership of a room the rule allows, to join.{knocked}"
         )),
     }
 }
@@ -822,7 +823,7 @@ mod tests {
         }
         assert!(NEEDS_INVITE.contains(&rule));
         if RESTRICTED.contains(&rule) {
-            Err("joining through membership of another room is not supported")
+            Err("or membership of a room the rule allows")
         } else {
             Err("You are not invited to this room")
         }
@@ -1254,11 +1255,11 @@ mod tests {
     }
 
     #[test]
-    fn restricted_room_needs_an_invite_and_says_restricted_joins_are_unsupported() {
+    fn restricted_room_without_the_allow_path_needs_an_invite() {
         let pl = PowerLevels::default();
         let why = denied(may_join(room(JoinRule::Restricted, &pl), &alice(), Some(Leave)));
         assert!(why.contains("join rule is restricted"), "{why}");
-        assert!(why.contains("not supported"), "{why}");
+        assert!(why.contains("membership of a room the rule allows"), "{why}");
         assert!(may_join(room(JoinRule::KnockRestricted, &pl), &alice(), Some(Invite)).is_allowed());
     }
 

@@ -4,7 +4,7 @@ use super::register;
 use prometheus::{IntCounterVec, Opts, Registry};
 
 /// The actions counted: one per membership endpoint.
-pub const ACTIONS: &[&str] = &["join", "invite", "leave", "kick", "ban", "unban"];
+pub const ACTIONS: &[&str] = &["join", "invite", "leave", "kick", "ban", "unban", "knock"];
 
 /// Counts written membership events by the action that made them.
 pub struct MembershipMetrics {

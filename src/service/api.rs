@@ -375,6 +375,28 @@ where
         )
     }
 
+    async fn knock_room(
+        &self,
+        room_id_or_alias: String,
+        _via: Option<String>,
+        _server_name: Option<String>,
+        body: Option<models::KnockRoomBody>,
+        context: &C,
+    ) -> Result<KnockRoomResponse, ApiError> {
+        let result = async {
+            let user = sender(context)?;
+            let target = RoomOrAlias::parse(&room_id_or_alias).map_err(invalid("roomIdOrAlias"))?;
+            let room = self.resolve_room(&target).await?;
+            self.change_membership(&room, &user, &user, Action::Knock, body.and_then(|b| b.reason))
+                .await?;
+            Ok(KnockRoomResponse::Ok(models::KnockRoomOk {
+                room_id: room.to_string(),
+            }))
+        }
+        .await;
+        respond("knock_room", result, KnockRoomResponse::from_error)
+    }
+
     async fn post_rooms_room_id_invite(
         &self,
         room_id: String,

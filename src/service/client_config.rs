@@ -4,6 +4,7 @@
 use super::error::{ServiceError, ServiceResult};
 use super::Service;
 use crate::ids::UserId;
+use crate::membership::auth::{DEFAULT_ROOM_VERSION, SUPPORTED_ROOM_VERSIONS};
 use serde_json::{json, Value};
 
 impl Service {
@@ -52,11 +53,15 @@ impl Service {
         Ok(self.store.set_displayname(user, name.filter(|n| !n.is_empty())).await?)
     }
 
-    /// `/capabilities`: no password changes; room version 10 only.
+    /// `/capabilities`: no password changes; every room version the gate implements.
     pub fn capabilities(&self) -> Value {
+        let available: serde_json::Map<String, Value> = SUPPORTED_ROOM_VERSIONS
+            .iter()
+            .map(|v| (v.to_string(), json!("stable")))
+            .collect();
         json!({
             "m.change_password": {"enabled": false},
-            "m.room_versions": {"default": "10", "available": {"10": "stable"}},
+            "m.room_versions": {"default": DEFAULT_ROOM_VERSION, "available": available},
             "m.set_displayname": {"enabled": true},
             "m.set_avatar_url": {"enabled": false},
             "m.3pid_changes": {"enabled": false},

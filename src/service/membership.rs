@@ -7,10 +7,59 @@ use super::ratelimit::RateLimits;
 use super::Service;
 use crate::ids::{RoomAliasId, RoomId, RoomOrAlias, UserId};
 use crate::membership::auth::{authorize, AuthState, Authorized, ProposedEvent};
-use crate::membership::rules::{self, Decision};
-use crate::membership::state::Membership;
+use crate::membership::restricted::{self, AUTHORISER_KEY};
+use crate::membership::rules::{self, Decision, RoomView};
+use crate::membership::state::{JoinRule, Membership, PowerLevels};
 use crate::store::{Event, Plan, Refusal, RoomWrite, RoomWritten};
 use serde_json::{json, Map, Value};
+use std::collections::BTreeSet;
+
+/// How many of a restricted room's members with invite power a join loads
+/// as possible authorisers: enough that one leaving meanwhile does not
+/// matter, few enough that the write stays a handful of point reads.
+const AUTHORISER_CANDIDATES: usize = 5;
+
+/// What a join needs besides the room's own state, read before the write:
+/// the rooms the joiner is in (for `allow`), and the members who might
+/// vouch for a restricted join, best first. The gate judges both again
+/// against the state the write sees.
+#[derive(Debug, Clone, Default)]
+pub(super) struct JoinFacts {
+    pub rooms_of_joiner: BTreeSet<RoomId>,
+    pub candidates: Vec<UserId>,
+}
+
+impl JoinFacts {
+    /// Loads the joiner's rooms into `auth` and, for a join that needs one
+    /// (restricted rule, joiner neither joined nor invited), names the
+    /// authoriser in `content`: the best candidate still joined with invite power.
+    pub(super) fn apply(
+        self,
+        auth: &mut AuthState,
+        joiner: &UserId,
+        content: &mut Map<String, Value>,
+    ) -> Result<(), Refusal> {
+        let current = loaded_membership(auth, joiner)?;
+        auth.load_rooms_of(joiner.clone(), self.rooms_of_joiner);
+        let restricted_rule = matches!(auth.join_rule(), JoinRule::Restricted | JoinRule::KnockRestricted);
+        if !restricted_rule || matches!(current, Some(Membership::Join | Membership::Invite)) {
+            return Ok(());
+        }
+        let mut loaded = Vec::with_capacity(self.candidates.len());
+        for c in &self.candidates {
+            loaded.push((c, loaded_membership(auth, c)?));
+        }
+        let levels = auth.power_levels();
+        let view = RoomView {
+            join_rule: auth.join_rule(),
+            power_levels: &levels,
+        };
+        if let Some(chosen) = restricted::choose_authoriser(view, auth.room().server_name(), loaded) {
+            content.insert(AUTHORISER_KEY.into(), json!(chosen.as_str()));
+        }
+        Ok(())
+    }
+}
 
 /// A membership change one user asks for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -21,6 +70,7 @@ pub enum Action {
     Kick,
     Ban,
     Unban,
+    Knock,
 }
 
 impl Action {
@@ -33,6 +83,7 @@ impl Action {
             Action::Kick => "kick",
             Action::Ban => "ban",
             Action::Unban => "unban",
+            Action::Knock => "knock",
         }
     }
 
@@ -43,6 +94,7 @@ impl Action {
             Action::Invite => Membership::Invite,
             Action::Leave | Action::Kick | Action::Unban => Membership::Leave,
             Action::Ban => Membership::Ban,
+            Action::Knock => Membership::Knock,
         }
     }
 
@@ -62,10 +114,11 @@ impl Action {
 /// counts against, as Synapse does: joins to the joiner; invites to the
 /// issuer, the room and the invitee, all checked before any is charged;
 /// kicks, bans and unbans to the sender's moderation budget; leaves to none.
+/// A knock asks to join, so it counts as a join, as in Synapse.
 fn charge(limits: &RateLimits, action: Action, sender: &UserId, target: &UserId, room: &RoomId) -> ServiceResult<()> {
     match action {
         Action::Leave => Ok(()),
-        Action::Join => limits.join.check(sender.as_str()),
+        Action::Join | Action::Knock => limits.join.check(sender.as_str()),
         Action::Invite => {
             limits.invite.peek(sender.as_str())?;
             limits.invite_per_room.peek(room.as_str())?;
@@ -163,14 +216,18 @@ impl Service {
         }
         let mut content = Map::new();
         content.insert("membership".into(), json!(action.resulting().as_str()));
-        if action == Action::Join {
+        if matches!(action, Action::Join | Action::Knock) {
             content.insert("displayname".into(), json!(target.localpart()));
         }
         let has_reason = reason.is_some();
         if let Some(reason) = reason {
             content.insert("reason".into(), Value::String(reason));
         }
-        let proposed = ProposedEvent {
+        let join_facts = match action {
+            Action::Join => Some(self.join_facts(room, target).await?),
+            _ => None,
+        };
+        let mut proposed = ProposedEvent {
             sender: sender.clone(),
             event_type: "m.room.member".into(),
             state_key: Some(target.to_string()),
@@ -178,15 +235,32 @@ impl Service {
         };
         let limits = self.limits.clone();
         let (who, whom) = (sender.clone(), target.clone());
+        let mut users = vec![sender.clone()];
+        if target != sender {
+            users.push(target.clone());
+        }
+        if let Some(facts) = &join_facts {
+            users.extend(
+                facts
+                    .candidates
+                    .iter()
+                    .filter(|c| !users.contains(c))
+                    .cloned()
+                    .collect::<Vec<_>>(),
+            );
+        }
         let plan: Plan = Box::new(move |auth| {
             let current = loaded_membership(auth, &whom)?;
             if let Decision::Denied(why) = action.endpoint_check(&whom, current) {
                 return Err(refuse(ServiceError::forbidden(why)));
             }
+            if let Some(facts) = join_facts {
+                facts.apply(auth, &whom, &mut proposed.content)?;
+            }
             let authorized = authorize(auth, proposed).map_err(refuse)?;
-            // Idempotent: re-joining, re-inviting or re-banning writes no event and is not charged.
+            // Idempotent: re-joining, re-inviting, re-banning or re-knocking writes no event and is not charged.
             let unchanged = current == Some(action.resulting())
-                && matches!(action, Action::Join | Action::Invite | Action::Ban)
+                && matches!(action, Action::Join | Action::Invite | Action::Ban | Action::Knock)
                 && !has_reason;
             if unchanged {
                 return Ok(Vec::new());
@@ -194,10 +268,6 @@ impl Service {
             charge(&limits, action, &who, &whom, auth.room()).map_err(refuse)?;
             Ok(vec![authorized])
         });
-        let mut users = vec![sender.clone()];
-        if target != sender {
-            users.push(target.clone());
-        }
         let written = self
             .store
             .write_room(RoomWrite {
@@ -212,6 +282,45 @@ impl Service {
             self.metrics.membership.changed(action.name(), events.len() as u64);
         }
         Ok(())
+    }
+
+    /// The facts a join of `joiner` to `room` may need (see [`JoinFacts`]).
+    pub(super) async fn join_facts(&self, room: &RoomId, joiner: &UserId) -> ServiceResult<JoinFacts> {
+        let rooms_of_joiner = self.joined_rooms(joiner).await?.into_iter().collect();
+        let rule = self
+            .store
+            .state_event(room, "m.room.join_rules", "")
+            .await?
+            .and_then(|e| e.content.get("join_rule").and_then(Value::as_str).map(str::to_string));
+        let candidates = match rule.as_deref() {
+            Some("restricted" | "knock_restricted") => self.authoriser_candidates(room).await?,
+            _ => Vec::new(),
+        };
+        Ok(JoinFacts {
+            rooms_of_joiner,
+            candidates,
+        })
+    }
+
+    /// The joined local members of `room` with invite power, highest level
+    /// first (then by user id), at most [`AUTHORISER_CANDIDATES`].
+    async fn authoriser_candidates(&self, room: &RoomId) -> ServiceResult<Vec<UserId>> {
+        let levels: PowerLevels = match self.store.state_event(room, "m.room.power_levels", "").await? {
+            Some(e) => serde_json::from_value(e.content).unwrap_or_default(),
+            None => PowerLevels::default(),
+        };
+        let mut able: Vec<UserId> = self
+            .store
+            .members(room)
+            .await?
+            .into_iter()
+            .filter(|(u, m)| *m == Membership::Join && u.server_name() == self.server_name)
+            .filter(|(u, _)| levels.user_level(u) >= levels.invite)
+            .map(|(u, _)| u)
+            .collect();
+        able.sort_by(|a, b| levels.user_level(b).cmp(&levels.user_level(a)).then_with(|| a.cmp(b)));
+        able.truncate(AUTHORISER_CANDIDATES);
+        Ok(able)
     }
 
     /// Counts the member events of a write that is not one membership

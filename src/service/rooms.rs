@@ -5,6 +5,7 @@ use super::membership::{authorize_all, refuse};
 use super::{random_string, Service};
 use crate::ids::{RoomAliasId, RoomId, UserId};
 use crate::membership::auth::{ProposedEvent, DEFAULT_ROOM_VERSION, SUPPORTED_ROOM_VERSIONS};
+use crate::membership::room_version::RoomVersion;
 use crate::store::{Creation, Plan, RoomWrite, RoomWritten};
 use serde_json::{json, Map, Value};
 use std::collections::BTreeSet;
@@ -190,11 +191,14 @@ fn initial_events(
     spec: &RoomSpec,
 ) -> Vec<ProposedEvent> {
     let mut create = spec.creation_content.clone().unwrap_or_default();
-    create.insert("creator".into(), json!(creator.as_str()));
-    create.insert(
-        "room_version".into(),
-        json!(spec.room_version.as_deref().unwrap_or(DEFAULT_ROOM_VERSION)),
-    );
+    let version = spec.room_version.as_deref().unwrap_or(DEFAULT_ROOM_VERSION);
+    // From v11 the create event's sender is the creator and `creator` is gone.
+    if RoomVersion::parse(version).is_some_and(RoomVersion::creator_is_sender) {
+        create.remove("creator");
+    } else {
+        create.insert("creator".into(), json!(creator.as_str()));
+    }
+    create.insert("room_version".into(), json!(version));
     let mut events = vec![
         state(creator, "m.room.create", "", Value::Object(create)),
         state(

@@ -1,14 +1,15 @@
 //! Reading and writing room state: `/state`, `/members`, `joined_members`, `joined_rooms`.
 
 use super::error::{ServiceError, ServiceResult};
-use super::membership::plan_all;
+use super::membership::authorize_all;
 use super::messages::parse_token;
 use super::Service;
 use crate::ids::{RoomId, UserId};
 use crate::membership::auth::ProposedEvent;
+use crate::membership::restricted;
 use crate::membership::rules::{self, ReadAccess};
 use crate::membership::state::Membership;
-use crate::store::{Event, RoomWrite, RoomWritten};
+use crate::store::{Event, Plan, RoomWrite, RoomWritten};
 use serde_json::{Map, Value};
 
 /// `/members`' `membership` and `not_membership`.
@@ -143,6 +144,9 @@ impl Service {
     ) -> ServiceResult<String> {
         self.require_room(room).await?;
         let mut users = vec![sender.clone()];
+        // A member event of one's own may be a restricted join: the gate then
+        // needs the sender's other rooms and the authoriser it names.
+        let mut rooms_of_sender = None;
         if event_type == "m.room.member" {
             if let Ok(target) = UserId::parse(state_key) {
                 if content.get("membership").and_then(Value::as_str) == Some("invite") {
@@ -150,6 +154,13 @@ impl Service {
                 }
                 if target != *sender {
                     users.push(target);
+                } else {
+                    rooms_of_sender = Some(self.joined_rooms(sender).await?.into_iter().collect());
+                }
+            }
+            if let Ok(Some(authoriser)) = restricted::authoriser_of(&content) {
+                if !users.contains(&authoriser) {
+                    users.push(authoriser);
                 }
             }
         }
@@ -159,6 +170,13 @@ impl Service {
             state_key: Some(state_key.to_string()),
             content,
         };
+        let joiner = sender.clone();
+        let plan: Plan = Box::new(move |auth| {
+            if let Some(rooms) = rooms_of_sender {
+                auth.load_rooms_of(joiner, rooms);
+            }
+            authorize_all(auth, vec![proposed])
+        });
         let written = self
             .store
             .write_room(RoomWrite {
@@ -166,7 +184,7 @@ impl Service {
                 create: None,
                 users,
                 txn: None,
-                plan: plan_all(vec![proposed]),
+                plan,
             })
             .await?;
         match written {

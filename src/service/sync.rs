@@ -22,7 +22,7 @@ use std::time::Duration;
 pub const DEFAULT_TIMELINE_LIMIT: usize = 10;
 /// The longest a sync waits, whatever `timeout` asks.
 const MAX_TIMEOUT: Duration = Duration::from_secs(600);
-/// State types an invitee sees (stripped) before joining.
+/// State types an invitee or knocker sees (stripped) before joining.
 const INVITE_STATE_TYPES: &[&str] = &[
     "m.room.create",
     "m.room.join_rules",
@@ -155,8 +155,11 @@ impl Service {
                 // The spec: pending invites of a user who blocks invites are not served.
                 rooms.invite.clear();
             }
-            let nothing =
-                rooms.join.is_empty() && rooms.invite.is_empty() && rooms.leave.is_empty() && account.global.is_empty();
+            let nothing = rooms.join.is_empty()
+                && rooms.invite.is_empty()
+                && rooms.leave.is_empty()
+                && rooms.knock.is_empty()
+                && account.global.is_empty();
             let closing = self.closing.load(std::sync::atomic::Ordering::Acquire);
             if req.since.is_none() || req.full_state || !nothing || closing || tokio::time::Instant::now() >= deadline {
                 return Ok(models::SyncResponse {
@@ -189,6 +192,7 @@ impl Service {
         let mut join = BTreeMap::new();
         let mut invite = BTreeMap::new();
         let mut leave = BTreeMap::new();
+        let mut knock = BTreeMap::new();
         for (room, (membership, mpos)) in self.store.rooms_of(user).await? {
             // A change after `now` shows up in the next sync, whose `since` is `now`.
             if mpos > now {
@@ -203,6 +207,9 @@ impl Service {
                 }
                 Membership::Invite if changed => {
                     invite.insert(room.to_string(), self.invited_room(&room, user).await?);
+                }
+                Membership::Knock if changed => {
+                    knock.insert(room.to_string(), self.knocked_room(&room, user).await?);
                 }
                 Membership::Leave | Membership::Ban
                     if changed
@@ -219,7 +226,7 @@ impl Service {
             join,
             invite,
             leave,
-            knock: models::JsonObject::new(),
+            knock,
         })
     }
 
@@ -317,13 +324,30 @@ impl Service {
         }))
     }
 
-    async fn invited_room(&self, room: &RoomId, user: &UserId) -> ServiceResult<models::InvitedRoom> {
+    /// The stripped state an invitee or knocker sees.
+    async fn stripped_room_state(&self, room: &RoomId) -> ServiceResult<Vec<models::StrippedStateEvent>> {
         let mut events = Vec::new();
         for event_type in INVITE_STATE_TYPES {
             if let Some(e) = self.store.state_event(room, event_type, "").await? {
                 events.push(stripped(e));
             }
         }
+        Ok(events)
+    }
+
+    /// A knocked room: the stripped state and the user's own knock.
+    async fn knocked_room(&self, room: &RoomId, user: &UserId) -> ServiceResult<models::KnockedRoom> {
+        let mut events = self.stripped_room_state(room).await?;
+        if let Some(own) = self.store.state_event(room, "m.room.member", user.as_str()).await? {
+            events.push(stripped(own));
+        }
+        Ok(models::KnockedRoom {
+            knock_state: models::KnockState { events },
+        })
+    }
+
+    async fn invited_room(&self, room: &RoomId, user: &UserId) -> ServiceResult<models::InvitedRoom> {
+        let mut events = self.stripped_room_state(room).await?;
         if let Some(invite) = self.store.state_event(room, "m.room.member", user.as_str()).await? {
             if invite.sender != user.as_str() {
                 if let Some(inviter) = self.store.state_event(room, "m.room.member", &invite.sender).await? {

@@ -7,7 +7,7 @@ use super::indexes;
 use super::keys::{self, Tag};
 use super::writer::Staged;
 use super::{Event, RoomWrite, RoomWritten, StoreError};
-use crate::ids::RoomId;
+use crate::ids::{RoomId, UserId};
 use crate::membership::auth::{AuthState, Authorized};
 use serde_json::{Map, Value};
 
@@ -86,8 +86,8 @@ pub fn run(st: &mut Staged<'_>, write: RoomWrite) -> Result<RoomWritten, StoreEr
     Ok(RoomWritten::Written(written))
 }
 
-/// The current content of a state event, read through `st`.
-fn state_content(st: &mut Staged<'_>, room: &str, event_type: &str) -> Result<Option<Map<String, Value>>, StoreError> {
+/// The current state event of a type (empty state key), read through `st`.
+fn state_event(st: &mut Staged<'_>, room: &str, event_type: &str) -> Result<Option<Event>, StoreError> {
     let Some(pos) = st.get(&keys::room_state(room, event_type, ""))? else {
         return Ok(None);
     };
@@ -95,10 +95,25 @@ fn state_content(st: &mut Staged<'_>, room: &str, event_type: &str) -> Result<Op
     let bytes = st
         .get(&keys::room_event(room, pos))?
         .ok_or_else(|| corrupt(format!("state of {room} points at missing event {pos}")))?;
-    match decode_event(room, pos, &bytes)?.content {
-        Value::Object(map) => Ok(Some(map)),
-        other => Err(corrupt(format!("event {pos} in {room} has non-object content {other}"))),
+    decode_event(room, pos, &bytes).map(Some)
+}
+
+/// The content of `event`, which must be an object.
+fn object_content(room: &str, event: Event) -> Result<Map<String, Value>, StoreError> {
+    match event.content {
+        Value::Object(map) => Ok(map),
+        other => Err(corrupt(format!(
+            "event {} in {room} has non-object content {other}",
+            event.stream_pos
+        ))),
     }
+}
+
+/// The current content of a state event, read through `st`.
+fn state_content(st: &mut Staged<'_>, room: &str, event_type: &str) -> Result<Option<Map<String, Value>>, StoreError> {
+    state_event(st, room, event_type)?
+        .map(|e| object_content(room, e))
+        .transpose()
 }
 
 /// The auth state of an existing room: create, power levels, join rules.
@@ -108,10 +123,20 @@ fn load_auth_state(st: &mut Staged<'_>, room: &RoomId) -> Result<AuthState, Stor
         return Err(StoreError::UnknownRoom(r.to_owned()));
     }
     let create =
-        state_content(st, r, "m.room.create")?.ok_or_else(|| corrupt(format!("room {r} has no m.room.create")))?;
+        state_event(st, r, "m.room.create")?.ok_or_else(|| corrupt(format!("room {r} has no m.room.create")))?;
+    // From room version 11 the create event's sender is the creator.
+    let create_sender =
+        UserId::parse(&create.sender).map_err(|e| corrupt(format!("{r}: m.room.create sender: {e}")))?;
+    let create = object_content(r, create)?;
     let power_levels = state_content(st, r, "m.room.power_levels")?;
     let join_rules = state_content(st, r, "m.room.join_rules")?;
-    AuthState::existing(room.clone(), &create, power_levels.as_ref(), join_rules.as_ref()).map_err(|e| corrupt(e.0))
+    AuthState::existing(
+        room.clone(),
+        (&create, &create_sender),
+        power_levels.as_ref(),
+        join_rules.as_ref(),
+    )
+    .map_err(|e| corrupt(e.0))
 }
 
 /// Stages one authorized event at the next position, with its indexes.

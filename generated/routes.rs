@@ -35,6 +35,12 @@ pub enum Operation {
     DeleteRoomAlias,
     /// `GET /_matrix/client/versions`
     GetVersions,
+    /// `PUT /_matrix/federation/v1/3pid/onbind`
+    OnBindThirdPartyId,
+    /// `POST /_matrix/federation/v1/3pid/onbind`
+    OnBindThirdPartyIdPost,
+    /// `GET /_matrix/federation/v1/openid/userinfo`
+    GetOpenIdUserInfo,
     /// `GET /health`
     GetHealth,
     /// `POST /_matrix/client/api/v1/rooms/{roomId}/join`
@@ -45,6 +51,8 @@ pub enum Operation {
     SendMessage,
     /// `GET /_matrix/client/api/v1/rooms/{roomId}/messages`
     GetRoomEvents,
+    /// `POST /_matrix/client/api/v1/user/{userId}/openid/request_token`
+    RequestOpenIdToken,
     /// `GET /_matrix/client/api/v1/profile/{userId}`
     GetProfile,
     /// `GET /_matrix/client/api/v1/profile/{userId}/displayname`
@@ -103,11 +111,15 @@ impl Operation {
         Self::SetRoomAlias,
         Self::DeleteRoomAlias,
         Self::GetVersions,
+        Self::OnBindThirdPartyId,
+        Self::OnBindThirdPartyIdPost,
+        Self::GetOpenIdUserInfo,
         Self::GetHealth,
         Self::PostRoomsRoomIdJoin,
         Self::PostRoomsRoomIdInvite,
         Self::SendMessage,
         Self::GetRoomEvents,
+        Self::RequestOpenIdToken,
         Self::GetProfile,
         Self::GetDisplayName,
         Self::SetDisplayName,
@@ -146,11 +158,15 @@ impl Operation {
             Self::SetRoomAlias => "set_room_alias",
             Self::DeleteRoomAlias => "delete_room_alias",
             Self::GetVersions => "get_versions",
+            Self::OnBindThirdPartyId => "on_bind_third_party_id",
+            Self::OnBindThirdPartyIdPost => "on_bind_third_party_id_post",
+            Self::GetOpenIdUserInfo => "get_open_id_user_info",
             Self::GetHealth => "get_health",
             Self::PostRoomsRoomIdJoin => "post_rooms_room_id_join",
             Self::PostRoomsRoomIdInvite => "post_rooms_room_id_invite",
             Self::SendMessage => "send_message",
             Self::GetRoomEvents => "get_room_events",
+            Self::RequestOpenIdToken => "request_open_id_token",
             Self::GetProfile => "get_profile",
             Self::GetDisplayName => "get_display_name",
             Self::SetDisplayName => "set_display_name",
@@ -190,11 +206,15 @@ impl Operation {
             Self::SetRoomAlias => "PUT",
             Self::DeleteRoomAlias => "DELETE",
             Self::GetVersions => "GET",
+            Self::OnBindThirdPartyId => "PUT",
+            Self::OnBindThirdPartyIdPost => "POST",
+            Self::GetOpenIdUserInfo => "GET",
             Self::GetHealth => "GET",
             Self::PostRoomsRoomIdJoin => "POST",
             Self::PostRoomsRoomIdInvite => "POST",
             Self::SendMessage => "PUT",
             Self::GetRoomEvents => "GET",
+            Self::RequestOpenIdToken => "POST",
             Self::GetProfile => "GET",
             Self::GetDisplayName => "GET",
             Self::SetDisplayName => "PUT",
@@ -234,11 +254,15 @@ impl Operation {
             Self::SetRoomAlias => "/_matrix/client/api/v1",
             Self::DeleteRoomAlias => "/_matrix/client/api/v1",
             Self::GetVersions => "/_matrix/client",
+            Self::OnBindThirdPartyId => "/_matrix/federation/v1",
+            Self::OnBindThirdPartyIdPost => "/_matrix/federation/v1",
+            Self::GetOpenIdUserInfo => "/_matrix/federation/v1",
             Self::GetHealth => "",
             Self::PostRoomsRoomIdJoin => "/_matrix/client/api/v1",
             Self::PostRoomsRoomIdInvite => "/_matrix/client/api/v1",
             Self::SendMessage => "/_matrix/client/api/v1",
             Self::GetRoomEvents => "/_matrix/client/api/v1",
+            Self::RequestOpenIdToken => "/_matrix/client/api/v1",
             Self::GetProfile => "/_matrix/client/api/v1",
             Self::GetDisplayName => "/_matrix/client/api/v1",
             Self::SetDisplayName => "/_matrix/client/api/v1",
@@ -278,11 +302,15 @@ impl Operation {
             Self::SetRoomAlias => "/directory/room/{roomAlias}",
             Self::DeleteRoomAlias => "/directory/room/{roomAlias}",
             Self::GetVersions => "/versions",
+            Self::OnBindThirdPartyId => "/3pid/onbind",
+            Self::OnBindThirdPartyIdPost => "/3pid/onbind",
+            Self::GetOpenIdUserInfo => "/openid/userinfo",
             Self::GetHealth => "/health",
             Self::PostRoomsRoomIdJoin => "/rooms/{roomId}/join",
             Self::PostRoomsRoomIdInvite => "/rooms/{roomId}/invite",
             Self::SendMessage => "/rooms/{roomId}/send/{eventType}/{txnId}",
             Self::GetRoomEvents => "/rooms/{roomId}/messages",
+            Self::RequestOpenIdToken => "/user/{userId}/openid/request_token",
             Self::GetProfile => "/profile/{userId}",
             Self::GetDisplayName => "/profile/{userId}/displayname",
             Self::SetDisplayName => "/profile/{userId}/displayname",
@@ -322,11 +350,15 @@ impl Operation {
             Self::SetRoomAlias => true,
             Self::DeleteRoomAlias => true,
             Self::GetVersions => false,
+            Self::OnBindThirdPartyId => false,
+            Self::OnBindThirdPartyIdPost => false,
+            Self::GetOpenIdUserInfo => false,
             Self::GetHealth => false,
             Self::PostRoomsRoomIdJoin => true,
             Self::PostRoomsRoomIdInvite => true,
             Self::SendMessage => true,
             Self::GetRoomEvents => true,
+            Self::RequestOpenIdToken => true,
             Self::GetProfile => false,
             Self::GetDisplayName => false,
             Self::SetDisplayName => true,
@@ -366,6 +398,11 @@ impl Operation {
             Self::SetRoomAlias => super::api::SetRoomAliasResponse::STATUSES,
             Self::DeleteRoomAlias => super::api::DeleteRoomAliasResponse::STATUSES,
             Self::GetVersions => super::api::GetVersionsResponse::STATUSES,
+            Self::OnBindThirdPartyId => super::api::OnBindThirdPartyIdResponse::STATUSES,
+            Self::OnBindThirdPartyIdPost => {
+                super::api::OnBindThirdPartyIdPostResponse::STATUSES
+            }
+            Self::GetOpenIdUserInfo => super::api::GetOpenIdUserInfoResponse::STATUSES,
             Self::GetHealth => super::api::GetHealthResponse::STATUSES,
             Self::PostRoomsRoomIdJoin => {
                 super::api::PostRoomsRoomIdJoinResponse::STATUSES
@@ -375,6 +412,7 @@ impl Operation {
             }
             Self::SendMessage => super::api::SendMessageResponse::STATUSES,
             Self::GetRoomEvents => super::api::GetRoomEventsResponse::STATUSES,
+            Self::RequestOpenIdToken => super::api::RequestOpenIdTokenResponse::STATUSES,
             Self::GetProfile => super::api::GetProfileResponse::STATUSES,
             Self::GetDisplayName => super::api::GetDisplayNameResponse::STATUSES,
             Self::SetDisplayName => super::api::SetDisplayNameResponse::STATUSES,
@@ -497,6 +535,24 @@ pub const ROUTES: &[Route] = &[
         operation: Operation::GetVersions,
     },
     Route {
+        method: "PUT",
+        base_path: "/_matrix/federation/v1",
+        template: "/3pid/onbind",
+        operation: Operation::OnBindThirdPartyId,
+    },
+    Route {
+        method: "POST",
+        base_path: "/_matrix/federation/v1",
+        template: "/3pid/onbind",
+        operation: Operation::OnBindThirdPartyIdPost,
+    },
+    Route {
+        method: "GET",
+        base_path: "/_matrix/federation/v1",
+        template: "/openid/userinfo",
+        operation: Operation::GetOpenIdUserInfo,
+    },
+    Route {
         method: "GET",
         base_path: "",
         template: "/health",
@@ -537,6 +593,12 @@ pub const ROUTES: &[Route] = &[
         base_path: "/_matrix/client/api/v1",
         template: "/rooms/{roomId}/messages",
         operation: Operation::GetRoomEvents,
+    },
+    Route {
+        method: "POST",
+        base_path: "/_matrix/client/api/v1",
+        template: "/user/{userId}/openid/request_token",
+        operation: Operation::RequestOpenIdToken,
     },
     Route {
         method: "GET",
@@ -1003,6 +1065,15 @@ mod rules {
         one_of: &[],
         errcode: None,
     };
+    pub static GET_OPEN_ID_USER_INFO_ACCESS_TOKEN: StringRule = StringRule {
+        min_length: None,
+        max_length: Some(255),
+        length_message: "must be at most 255 characters long",
+        pattern: None,
+        pattern_message: "",
+        one_of: &[],
+        errcode: None,
+    };
     pub static POST_ROOMS_ROOM_ID_JOIN_ROOM_ID: StringRule = StringRule {
         min_length: None,
         max_length: Some(255),
@@ -1070,6 +1141,15 @@ mod rules {
         minimum: Some(0.0),
         maximum: Some(2147483647.0),
         message: "must be between 0 and 2147483647",
+        errcode: None,
+    };
+    pub static REQUEST_OPEN_ID_TOKEN_USER_ID: StringRule = StringRule {
+        min_length: None,
+        max_length: Some(255),
+        length_message: "must be at most 255 characters long",
+        pattern: Some(&super::models::PATTERN_B1CDFE41),
+        pattern_message: "must match the pattern ^@[!-9;-~]+:(\\[[0-9A-Fa-f:.]+\\]|[0-9A-Za-z.-]+)(:[0-9]{1,5})?$",
+        one_of: &[],
         errcode: None,
     };
     pub static GET_PROFILE_USER_ID: StringRule = StringRule {
@@ -1525,6 +1605,14 @@ pub mod shapes {
             },
         ],
     };
+    pub static GetOpenIdUserInfoOk: Shape = Shape::Object {
+        properties: &[
+            Property {
+                name: "sub",
+                shape: &Shape::String,
+            },
+        ],
+    };
     pub static GetProfileOk: Shape = Shape::Object {
         properties: &[
             Property {
@@ -1771,6 +1859,22 @@ pub mod shapes {
                 name: "reason",
                 shape: &Shape::String,
             },
+            Property {
+                name: "id_server",
+                shape: &Shape::String,
+            },
+            Property {
+                name: "id_access_token",
+                shape: &Shape::String,
+            },
+            Property {
+                name: "medium",
+                shape: &Shape::String,
+            },
+            Property {
+                name: "address",
+                shape: &Shape::String,
+            },
         ],
     };
     pub static PostRoomsRoomIdJoinBody: Shape = Shape::Object {
@@ -1834,6 +1938,26 @@ pub mod shapes {
             Property {
                 name: "home_server",
                 shape: &Shape::String,
+            },
+        ],
+    };
+    pub static RequestOpenIdTokenOk: Shape = Shape::Object {
+        properties: &[
+            Property {
+                name: "access_token",
+                shape: &Shape::String,
+            },
+            Property {
+                name: "token_type",
+                shape: &Shape::String,
+            },
+            Property {
+                name: "matrix_server_name",
+                shape: &Shape::String,
+            },
+            Property {
+                name: "expires_in",
+                shape: &Shape::Integer,
             },
         ],
     };
@@ -2001,6 +2125,56 @@ pub mod shapes {
             },
             Property {
                 name: "knock",
+                shape: &Shape::Object { properties: &[] },
+            },
+        ],
+    };
+    pub static ThirdPartyBind: Shape = Shape::Object {
+        properties: &[
+            Property {
+                name: "medium",
+                shape: &Shape::String,
+            },
+            Property {
+                name: "address",
+                shape: &Shape::String,
+            },
+            Property {
+                name: "mxid",
+                shape: &Shape::String,
+            },
+            Property {
+                name: "invites",
+                shape: &Shape::Array {
+                    items: &ThirdPartyBindInvitesItem,
+                },
+            },
+        ],
+    };
+    pub static ThirdPartyBindInvitesItem: Shape = Shape::Object {
+        properties: &[
+            Property {
+                name: "medium",
+                shape: &Shape::String,
+            },
+            Property {
+                name: "address",
+                shape: &Shape::String,
+            },
+            Property {
+                name: "mxid",
+                shape: &Shape::String,
+            },
+            Property {
+                name: "room_id",
+                shape: &Shape::String,
+            },
+            Property {
+                name: "sender",
+                shape: &Shape::String,
+            },
+            Property {
+                name: "signed",
                 shape: &Shape::Object { properties: &[] },
             },
         ],
@@ -2270,6 +2444,55 @@ where
             let response = api.get_versions(context).await.map_err(DispatchError::Api)?;
             respond(response.status(), response.to_json())
         }
+        Operation::OnBindThirdPartyId => {
+            let body = required(
+                validated(
+                    json_body::<
+                        models::ThirdPartyBind,
+                    >(request.body, &shapes::ThirdPartyBind)?,
+                )?,
+                "a JSON request body",
+            )?;
+            let response = api
+                .on_bind_third_party_id(body, context)
+                .await
+                .map_err(DispatchError::Api)?;
+            respond(response.status(), response.to_json())
+        }
+        Operation::OnBindThirdPartyIdPost => {
+            let body = required(
+                validated(
+                    json_body::<
+                        models::ThirdPartyBind,
+                    >(request.body, &shapes::ThirdPartyBind)?,
+                )?,
+                "a JSON request body",
+            )?;
+            let response = api
+                .on_bind_third_party_id_post(body, context)
+                .await
+                .map_err(DispatchError::Api)?;
+            respond(response.status(), response.to_json())
+        }
+        Operation::GetOpenIdUserInfo => {
+            let access_token = required(
+                query_param::<String>(&request, "access_token")?,
+                "query parameter access_token",
+            )?;
+            {
+                let v = &access_token;
+                check_string(
+                    "query parameter access_token",
+                    v,
+                    &rules::GET_OPEN_ID_USER_INFO_ACCESS_TOKEN,
+                )?;
+            }
+            let response = api
+                .get_open_id_user_info(access_token, context)
+                .await
+                .map_err(DispatchError::Api)?;
+            respond(response.status(), response.to_json())
+        }
         Operation::GetHealth => {
             let response = api.get_health(context).await.map_err(DispatchError::Api)?;
             respond(response.status(), response.to_json())
@@ -2376,6 +2599,25 @@ where
             let filter = query_param::<String>(&request, "filter")?;
             let response = api
                 .get_room_events(room_id, from, to, dir, limit, filter, context)
+                .await
+                .map_err(DispatchError::Api)?;
+            respond(response.status(), response.to_json())
+        }
+        Operation::RequestOpenIdToken => {
+            let user_id = path_param(&request, "userId")?;
+            {
+                let v = &user_id;
+                check_string(
+                    "path parameter userId",
+                    v,
+                    &rules::REQUEST_OPEN_ID_TOKEN_USER_ID,
+                )?;
+            }
+            let body = json_body::<
+                models::JsonObject,
+            >(request.body, &Shape::Object { properties: &[] })?;
+            let response = api
+                .request_open_id_token(user_id, body, context)
                 .await
                 .map_err(DispatchError::Api)?;
             respond(response.status(), response.to_json())

@@ -23,6 +23,7 @@ pub use super::auth_state::{AuthState, BadState, Create};
 use super::limits::{self, LimitError};
 use super::rules::{self, Decision, RoomView};
 use super::state::{JoinRule, Membership, PowerLevels};
+use super::third_party::{self, THIRD_PARTY_INVITE};
 use crate::ids::{RoomId, UserId};
 use serde_json::{Map, Value};
 
@@ -125,6 +126,9 @@ pub fn authorize(state: &mut AuthState, event: ProposedEvent) -> Result<Authoriz
         judge_other(state, &event)?;
     }
     state.apply(&event.event_type, event.state_key.as_deref(), &event.content);
+    if let (THIRD_PARTY_INVITE, Some(token)) = (event.event_type.as_str(), event.state_key.as_deref()) {
+        state.load_third_party_invite(token, event.sender.clone(), &event.content);
+    }
     Ok(Authorized {
         room: state.room().clone(),
         event,
@@ -199,7 +203,16 @@ fn judge_member(state: &AuthState, event: &ProposedEvent) -> Judged {
             }
             forbidden(rules::may_join(room, sender, sender_m))
         }
-        Membership::Invite => forbidden(rules::may_invite(room, sender, sender_m, &target, target_m)),
+        Membership::Invite => match event.content.get("third_party_invite") {
+            Some(tpi) => {
+                let token = tpi.pointer("/signed/token").and_then(Value::as_str).unwrap_or_default();
+                let pending = state.third_party_invite(token);
+                forbidden(third_party::may_invite_by_third_party(
+                    sender, &target, target_m, tpi, pending,
+                ))
+            }
+            None => forbidden(rules::may_invite(room, sender, sender_m, &target, target_m)),
+        },
         Membership::Leave if *sender == target => forbidden(rules::may_leave(sender_m)),
         Membership::Leave if target_m == Some(Membership::Ban) => {
             forbidden(rules::may_unban(room, sender, sender_m, &target, target_m))
@@ -249,6 +262,9 @@ fn judge_other(state: &AuthState, event: &ProposedEvent) -> Judged {
     let Some(key) = event.state_key.as_deref() else {
         return forbidden(rules::may_send_message(room, sender, sender_m, &event.event_type));
     };
+    if event.event_type == THIRD_PARTY_INVITE {
+        return forbidden(third_party::may_send_third_party_invite(room, sender, sender_m));
+    }
     let new_levels = if event.event_type == POWER_LEVELS {
         Some(parse_power_levels(&event.content)?)
     } else {

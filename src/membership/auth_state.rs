@@ -8,6 +8,7 @@
 //! at: the gate refuses to judge an event about them.
 
 use super::state::{JoinRule, Membership, PowerLevels};
+use super::third_party::PendingInvite;
 use crate::ids::{RoomId, UserId};
 use serde_json::{Map, Value};
 use std::collections::BTreeMap;
@@ -24,6 +25,9 @@ pub struct AuthState {
     power_levels: Option<PowerLevels>,
     join_rule: Option<JoinRule>,
     members: BTreeMap<UserId, Option<Membership>>,
+    /// The room's `m.room.third_party_invite` events, by token (few per room;
+    /// loaded with the rest, kept current by [`AuthState::apply`]).
+    third_party_invites: BTreeMap<String, PendingInvite>,
 }
 
 /// What the gate reads from `m.room.create`.
@@ -47,6 +51,7 @@ impl AuthState {
             power_levels: None,
             join_rule: None,
             members: BTreeMap::new(),
+            third_party_invites: BTreeMap::new(),
         }
     }
 
@@ -70,6 +75,7 @@ impl AuthState {
             power_levels,
             join_rule: join_rules.and_then(join_rule_of),
             members: BTreeMap::new(),
+            third_party_invites: BTreeMap::new(),
         })
     }
 
@@ -87,7 +93,19 @@ impl AuthState {
             power_levels: self.power_levels.clone(),
             join_rule: self.join_rule,
             members: BTreeMap::new(),
+            third_party_invites: self.third_party_invites.clone(),
         }
+    }
+
+    /// Records one stored `m.room.third_party_invite` (state key `token`).
+    pub fn load_third_party_invite(&mut self, token: &str, sender: UserId, content: &Map<String, Value>) {
+        self.third_party_invites
+            .insert(token.to_string(), PendingInvite::from_content(token, sender, content));
+    }
+
+    /// The pending third-party invite with this token, if the room has one.
+    pub fn third_party_invite(&self, token: &str) -> Option<&PendingInvite> {
+        self.third_party_invites.get(token)
     }
 
     /// The room being judged.

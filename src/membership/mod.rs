@@ -6,3 +6,4 @@ pub mod auth_state;
 pub mod limits;
 pub mod rules;
 pub mod state;
+pub mod third_party;

@@ -230,6 +230,28 @@ mod tests {
     }
 
     #[test]
+    fn third_party_invite_events_need_a_joined_sender_at_the_invite_level_not_the_state_level() {
+        let levels: crate::membership::state::PowerLevels =
+            serde_json::from_value(json!({"invite": 50, "state_default": 100, "users": {ALICE: 50}})).unwrap();
+        let room = RoomView {
+            join_rule: crate::membership::state::JoinRule::Invite,
+            power_levels: &levels,
+        };
+        let alice = user(ALICE);
+        let bob = user(BOB);
+        assert_eq!(
+            may_send_third_party_invite(room, &alice, Some(Membership::Join)),
+            Decision::Allowed
+        );
+        assert!(
+            matches!(may_send_third_party_invite(room, &bob, Some(Membership::Join)), Decision::Denied(why) if why.contains("below the invite level"))
+        );
+        assert!(
+            matches!(may_send_third_party_invite(room, &alice, Some(Membership::Invite)), Decision::Denied(why) if why.contains("not in the room"))
+        );
+    }
+
+    #[test]
     fn canonical_json_sorts_keys_and_refuses_floats() {
         let v = json!({"b": 1, "a": {"d": [true, null], "c": "é\n"}});
         assert_eq!(

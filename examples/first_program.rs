@@ -86,8 +86,9 @@ async fn main() -> Result<()> {
     println!("{alice_id} created the private room {room_id}");
 
     let invite = models::PostRoomsRoomIdInviteBody {
-        user_id: bob_id.clone(),
+        user_id: Some(bob_id.clone()),
         reason: None,
+        ..Default::default()
     };
     match alice.post_rooms_room_id_invite(&room_id, &invite).await? {
         PostRoomsRoomIdInviteResponse::Ok(_) => println!("{alice_id} invited {bob_id}"),

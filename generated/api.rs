@@ -329,6 +329,66 @@ pub trait Api<C: Send + Sync> {
         &self,
         context: &C,
     ) -> Result<GetVersionsResponse, swagger::ApiError>;
+    /// Turn the invites waiting for a newly bound address into member invites.
+    ///
+    /// `PUT /_matrix/federation/v1/3pid/onbind`
+    ///
+    /// ```text
+    /// An identity server calls this when a third-party address is bound to
+    /// a user of this server. For each invite it carries, the server finds
+    /// the room's ``m.room.third_party_invite`` with the signed token,
+    /// checks the identity server's signature against the public keys in
+    /// that event, and writes an ``m.room.member`` invite for the bound
+    /// user, sent by the original inviter and carrying
+    /// ``third_party_invite: {display_name, signed}``. The room's
+    /// authorization rules for such an invite apply. An invite already
+    /// turned into a membership counts as done, so a repeated call is
+    /// harmless.
+    /// ```
+    async fn on_bind_third_party_id(
+        &self,
+        body: models::ThirdPartyBind,
+        context: &C,
+    ) -> Result<OnBindThirdPartyIdResponse, swagger::ApiError>;
+    /// The same, as Sydent and Synapse send and accept it (POST).
+    ///
+    /// `POST /_matrix/federation/v1/3pid/onbind`
+    ///
+    /// ```text
+    /// An identity server calls this when a third-party address is bound to
+    /// a user of this server. For each invite it carries, the server finds
+    /// the room's ``m.room.third_party_invite`` with the signed token,
+    /// checks the identity server's signature against the public keys in
+    /// that event, and writes an ``m.room.member`` invite for the bound
+    /// user, sent by the original inviter and carrying
+    /// ``third_party_invite: {display_name, signed}``. The room's
+    /// authorization rules for such an invite apply. An invite already
+    /// turned into a membership counts as done, so a repeated call is
+    /// harmless.
+    /// ```
+    async fn on_bind_third_party_id_post(
+        &self,
+        body: models::ThirdPartyBind,
+        context: &C,
+    ) -> Result<OnBindThirdPartyIdPostResponse, swagger::ApiError>;
+    /// Exchange an OpenID token for the user it was issued to.
+    ///
+    /// `GET /_matrix/federation/v1/openid/userinfo`
+    ///
+    /// ```text
+    /// A third party that was handed a token from
+    /// ``/user/{userId}/openid/request_token`` asks here whom it belongs to.
+    /// The token is the credential, so no access token is needed. An unknown
+    /// or expired token gets 401.
+    /// ```
+    ///
+    /// Parameters:
+    /// - `access_token`: The OpenID token to look up.
+    async fn get_open_id_user_info(
+        &self,
+        access_token: String,
+        context: &C,
+    ) -> Result<GetOpenIdUserInfoResponse, swagger::ApiError>;
     /// Tell whether the server is healthy.
     ///
     /// `GET /health`
@@ -482,6 +542,26 @@ pub trait Api<C: Send + Sync> {
         filter: Option<String>,
         context: &C,
     ) -> Result<GetRoomEventsResponse, swagger::ApiError>;
+    /// Get a token that proves to a third party who the caller is.
+    ///
+    /// `POST /_matrix/client/api/v1/user/{userId}/openid/request_token`
+    ///
+    /// ```text
+    /// Hands out a short-lived token that a third party (an identity server,
+    /// say) can exchange at this server's federation API
+    /// (``/_matrix/federation/v1/openid/userinfo``) for the caller's user ID.
+    /// The token proves identity only: it grants no access to the client
+    /// API. Only the user themself may ask for one.
+    /// ```
+    ///
+    /// Parameters:
+    /// - `user_id`: The user asking; must be the owner of the access token.
+    async fn request_open_id_token(
+        &self,
+        user_id: String,
+        body: Option<models::JsonObject>,
+        context: &C,
+    ) -> Result<RequestOpenIdTokenResponse, swagger::ApiError>;
     /// Get a user's profile.
     ///
     /// `GET /_matrix/client/api/v1/profile/{userId}`
@@ -2272,6 +2352,222 @@ impl GetVersionsResponse {
         }
     }
 }
+/// The documented responses of `on_bind_third_party_id`.
+#[derive(Debug, Clone, PartialEq)]
+#[must_use]
+pub enum OnBindThirdPartyIdResponse {
+    /// 200: Every invite became an ``m.room.member`` invite (or already had).
+    Ok(models::JsonObject),
+    /// 400: The body is not the binding the Identity Service API describes
+    BadRequest(models::Error),
+    /// 403: At least one invite was refused (``M_FORBIDDEN``): its signature
+    Forbidden(models::Error),
+    /// 413: The request body is too large (``M_TOO_LARGE``).
+    PayloadTooLarge(models::Error),
+}
+impl OnBindThirdPartyIdResponse {
+    /// Every status the spec documents for this operation.
+    pub const STATUSES: &'static [u16] = &[200, 400, 403, 413];
+    /// The HTTP status of this response.
+    pub fn status(&self) -> u16 {
+        match self {
+            Self::Ok(_) => 200,
+            Self::BadRequest(_) => 400,
+            Self::Forbidden(_) => 403,
+            Self::PayloadTooLarge(_) => 413,
+        }
+    }
+    /// The JSON body of this response.
+    pub fn to_json(&self) -> Result<serde_json::Value, serde_json::Error> {
+        match self {
+            Self::Ok(body) => serde_json::to_value(body),
+            Self::BadRequest(body) => serde_json::to_value(body),
+            Self::Forbidden(body) => serde_json::to_value(body),
+            Self::PayloadTooLarge(body) => serde_json::to_value(body),
+        }
+    }
+    /// The variant for `status` when the spec documents it with the Matrix error body.
+    pub fn from_error(status: u16, error: models::Error) -> Option<Self> {
+        #[allow(clippy::match_single_binding)]
+        match status {
+            400 => Some(Self::BadRequest(error)),
+            403 => Some(Self::Forbidden(error)),
+            413 => Some(Self::PayloadTooLarge(error)),
+            _ => {
+                let _ = error;
+                None
+            }
+        }
+    }
+    /// Reads a response, checking that its status is documented and its body has the documented shape.
+    pub fn from_response(status: u16, body: &[u8]) -> Result<Self, DecodeError> {
+        let operation = "on_bind_third_party_id";
+        let text = || String::from_utf8_lossy(body).into_owned();
+        let bad = |e: serde_json::Error| DecodeError::Body {
+            operation,
+            status,
+            error: e.to_string(),
+            body: text(),
+        };
+        match status {
+            200 => serde_json::from_slice(body).map(Self::Ok).map_err(bad),
+            400 => serde_json::from_slice(body).map(Self::BadRequest).map_err(bad),
+            403 => serde_json::from_slice(body).map(Self::Forbidden).map_err(bad),
+            413 => serde_json::from_slice(body).map(Self::PayloadTooLarge).map_err(bad),
+            _ => {
+                Err(DecodeError::UndocumentedStatus {
+                    operation,
+                    status,
+                    body: text(),
+                })
+            }
+        }
+    }
+}
+/// The documented responses of `on_bind_third_party_id_post`.
+#[derive(Debug, Clone, PartialEq)]
+#[must_use]
+pub enum OnBindThirdPartyIdPostResponse {
+    /// 200: Every invite became an ``m.room.member`` invite (or already had).
+    Ok(models::JsonObject),
+    /// 400: The body is not the binding the Identity Service API describes
+    BadRequest(models::Error),
+    /// 403: At least one invite was refused (``M_FORBIDDEN``): its signature
+    Forbidden(models::Error),
+    /// 413: The request body is too large (``M_TOO_LARGE``).
+    PayloadTooLarge(models::Error),
+}
+impl OnBindThirdPartyIdPostResponse {
+    /// Every status the spec documents for this operation.
+    pub const STATUSES: &'static [u16] = &[200, 400, 403, 413];
+    /// The HTTP status of this response.
+    pub fn status(&self) -> u16 {
+        match self {
+            Self::Ok(_) => 200,
+            Self::BadRequest(_) => 400,
+            Self::Forbidden(_) => 403,
+            Self::PayloadTooLarge(_) => 413,
+        }
+    }
+    /// The JSON body of this response.
+    pub fn to_json(&self) -> Result<serde_json::Value, serde_json::Error> {
+        match self {
+            Self::Ok(body) => serde_json::to_value(body),
+            Self::BadRequest(body) => serde_json::to_value(body),
+            Self::Forbidden(body) => serde_json::to_value(body),
+            Self::PayloadTooLarge(body) => serde_json::to_value(body),
+        }
+    }
+    /// The variant for `status` when the spec documents it with the Matrix error body.
+    pub fn from_error(status: u16, error: models::Error) -> Option<Self> {
+        #[allow(clippy::match_single_binding)]
+        match status {
+            400 => Some(Self::BadRequest(error)),
+            403 => Some(Self::Forbidden(error)),
+            413 => Some(Self::PayloadTooLarge(error)),
+            _ => {
+                let _ = error;
+                None
+            }
+        }
+    }
+    /// Reads a response, checking that its status is documented and its body has the documented shape.
+    pub fn from_response(status: u16, body: &[u8]) -> Result<Self, DecodeError> {
+        let operation = "on_bind_third_party_id_post";
+        let text = || String::from_utf8_lossy(body).into_owned();
+        let bad = |e: serde_json::Error| DecodeError::Body {
+            operation,
+            status,
+            error: e.to_string(),
+            body: text(),
+        };
+        match status {
+            200 => serde_json::from_slice(body).map(Self::Ok).map_err(bad),
+            400 => serde_json::from_slice(body).map(Self::BadRequest).map_err(bad),
+            403 => serde_json::from_slice(body).map(Self::Forbidden).map_err(bad),
+            413 => serde_json::from_slice(body).map(Self::PayloadTooLarge).map_err(bad),
+            _ => {
+                Err(DecodeError::UndocumentedStatus {
+                    operation,
+                    status,
+                    body: text(),
+                })
+            }
+        }
+    }
+}
+/// The documented responses of `get_open_id_user_info`.
+#[derive(Debug, Clone, PartialEq)]
+#[must_use]
+pub enum GetOpenIdUserInfoResponse {
+    /// 200: The user the token was issued to.
+    Ok(models::GetOpenIdUserInfoOk),
+    /// 400: The token parameter is missing (``M_MISSING_PARAM``) or too long (``M_INVALID_PARAM``).
+    BadRequest(models::Error),
+    /// 401: The token is unknown or has expired (``M_UNKNOWN_TOKEN``).
+    Unauthorized(models::Error),
+    /// 413: The request carried a body larger than the server accepts
+    PayloadTooLarge(models::Error),
+}
+impl GetOpenIdUserInfoResponse {
+    /// Every status the spec documents for this operation.
+    pub const STATUSES: &'static [u16] = &[200, 400, 401, 413];
+    /// The HTTP status of this response.
+    pub fn status(&self) -> u16 {
+        match self {
+            Self::Ok(_) => 200,
+            Self::BadRequest(_) => 400,
+            Self::Unauthorized(_) => 401,
+            Self::PayloadTooLarge(_) => 413,
+        }
+    }
+    /// The JSON body of this response.
+    pub fn to_json(&self) -> Result<serde_json::Value, serde_json::Error> {
+        match self {
+            Self::Ok(body) => serde_json::to_value(body),
+            Self::BadRequest(body) => serde_json::to_value(body),
+            Self::Unauthorized(body) => serde_json::to_value(body),
+            Self::PayloadTooLarge(body) => serde_json::to_value(body),
+        }
+    }
+    /// The variant for `status` when the spec documents it with the Matrix error body.
+    pub fn from_error(status: u16, error: models::Error) -> Option<Self> {
+        #[allow(clippy::match_single_binding)]
+        match status {
+            400 => Some(Self::BadRequest(error)),
+            401 => Some(Self::Unauthorized(error)),
+            413 => Some(Self::PayloadTooLarge(error)),
+            _ => {
+                let _ = error;
+                None
+            }
+        }
+    }
+    /// Reads a response, checking that its status is documented and its body has the documented shape.
+    pub fn from_response(status: u16, body: &[u8]) -> Result<Self, DecodeError> {
+        let operation = "get_open_id_user_info";
+        let text = || String::from_utf8_lossy(body).into_owned();
+        let bad = |e: serde_json::Error| DecodeError::Body {
+            operation,
+            status,
+            error: e.to_string(),
+            body: text(),
+        };
+        match status {
+            200 => serde_json::from_slice(body).map(Self::Ok).map_err(bad),
+            400 => serde_json::from_slice(body).map(Self::BadRequest).map_err(bad),
+            401 => serde_json::from_slice(body).map(Self::Unauthorized).map_err(bad),
+            413 => serde_json::from_slice(body).map(Self::PayloadTooLarge).map_err(bad),
+            _ => {
+                Err(DecodeError::UndocumentedStatus {
+                    operation,
+                    status,
+                    body: text(),
+                })
+            }
+        }
+    }
+}
 /// The documented responses of `get_health`.
 #[derive(Debug, Clone, PartialEq)]
 #[must_use]
@@ -2538,10 +2834,14 @@ pub enum PostRoomsRoomIdInviteResponse {
     PayloadTooLarge(models::Error),
     /// 429: This request was rate-limited.
     TooManyRequests(models::Error),
+    /// 502: Third-party form: the identity server answered with an error or
+    BadGateway(models::Error),
+    /// 504: Third-party form: the identity server could not be reached, or
+    GatewayTimeout(models::Error),
 }
 impl PostRoomsRoomIdInviteResponse {
     /// Every status the spec documents for this operation.
-    pub const STATUSES: &'static [u16] = &[200, 400, 401, 403, 404, 413, 429];
+    pub const STATUSES: &'static [u16] = &[200, 400, 401, 403, 404, 413, 429, 502, 504];
     /// The HTTP status of this response.
     pub fn status(&self) -> u16 {
         match self {
@@ -2552,6 +2852,8 @@ impl PostRoomsRoomIdInviteResponse {
             Self::NotFound(_) => 404,
             Self::PayloadTooLarge(_) => 413,
             Self::TooManyRequests(_) => 429,
+            Self::BadGateway(_) => 502,
+            Self::GatewayTimeout(_) => 504,
         }
     }
     /// The JSON body of this response.
@@ -2564,6 +2866,8 @@ impl PostRoomsRoomIdInviteResponse {
             Self::NotFound(body) => serde_json::to_value(body),
             Self::PayloadTooLarge(body) => serde_json::to_value(body),
             Self::TooManyRequests(body) => serde_json::to_value(body),
+            Self::BadGateway(body) => serde_json::to_value(body),
+            Self::GatewayTimeout(body) => serde_json::to_value(body),
         }
     }
     /// The variant for `status` when the spec documents it with the Matrix error body.
@@ -2576,6 +2880,8 @@ impl PostRoomsRoomIdInviteResponse {
             404 => Some(Self::NotFound(error)),
             413 => Some(Self::PayloadTooLarge(error)),
             429 => Some(Self::TooManyRequests(error)),
+            502 => Some(Self::BadGateway(error)),
+            504 => Some(Self::GatewayTimeout(error)),
             _ => {
                 let _ = error;
                 None
@@ -2600,6 +2906,8 @@ impl PostRoomsRoomIdInviteResponse {
             404 => serde_json::from_slice(body).map(Self::NotFound).map_err(bad),
             413 => serde_json::from_slice(body).map(Self::PayloadTooLarge).map_err(bad),
             429 => serde_json::from_slice(body).map(Self::TooManyRequests).map_err(bad),
+            502 => serde_json::from_slice(body).map(Self::BadGateway).map_err(bad),
+            504 => serde_json::from_slice(body).map(Self::GatewayTimeout).map_err(bad),
             _ => {
                 Err(DecodeError::UndocumentedStatus {
                     operation,
@@ -2768,6 +3076,90 @@ impl GetRoomEventsResponse {
             403 => serde_json::from_slice(body).map(Self::Forbidden).map_err(bad),
             404 => serde_json::from_slice(body).map(Self::NotFound).map_err(bad),
             413 => serde_json::from_slice(body).map(Self::PayloadTooLarge).map_err(bad),
+            _ => {
+                Err(DecodeError::UndocumentedStatus {
+                    operation,
+                    status,
+                    body: text(),
+                })
+            }
+        }
+    }
+}
+/// The documented responses of `request_open_id_token`.
+#[derive(Debug, Clone, PartialEq)]
+#[must_use]
+pub enum RequestOpenIdTokenResponse {
+    /// 200: The token, and where and for how long it can be used.
+    Ok(models::RequestOpenIdTokenOk),
+    /// 400: The user ID is not valid (``M_INVALID_PARAM``) or the body is not a JSON object (``M_NOT_JSON``, ``M_BAD_JSON``).
+    BadRequest(models::Error),
+    /// 401: No access token was given (``M_MISSING_TOKEN``) or it is not
+    Unauthorized(models::Error),
+    /// 403: The user ID is not the caller's own (``M_FORBIDDEN``).
+    Forbidden(models::Error),
+    /// 413: The request body is too large (``M_TOO_LARGE``).
+    PayloadTooLarge(models::Error),
+    /// 429: Too many tokens are outstanding (``M_LIMIT_EXCEEDED``); try again once some expire.
+    TooManyRequests(models::Error),
+}
+impl RequestOpenIdTokenResponse {
+    /// Every status the spec documents for this operation.
+    pub const STATUSES: &'static [u16] = &[200, 400, 401, 403, 413, 429];
+    /// The HTTP status of this response.
+    pub fn status(&self) -> u16 {
+        match self {
+            Self::Ok(_) => 200,
+            Self::BadRequest(_) => 400,
+            Self::Unauthorized(_) => 401,
+            Self::Forbidden(_) => 403,
+            Self::PayloadTooLarge(_) => 413,
+            Self::TooManyRequests(_) => 429,
+        }
+    }
+    /// The JSON body of this response.
+    pub fn to_json(&self) -> Result<serde_json::Value, serde_json::Error> {
+        match self {
+            Self::Ok(body) => serde_json::to_value(body),
+            Self::BadRequest(body) => serde_json::to_value(body),
+            Self::Unauthorized(body) => serde_json::to_value(body),
+            Self::Forbidden(body) => serde_json::to_value(body),
+            Self::PayloadTooLarge(body) => serde_json::to_value(body),
+            Self::TooManyRequests(body) => serde_json::to_value(body),
+        }
+    }
+    /// The variant for `status` when the spec documents it with the Matrix error body.
+    pub fn from_error(status: u16, error: models::Error) -> Option<Self> {
+        #[allow(clippy::match_single_binding)]
+        match status {
+            400 => Some(Self::BadRequest(error)),
+            401 => Some(Self::Unauthorized(error)),
+            403 => Some(Self::Forbidden(error)),
+            413 => Some(Self::PayloadTooLarge(error)),
+            429 => Some(Self::TooManyRequests(error)),
+            _ => {
+                let _ = error;
+                None
+            }
+        }
+    }
+    /// Reads a response, checking that its status is documented and its body has the documented shape.
+    pub fn from_response(status: u16, body: &[u8]) -> Result<Self, DecodeError> {
+        let operation = "request_open_id_token";
+        let text = || String::from_utf8_lossy(body).into_owned();
+        let bad = |e: serde_json::Error| DecodeError::Body {
+            operation,
+            status,
+            error: e.to_string(),
+            body: text(),
+        };
+        match status {
+            200 => serde_json::from_slice(body).map(Self::Ok).map_err(bad),
+            400 => serde_json::from_slice(body).map(Self::BadRequest).map_err(bad),
+            401 => serde_json::from_slice(body).map(Self::Unauthorized).map_err(bad),
+            403 => serde_json::from_slice(body).map(Self::Forbidden).map_err(bad),
+            413 => serde_json::from_slice(body).map(Self::PayloadTooLarge).map_err(bad),
+            429 => serde_json::from_slice(body).map(Self::TooManyRequests).map_err(bad),
             _ => {
                 Err(DecodeError::UndocumentedStatus {
                     operation,

@@ -484,6 +484,74 @@ impl Client {
         self.send("get_versions", "GET", path, None, GetVersionsResponse::from_response)
             .await
     }
+    /// Turn the invites waiting for a newly bound address into member invites.
+    ///
+    /// `PUT /_matrix/federation/v1/3pid/onbind`
+    pub async fn on_bind_third_party_id(
+        &self,
+        body: &models::ThirdPartyBind,
+    ) -> Result<OnBindThirdPartyIdResponse, ClientError> {
+        #[allow(unused_mut)]
+        let mut path = format!("/_matrix/federation/v1/3pid/onbind");
+        self.send(
+                "on_bind_third_party_id",
+                "PUT",
+                path,
+                Some(
+                    serde_json::to_vec(body)
+                        .map_err(|e| ClientError::Transport(e.to_string()))?,
+                ),
+                OnBindThirdPartyIdResponse::from_response,
+            )
+            .await
+    }
+    /// The same, as Sydent and Synapse send and accept it (POST).
+    ///
+    /// `POST /_matrix/federation/v1/3pid/onbind`
+    pub async fn on_bind_third_party_id_post(
+        &self,
+        body: &models::ThirdPartyBind,
+    ) -> Result<OnBindThirdPartyIdPostResponse, ClientError> {
+        #[allow(unused_mut)]
+        let mut path = format!("/_matrix/federation/v1/3pid/onbind");
+        self.send(
+                "on_bind_third_party_id_post",
+                "POST",
+                path,
+                Some(
+                    serde_json::to_vec(body)
+                        .map_err(|e| ClientError::Transport(e.to_string()))?,
+                ),
+                OnBindThirdPartyIdPostResponse::from_response,
+            )
+            .await
+    }
+    /// Exchange an OpenID token for the user it was issued to.
+    ///
+    /// `GET /_matrix/federation/v1/openid/userinfo`
+    pub async fn get_open_id_user_info(
+        &self,
+        access_token: &str,
+    ) -> Result<GetOpenIdUserInfoResponse, ClientError> {
+        #[allow(unused_mut)]
+        let mut path = format!("/_matrix/federation/v1/openid/userinfo");
+        let mut query: Vec<String> = Vec::new();
+        if let Some(v) = Some(access_token) {
+            query.push(format!("access_token={}", encode(& v.to_string())));
+        }
+        if !query.is_empty() {
+            path.push('?');
+            path.push_str(&query.join("&"));
+        }
+        self.send(
+                "get_open_id_user_info",
+                "GET",
+                path,
+                None,
+                GetOpenIdUserInfoResponse::from_response,
+            )
+            .await
+    }
     /// Tell whether the server is healthy.
     ///
     /// `GET /health`
@@ -655,6 +723,35 @@ impl Client {
                 path,
                 None,
                 GetRoomEventsResponse::from_response,
+            )
+            .await
+    }
+    /// Get a token that proves to a third party who the caller is.
+    ///
+    /// `POST /_matrix/client/api/v1/user/{userId}/openid/request_token`
+    pub async fn request_open_id_token(
+        &self,
+        user_id: &str,
+        body: Option<&models::JsonObject>,
+    ) -> Result<RequestOpenIdTokenResponse, ClientError> {
+        #[allow(unused_mut)]
+        let mut path = format!(
+            "/_matrix/client/api/v1/user/{}/openid/request_token", encode(user_id)
+        );
+        self.send(
+                "request_open_id_token",
+                "POST",
+                path,
+                match body {
+                    Some(b) => {
+                        Some(
+                            serde_json::to_vec(b)
+                                .map_err(|e| ClientError::Transport(e.to_string()))?,
+                        )
+                    }
+                    None => None,
+                },
+                RequestOpenIdTokenResponse::from_response,
             )
             .await
     }

@@ -145,7 +145,7 @@ pub struct AuthFlow {
 /// What a client sends in the ``auth`` field to take one step of
 /// user-interactive authentication. Fields that a given stage needs beyond
 /// these two are allowed and ignored here.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Validate)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, Validate)]
 pub struct AuthenticationData {
     /// The stage the client is attempting, such as ``m.login.dummy``. It may
     /// be left out when the client only wants to continue a session.
@@ -219,7 +219,7 @@ pub struct CreateRoomOk {
 }
 /// How the new room should look. Every field is optional; an empty object
 /// makes a private room with default settings.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Validate)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, Validate)]
 pub struct CreateRoomRequest {
     /// Whether the room is listed in the public room directory. Defaults to
     /// ``private``.
@@ -260,9 +260,7 @@ pub struct CreateRoomRequest {
     /// Extra fields for the content of the room's ``m.room.create`` event.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub creation_content: Option<JsonObject>,
-    /// The room version to create: one of those ``/capabilities`` lists under
-    /// ``m.room_versions`` (7 to 11), the default (10) when left out. Any
-    /// other answers 400 ``M_UNSUPPORTED_ROOM_VERSION`` and creates nothing.
+    /// The room version to create; the server's default when left out.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub room_version: Option<String>,
 }
@@ -327,7 +325,7 @@ pub struct DefineFilterOk {
     pub filter_id: String,
 }
 /// Users whose end-to-end encryption devices changed; always empty here.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Validate)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, Validate)]
 pub struct DeviceLists {
     /// Users whose devices changed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -393,8 +391,7 @@ pub struct EventIdResponse {
     pub event_id: String,
 }
 /// A list of events that are not room events, such as presence or account
-/// data. Account data events carry ``type`` and ``content``; presence,
-/// ephemeral and to-device lists are always empty here.
+/// data. This server keeps none of them, so the list is always empty.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Validate)]
 pub struct EventList {
     /// The events.
@@ -406,7 +403,7 @@ pub struct GetCapabilitiesOk {
     /// ``m.room_versions``.
     pub capabilities: JsonObject,
 }
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Validate)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, Validate)]
 pub struct GetDisplayNameOk {
     /// The user's display name.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -457,6 +454,11 @@ pub struct GetMembersOk {
     pub chunk: Vec<ClientEvent>,
 }
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Validate)]
+pub struct GetOpenIdUserInfoOk {
+    /// The Matrix user ID the token was issued to.
+    pub sub: String,
+}
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, Validate)]
 pub struct GetProfileOk {
     /// The user's display name.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -558,41 +560,7 @@ pub struct JoinedRoom {
     #[validate(nested)]
     pub unread_notifications: UnreadNotifications,
 }
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Validate)]
-pub struct KnockRoomBody {
-    /// Why the user wants in, stored in the membership event.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[validate(length(max = 1024, message = "must be at most 1024 characters long"))]
-    pub reason: Option<String>,
-}
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Validate)]
-pub struct KnockRoomOk {
-    /// The ID of the room knocked on, also when an alias was given.
-    #[validate(length(max = 255, message = "must be at most 255 characters long"))]
-    #[validate(
-        regex(
-            path = *PATTERN_65B6A8E6,
-            message = "must match the pattern ^![!-9;-~]+:(\\[[0-9A-Fa-f:.]+\\]|[0-9A-Za-z.-]+)(:[0-9]{1,5})?$"
-        )
-    )]
-    pub room_id: String,
-}
-/// Stripped state of a room the user knocked on: the same events an invitee
-/// sees (create event, join rules, name, canonical alias, avatar, encryption
-/// and topic when set), and the user's own knock.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Validate)]
-pub struct KnockState {
-    /// The stripped state events.
-    #[validate(nested)]
-    pub events: Vec<StrippedStateEvent>,
-}
-/// A room the user knocked on and that has not answered yet.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Validate)]
-pub struct KnockedRoom {
-    #[validate(nested)]
-    pub knock_state: KnockState,
-}
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Validate)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, Validate)]
 pub struct LeaveRoomBody {
     /// An optional reason, stored in the membership event.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -695,9 +663,23 @@ pub struct PaginationChunk {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub end: Option<String>,
 }
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Validate)]
+/// Either form, not both: ``user_id`` invites a Matrix user;
+/// ``id_server``, ``id_access_token``, ``medium`` and ``address``
+/// invite whoever holds that third-party address. The server looks
+/// the address up at the identity server (hash details, then a
+/// hashed lookup). An address bound to a Matrix user invites that
+/// user as the first form does. An unbound one is stored as an
+/// invite at the identity server, and the room gets an
+/// ``m.room.third_party_invite`` state event holding the token,
+/// a display name and the identity server's public keys; when the
+/// address is later bound, the identity server calls
+/// ``/_matrix/federation/v1/3pid/onbind`` and the signed invite
+/// becomes an ``m.room.member`` invite. Third-party invites have a
+/// rate limit of their own.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, Validate)]
 pub struct PostRoomsRoomIdInviteBody {
     /// The fully qualified user ID of the invitee.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     #[validate(length(max = 255, message = "must be at most 255 characters long"))]
     #[validate(
         regex(
@@ -705,13 +687,31 @@ pub struct PostRoomsRoomIdInviteBody {
             message = "must match the pattern ^@[!-9;-~]+:(\\[[0-9A-Fa-f:.]+\\]|[0-9A-Za-z.-]+)(:[0-9]{1,5})?$"
         )
     )]
-    pub user_id: String,
+    pub user_id: Option<String>,
     /// An optional reason, shown to the invitee and stored in the membership event.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[validate(length(max = 1024, message = "must be at most 1024 characters long"))]
     pub reason: Option<String>,
+    /// Third-party form: the identity server to look the address
+    /// up at, as ``host`` or ``host:port`` without a scheme.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[validate(length(max = 255, message = "must be at most 255 characters long"))]
+    pub id_server: Option<String>,
+    /// Third-party form: the caller's access token at that identity
+    /// server, from registering there with an OpenID token.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[validate(length(max = 1024, message = "must be at most 1024 characters long"))]
+    pub id_access_token: Option<String>,
+    /// Third-party form: the kind of address, e.g. ``email``.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[validate(length(max = 32, message = "must be at most 32 characters long"))]
+    pub medium: Option<String>,
+    /// Third-party form: the address itself, e.g. ``cheeky@example.org``.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[validate(length(max = 320, message = "must be at most 320 characters long"))]
+    pub address: Option<String>,
 }
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Validate)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, Validate)]
 pub struct PostRoomsRoomIdJoinBody {
     /// An optional reason for joining, stored in the membership event.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -731,7 +731,7 @@ pub struct PostRoomsRoomIdJoinOk {
 }
 /// The request to create an account. Every field may be left out: the
 /// server picks a username when none is given.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Validate)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, Validate)]
 pub struct RegisterRequest {
     /// The localpart wanted for the new user ID: ``a-z``, ``0-9``, ``.``, ``_``,
     /// ``=``, ``-`` and ``/`` (upper-case letters are taken as lower-case).
@@ -792,6 +792,32 @@ pub struct RegisterResponse {
     )]
     pub home_server: Option<String>,
 }
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Validate)]
+pub struct RequestOpenIdTokenOk {
+    /// The token for the third party to present.
+    pub access_token: String,
+    /// Always ``Bearer``.
+    pub token_type: RequestOpenIdTokenOkTokenType,
+    /// The server name the third party asks about the token.
+    pub matrix_server_name: String,
+    /// Seconds until the token stops working.
+    #[validate(range(min = 0, message = "must be at least 0"))]
+    pub expires_in: i64,
+}
+/// Always ``Bearer``.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum RequestOpenIdTokenOkTokenType {
+    #[serde(rename = "Bearer")]
+    Bearer,
+}
+impl RequestOpenIdTokenOkTokenType {
+    /// The value as the spec spells it.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Self::Bearer => "Bearer",
+        }
+    }
+}
 /// One room in an initial sync. For a room the user is in: its current state
 /// and newest messages. For a room the user is invited to: only the invite.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Validate)]
@@ -837,7 +863,7 @@ pub struct RoomInitialSync {
     pub account_data: Option<Vec<JsonObject>>,
 }
 /// The profile a joined member uses in a room.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Validate)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, Validate)]
 pub struct RoomMember {
     /// The member's display name in this room, if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -846,7 +872,7 @@ pub struct RoomMember {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub avatar_url: Option<String>,
 }
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Validate)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, Validate)]
 pub struct SetDisplayNameBody {
     /// The new display name; empty or absent goes back to the localpart.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -930,8 +956,55 @@ pub struct SyncRooms {
     pub invite: std::collections::BTreeMap<String, InvitedRoom>,
     /// Rooms the user left or was removed from.
     pub leave: std::collections::BTreeMap<String, LeftRoom>,
-    /// Rooms the user knocked on and is still waiting for.
-    pub knock: std::collections::BTreeMap<String, KnockedRoom>,
+    /// Rooms the user knocked on; always empty, since this server does not support knocking.
+    pub knock: JsonObject,
+}
+/// What an identity server tells a homeserver when an address becomes bound
+/// to one of its users: the binding, and every third-party invite that was
+/// waiting for that address, each signed by the identity server.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Validate)]
+pub struct ThirdPartyBind {
+    /// The kind of address, e.g. ``email``.
+    #[validate(length(max = 32, message = "must be at most 32 characters long"))]
+    pub medium: String,
+    /// The address that was bound.
+    #[validate(length(max = 320, message = "must be at most 320 characters long"))]
+    pub address: String,
+    /// The user the address is now bound to.
+    #[validate(length(max = 255, message = "must be at most 255 characters long"))]
+    #[validate(
+        regex(
+            path = *PATTERN_B1CDFE41,
+            message = "must match the pattern ^@[!-9;-~]+:(\\[[0-9A-Fa-f:.]+\\]|[0-9A-Za-z.-]+)(:[0-9]{1,5})?$"
+        )
+    )]
+    pub mxid: String,
+    /// The invites that were stored for the address, oldest first.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[validate(length(max = 100, message = "must be at most 100 items long"))]
+    #[validate(nested)]
+    pub invites: Option<Vec<ThirdPartyBindInvitesItem>>,
+}
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Validate)]
+pub struct ThirdPartyBindInvitesItem {
+    /// The kind of address the invite went to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub medium: Option<String>,
+    /// The address the invite went to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub address: Option<String>,
+    /// The user the address is bound to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mxid: Option<String>,
+    /// The room of the invite.
+    #[validate(length(max = 255, message = "must be at most 255 characters long"))]
+    pub room_id: String,
+    /// The user who sent the invite.
+    #[validate(length(max = 255, message = "must be at most 255 characters long"))]
+    pub sender: String,
+    /// ``{mxid, token, signatures}``: the identity server's ed25519
+    /// signature over the bound user and the invite's token.
+    pub signed: JsonObject,
 }
 /// The newest events of a room since the last sync, oldest first. When
 /// ``limited`` is true there were more than the filter's limit and the
@@ -948,7 +1021,7 @@ pub struct Timeline {
     pub prev_batch: Option<String>,
 }
 /// Counts of unread notifications; this server has no push rules, so both are zero.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Validate)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, Validate)]
 pub struct UnreadNotifications {
     /// Unread notifications that are highlighted.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -958,7 +1031,7 @@ pub struct UnreadNotifications {
     pub notification_count: Option<i64>,
 }
 /// Who is logging in.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Validate)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, Validate)]
 pub struct UserIdentifier {
     /// The kind of identifier; ``m.id.user`` names a Matrix user.
     #[serde(default, skip_serializing_if = "Option::is_none")]

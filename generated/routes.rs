@@ -7,14 +7,6 @@ use super::models;
 /// Every operation in `api-spec/`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Operation {
-    /// `GET /_matrix/client/api/v1/user/{userId}/account_data/{type}`
-    GetAccountData,
-    /// `PUT /_matrix/client/api/v1/user/{userId}/account_data/{type}`
-    SetAccountData,
-    /// `GET /_matrix/client/api/v1/user/{userId}/rooms/{roomId}/account_data/{type}`
-    GetRoomAccountData,
-    /// `PUT /_matrix/client/api/v1/user/{userId}/rooms/{roomId}/account_data/{type}`
-    SetRoomAccountData,
     /// `POST /_matrix/client/api/v1/register`
     Register,
     /// `GET /_matrix/client/api/v1/login`
@@ -43,10 +35,14 @@ pub enum Operation {
     DeleteRoomAlias,
     /// `GET /_matrix/client/versions`
     GetVersions,
+    /// `PUT /_matrix/federation/v1/3pid/onbind`
+    OnBindThirdPartyId,
+    /// `POST /_matrix/federation/v1/3pid/onbind`
+    OnBindThirdPartyIdPost,
+    /// `GET /_matrix/federation/v1/openid/userinfo`
+    GetOpenIdUserInfo,
     /// `GET /health`
     GetHealth,
-    /// `POST /_matrix/client/api/v1/knock/{roomIdOrAlias}`
-    KnockRoom,
     /// `POST /_matrix/client/api/v1/rooms/{roomId}/join`
     PostRoomsRoomIdJoin,
     /// `POST /_matrix/client/api/v1/rooms/{roomId}/invite`
@@ -55,14 +51,14 @@ pub enum Operation {
     SendMessage,
     /// `GET /_matrix/client/api/v1/rooms/{roomId}/messages`
     GetRoomEvents,
+    /// `POST /_matrix/client/api/v1/user/{userId}/openid/request_token`
+    RequestOpenIdToken,
     /// `GET /_matrix/client/api/v1/profile/{userId}`
     GetProfile,
     /// `GET /_matrix/client/api/v1/profile/{userId}/displayname`
     GetDisplayName,
     /// `PUT /_matrix/client/api/v1/profile/{userId}/displayname`
     SetDisplayName,
-    /// `POST /_matrix/client/api/v1/rooms/{roomId}/forget`
-    ForgetRoom,
     /// `POST /_matrix/client/api/v1/rooms/{roomId}/leave`
     LeaveRoom,
     /// `POST /_matrix/client/api/v1/rooms/{roomId}/kick`
@@ -101,10 +97,6 @@ pub enum Operation {
 impl Operation {
     /// Every operation, in spec order.
     pub const ALL: &'static [Operation] = &[
-        Self::GetAccountData,
-        Self::SetAccountData,
-        Self::GetRoomAccountData,
-        Self::SetRoomAccountData,
         Self::Register,
         Self::GetLoginFlows,
         Self::Login,
@@ -119,16 +111,18 @@ impl Operation {
         Self::SetRoomAlias,
         Self::DeleteRoomAlias,
         Self::GetVersions,
+        Self::OnBindThirdPartyId,
+        Self::OnBindThirdPartyIdPost,
+        Self::GetOpenIdUserInfo,
         Self::GetHealth,
-        Self::KnockRoom,
         Self::PostRoomsRoomIdJoin,
         Self::PostRoomsRoomIdInvite,
         Self::SendMessage,
         Self::GetRoomEvents,
+        Self::RequestOpenIdToken,
         Self::GetProfile,
         Self::GetDisplayName,
         Self::SetDisplayName,
-        Self::ForgetRoom,
         Self::LeaveRoom,
         Self::Kick,
         Self::Ban,
@@ -150,10 +144,6 @@ impl Operation {
     /// The `Api` method name, which is also the spec's operationId.
     pub fn name(self) -> &'static str {
         match self {
-            Self::GetAccountData => "get_account_data",
-            Self::SetAccountData => "set_account_data",
-            Self::GetRoomAccountData => "get_room_account_data",
-            Self::SetRoomAccountData => "set_room_account_data",
             Self::Register => "register",
             Self::GetLoginFlows => "get_login_flows",
             Self::Login => "login",
@@ -168,16 +158,18 @@ impl Operation {
             Self::SetRoomAlias => "set_room_alias",
             Self::DeleteRoomAlias => "delete_room_alias",
             Self::GetVersions => "get_versions",
+            Self::OnBindThirdPartyId => "on_bind_third_party_id",
+            Self::OnBindThirdPartyIdPost => "on_bind_third_party_id_post",
+            Self::GetOpenIdUserInfo => "get_open_id_user_info",
             Self::GetHealth => "get_health",
-            Self::KnockRoom => "knock_room",
             Self::PostRoomsRoomIdJoin => "post_rooms_room_id_join",
             Self::PostRoomsRoomIdInvite => "post_rooms_room_id_invite",
             Self::SendMessage => "send_message",
             Self::GetRoomEvents => "get_room_events",
+            Self::RequestOpenIdToken => "request_open_id_token",
             Self::GetProfile => "get_profile",
             Self::GetDisplayName => "get_display_name",
             Self::SetDisplayName => "set_display_name",
-            Self::ForgetRoom => "forget_room",
             Self::LeaveRoom => "leave_room",
             Self::Kick => "kick",
             Self::Ban => "ban",
@@ -200,10 +192,6 @@ impl Operation {
     /// The HTTP method.
     pub fn method(self) -> &'static str {
         match self {
-            Self::GetAccountData => "GET",
-            Self::SetAccountData => "PUT",
-            Self::GetRoomAccountData => "GET",
-            Self::SetRoomAccountData => "PUT",
             Self::Register => "POST",
             Self::GetLoginFlows => "GET",
             Self::Login => "POST",
@@ -218,16 +206,18 @@ impl Operation {
             Self::SetRoomAlias => "PUT",
             Self::DeleteRoomAlias => "DELETE",
             Self::GetVersions => "GET",
+            Self::OnBindThirdPartyId => "PUT",
+            Self::OnBindThirdPartyIdPost => "POST",
+            Self::GetOpenIdUserInfo => "GET",
             Self::GetHealth => "GET",
-            Self::KnockRoom => "POST",
             Self::PostRoomsRoomIdJoin => "POST",
             Self::PostRoomsRoomIdInvite => "POST",
             Self::SendMessage => "PUT",
             Self::GetRoomEvents => "GET",
+            Self::RequestOpenIdToken => "POST",
             Self::GetProfile => "GET",
             Self::GetDisplayName => "GET",
             Self::SetDisplayName => "PUT",
-            Self::ForgetRoom => "POST",
             Self::LeaveRoom => "POST",
             Self::Kick => "POST",
             Self::Ban => "POST",
@@ -250,10 +240,6 @@ impl Operation {
     /// The document's basePath.
     pub fn base_path(self) -> &'static str {
         match self {
-            Self::GetAccountData => "/_matrix/client/api/v1",
-            Self::SetAccountData => "/_matrix/client/api/v1",
-            Self::GetRoomAccountData => "/_matrix/client/api/v1",
-            Self::SetRoomAccountData => "/_matrix/client/api/v1",
             Self::Register => "/_matrix/client/api/v1",
             Self::GetLoginFlows => "/_matrix/client/api/v1",
             Self::Login => "/_matrix/client/api/v1",
@@ -268,16 +254,18 @@ impl Operation {
             Self::SetRoomAlias => "/_matrix/client/api/v1",
             Self::DeleteRoomAlias => "/_matrix/client/api/v1",
             Self::GetVersions => "/_matrix/client",
+            Self::OnBindThirdPartyId => "/_matrix/federation/v1",
+            Self::OnBindThirdPartyIdPost => "/_matrix/federation/v1",
+            Self::GetOpenIdUserInfo => "/_matrix/federation/v1",
             Self::GetHealth => "",
-            Self::KnockRoom => "/_matrix/client/api/v1",
             Self::PostRoomsRoomIdJoin => "/_matrix/client/api/v1",
             Self::PostRoomsRoomIdInvite => "/_matrix/client/api/v1",
             Self::SendMessage => "/_matrix/client/api/v1",
             Self::GetRoomEvents => "/_matrix/client/api/v1",
+            Self::RequestOpenIdToken => "/_matrix/client/api/v1",
             Self::GetProfile => "/_matrix/client/api/v1",
             Self::GetDisplayName => "/_matrix/client/api/v1",
             Self::SetDisplayName => "/_matrix/client/api/v1",
-            Self::ForgetRoom => "/_matrix/client/api/v1",
             Self::LeaveRoom => "/_matrix/client/api/v1",
             Self::Kick => "/_matrix/client/api/v1",
             Self::Ban => "/_matrix/client/api/v1",
@@ -300,14 +288,6 @@ impl Operation {
     /// The canonical path template, relative to the basePath.
     pub fn path(self) -> &'static str {
         match self {
-            Self::GetAccountData => "/user/{userId}/account_data/{type}",
-            Self::SetAccountData => "/user/{userId}/account_data/{type}",
-            Self::GetRoomAccountData => {
-                "/user/{userId}/rooms/{roomId}/account_data/{type}"
-            }
-            Self::SetRoomAccountData => {
-                "/user/{userId}/rooms/{roomId}/account_data/{type}"
-            }
             Self::Register => "/register",
             Self::GetLoginFlows => "/login",
             Self::Login => "/login",
@@ -322,16 +302,18 @@ impl Operation {
             Self::SetRoomAlias => "/directory/room/{roomAlias}",
             Self::DeleteRoomAlias => "/directory/room/{roomAlias}",
             Self::GetVersions => "/versions",
+            Self::OnBindThirdPartyId => "/3pid/onbind",
+            Self::OnBindThirdPartyIdPost => "/3pid/onbind",
+            Self::GetOpenIdUserInfo => "/openid/userinfo",
             Self::GetHealth => "/health",
-            Self::KnockRoom => "/knock/{roomIdOrAlias}",
             Self::PostRoomsRoomIdJoin => "/rooms/{roomId}/join",
             Self::PostRoomsRoomIdInvite => "/rooms/{roomId}/invite",
             Self::SendMessage => "/rooms/{roomId}/send/{eventType}/{txnId}",
             Self::GetRoomEvents => "/rooms/{roomId}/messages",
+            Self::RequestOpenIdToken => "/user/{userId}/openid/request_token",
             Self::GetProfile => "/profile/{userId}",
             Self::GetDisplayName => "/profile/{userId}/displayname",
             Self::SetDisplayName => "/profile/{userId}/displayname",
-            Self::ForgetRoom => "/rooms/{roomId}/forget",
             Self::LeaveRoom => "/rooms/{roomId}/leave",
             Self::Kick => "/rooms/{roomId}/kick",
             Self::Ban => "/rooms/{roomId}/ban",
@@ -354,10 +336,6 @@ impl Operation {
     /// Whether the spec asks for an access token.
     pub fn requires_auth(self) -> bool {
         match self {
-            Self::GetAccountData => true,
-            Self::SetAccountData => true,
-            Self::GetRoomAccountData => true,
-            Self::SetRoomAccountData => true,
             Self::Register => false,
             Self::GetLoginFlows => false,
             Self::Login => false,
@@ -372,16 +350,18 @@ impl Operation {
             Self::SetRoomAlias => true,
             Self::DeleteRoomAlias => true,
             Self::GetVersions => false,
+            Self::OnBindThirdPartyId => false,
+            Self::OnBindThirdPartyIdPost => false,
+            Self::GetOpenIdUserInfo => false,
             Self::GetHealth => false,
-            Self::KnockRoom => true,
             Self::PostRoomsRoomIdJoin => true,
             Self::PostRoomsRoomIdInvite => true,
             Self::SendMessage => true,
             Self::GetRoomEvents => true,
+            Self::RequestOpenIdToken => true,
             Self::GetProfile => false,
             Self::GetDisplayName => false,
             Self::SetDisplayName => true,
-            Self::ForgetRoom => true,
             Self::LeaveRoom => true,
             Self::Kick => true,
             Self::Ban => true,
@@ -404,10 +384,6 @@ impl Operation {
     /// Every documented status.
     pub fn statuses(self) -> &'static [u16] {
         match self {
-            Self::GetAccountData => super::api::GetAccountDataResponse::STATUSES,
-            Self::SetAccountData => super::api::SetAccountDataResponse::STATUSES,
-            Self::GetRoomAccountData => super::api::GetRoomAccountDataResponse::STATUSES,
-            Self::SetRoomAccountData => super::api::SetRoomAccountDataResponse::STATUSES,
             Self::Register => super::api::RegisterResponse::STATUSES,
             Self::GetLoginFlows => super::api::GetLoginFlowsResponse::STATUSES,
             Self::Login => super::api::LoginResponse::STATUSES,
@@ -422,8 +398,12 @@ impl Operation {
             Self::SetRoomAlias => super::api::SetRoomAliasResponse::STATUSES,
             Self::DeleteRoomAlias => super::api::DeleteRoomAliasResponse::STATUSES,
             Self::GetVersions => super::api::GetVersionsResponse::STATUSES,
+            Self::OnBindThirdPartyId => super::api::OnBindThirdPartyIdResponse::STATUSES,
+            Self::OnBindThirdPartyIdPost => {
+                super::api::OnBindThirdPartyIdPostResponse::STATUSES
+            }
+            Self::GetOpenIdUserInfo => super::api::GetOpenIdUserInfoResponse::STATUSES,
             Self::GetHealth => super::api::GetHealthResponse::STATUSES,
-            Self::KnockRoom => super::api::KnockRoomResponse::STATUSES,
             Self::PostRoomsRoomIdJoin => {
                 super::api::PostRoomsRoomIdJoinResponse::STATUSES
             }
@@ -432,10 +412,10 @@ impl Operation {
             }
             Self::SendMessage => super::api::SendMessageResponse::STATUSES,
             Self::GetRoomEvents => super::api::GetRoomEventsResponse::STATUSES,
+            Self::RequestOpenIdToken => super::api::RequestOpenIdTokenResponse::STATUSES,
             Self::GetProfile => super::api::GetProfileResponse::STATUSES,
             Self::GetDisplayName => super::api::GetDisplayNameResponse::STATUSES,
             Self::SetDisplayName => super::api::SetDisplayNameResponse::STATUSES,
-            Self::ForgetRoom => super::api::ForgetRoomResponse::STATUSES,
             Self::LeaveRoom => super::api::LeaveRoomResponse::STATUSES,
             Self::Kick => super::api::KickResponse::STATUSES,
             Self::Ban => super::api::BanResponse::STATUSES,
@@ -470,30 +450,6 @@ pub struct Route {
 }
 /// The route table: every path, every `x-alias`, and the spec's literal key where it differs from the trimmed path.
 pub const ROUTES: &[Route] = &[
-    Route {
-        method: "GET",
-        base_path: "/_matrix/client/api/v1",
-        template: "/user/{userId}/account_data/{type}",
-        operation: Operation::GetAccountData,
-    },
-    Route {
-        method: "PUT",
-        base_path: "/_matrix/client/api/v1",
-        template: "/user/{userId}/account_data/{type}",
-        operation: Operation::SetAccountData,
-    },
-    Route {
-        method: "GET",
-        base_path: "/_matrix/client/api/v1",
-        template: "/user/{userId}/rooms/{roomId}/account_data/{type}",
-        operation: Operation::GetRoomAccountData,
-    },
-    Route {
-        method: "PUT",
-        base_path: "/_matrix/client/api/v1",
-        template: "/user/{userId}/rooms/{roomId}/account_data/{type}",
-        operation: Operation::SetRoomAccountData,
-    },
     Route {
         method: "POST",
         base_path: "/_matrix/client/api/v1",
@@ -579,16 +535,28 @@ pub const ROUTES: &[Route] = &[
         operation: Operation::GetVersions,
     },
     Route {
+        method: "PUT",
+        base_path: "/_matrix/federation/v1",
+        template: "/3pid/onbind",
+        operation: Operation::OnBindThirdPartyId,
+    },
+    Route {
+        method: "POST",
+        base_path: "/_matrix/federation/v1",
+        template: "/3pid/onbind",
+        operation: Operation::OnBindThirdPartyIdPost,
+    },
+    Route {
+        method: "GET",
+        base_path: "/_matrix/federation/v1",
+        template: "/openid/userinfo",
+        operation: Operation::GetOpenIdUserInfo,
+    },
+    Route {
         method: "GET",
         base_path: "",
         template: "/health",
         operation: Operation::GetHealth,
-    },
-    Route {
-        method: "POST",
-        base_path: "/_matrix/client/api/v1",
-        template: "/knock/{roomIdOrAlias}",
-        operation: Operation::KnockRoom,
     },
     Route {
         method: "POST",
@@ -627,6 +595,12 @@ pub const ROUTES: &[Route] = &[
         operation: Operation::GetRoomEvents,
     },
     Route {
+        method: "POST",
+        base_path: "/_matrix/client/api/v1",
+        template: "/user/{userId}/openid/request_token",
+        operation: Operation::RequestOpenIdToken,
+    },
+    Route {
         method: "GET",
         base_path: "/_matrix/client/api/v1",
         template: "/profile/{userId}",
@@ -643,12 +617,6 @@ pub const ROUTES: &[Route] = &[
         base_path: "/_matrix/client/api/v1",
         template: "/profile/{userId}/displayname",
         operation: Operation::SetDisplayName,
-    },
-    Route {
-        method: "POST",
-        base_path: "/_matrix/client/api/v1",
-        template: "/rooms/{roomId}/forget",
-        operation: Operation::ForgetRoom,
     },
     Route {
         method: "POST",
@@ -1043,96 +1011,6 @@ const ERRCODES: &[&str] = &["M_INVALID_USERNAME"];
 mod rules {
     #[allow(unused_imports)]
     use super::models::{NumberRule, StringRule};
-    pub static GET_ACCOUNT_DATA_USER_ID: StringRule = StringRule {
-        min_length: None,
-        max_length: Some(255),
-        length_message: "must be at most 255 characters long",
-        pattern: Some(&super::models::PATTERN_B1CDFE41),
-        pattern_message: "must match the pattern ^@[!-9;-~]+:(\\[[0-9A-Fa-f:.]+\\]|[0-9A-Za-z.-]+)(:[0-9]{1,5})?$",
-        one_of: &[],
-        errcode: None,
-    };
-    pub static GET_ACCOUNT_DATA_TYPE: StringRule = StringRule {
-        min_length: None,
-        max_length: Some(255),
-        length_message: "must be at most 255 characters long",
-        pattern: None,
-        pattern_message: "",
-        one_of: &[],
-        errcode: None,
-    };
-    pub static SET_ACCOUNT_DATA_USER_ID: StringRule = StringRule {
-        min_length: None,
-        max_length: Some(255),
-        length_message: "must be at most 255 characters long",
-        pattern: Some(&super::models::PATTERN_B1CDFE41),
-        pattern_message: "must match the pattern ^@[!-9;-~]+:(\\[[0-9A-Fa-f:.]+\\]|[0-9A-Za-z.-]+)(:[0-9]{1,5})?$",
-        one_of: &[],
-        errcode: None,
-    };
-    pub static SET_ACCOUNT_DATA_TYPE: StringRule = StringRule {
-        min_length: None,
-        max_length: Some(255),
-        length_message: "must be at most 255 characters long",
-        pattern: None,
-        pattern_message: "",
-        one_of: &[],
-        errcode: None,
-    };
-    pub static GET_ROOM_ACCOUNT_DATA_USER_ID: StringRule = StringRule {
-        min_length: None,
-        max_length: Some(255),
-        length_message: "must be at most 255 characters long",
-        pattern: Some(&super::models::PATTERN_B1CDFE41),
-        pattern_message: "must match the pattern ^@[!-9;-~]+:(\\[[0-9A-Fa-f:.]+\\]|[0-9A-Za-z.-]+)(:[0-9]{1,5})?$",
-        one_of: &[],
-        errcode: None,
-    };
-    pub static GET_ROOM_ACCOUNT_DATA_ROOM_ID: StringRule = StringRule {
-        min_length: None,
-        max_length: Some(255),
-        length_message: "must be at most 255 characters long",
-        pattern: Some(&super::models::PATTERN_65B6A8E6),
-        pattern_message: "must match the pattern ^![!-9;-~]+:(\\[[0-9A-Fa-f:.]+\\]|[0-9A-Za-z.-]+)(:[0-9]{1,5})?$",
-        one_of: &[],
-        errcode: None,
-    };
-    pub static GET_ROOM_ACCOUNT_DATA_TYPE: StringRule = StringRule {
-        min_length: None,
-        max_length: Some(255),
-        length_message: "must be at most 255 characters long",
-        pattern: None,
-        pattern_message: "",
-        one_of: &[],
-        errcode: None,
-    };
-    pub static SET_ROOM_ACCOUNT_DATA_USER_ID: StringRule = StringRule {
-        min_length: None,
-        max_length: Some(255),
-        length_message: "must be at most 255 characters long",
-        pattern: Some(&super::models::PATTERN_B1CDFE41),
-        pattern_message: "must match the pattern ^@[!-9;-~]+:(\\[[0-9A-Fa-f:.]+\\]|[0-9A-Za-z.-]+)(:[0-9]{1,5})?$",
-        one_of: &[],
-        errcode: None,
-    };
-    pub static SET_ROOM_ACCOUNT_DATA_ROOM_ID: StringRule = StringRule {
-        min_length: None,
-        max_length: Some(255),
-        length_message: "must be at most 255 characters long",
-        pattern: Some(&super::models::PATTERN_65B6A8E6),
-        pattern_message: "must match the pattern ^![!-9;-~]+:(\\[[0-9A-Fa-f:.]+\\]|[0-9A-Za-z.-]+)(:[0-9]{1,5})?$",
-        one_of: &[],
-        errcode: None,
-    };
-    pub static SET_ROOM_ACCOUNT_DATA_TYPE: StringRule = StringRule {
-        min_length: None,
-        max_length: Some(255),
-        length_message: "must be at most 255 characters long",
-        pattern: None,
-        pattern_message: "",
-        one_of: &[],
-        errcode: None,
-    };
     pub static REGISTER_KIND: StringRule = StringRule {
         min_length: None,
         max_length: None,
@@ -1187,12 +1065,12 @@ mod rules {
         one_of: &[],
         errcode: None,
     };
-    pub static KNOCK_ROOM_ROOM_ID_OR_ALIAS: StringRule = StringRule {
+    pub static GET_OPEN_ID_USER_INFO_ACCESS_TOKEN: StringRule = StringRule {
         min_length: None,
         max_length: Some(255),
         length_message: "must be at most 255 characters long",
-        pattern: Some(&super::models::PATTERN_3EE22947),
-        pattern_message: "must match the pattern ^[!#][!-9;-~]+:(\\[[0-9A-Fa-f:.]+\\]|[0-9A-Za-z.-]+)(:[0-9]{1,5})?$",
+        pattern: None,
+        pattern_message: "",
         one_of: &[],
         errcode: None,
     };
@@ -1265,6 +1143,15 @@ mod rules {
         message: "must be between 0 and 2147483647",
         errcode: None,
     };
+    pub static REQUEST_OPEN_ID_TOKEN_USER_ID: StringRule = StringRule {
+        min_length: None,
+        max_length: Some(255),
+        length_message: "must be at most 255 characters long",
+        pattern: Some(&super::models::PATTERN_B1CDFE41),
+        pattern_message: "must match the pattern ^@[!-9;-~]+:(\\[[0-9A-Fa-f:.]+\\]|[0-9A-Za-z.-]+)(:[0-9]{1,5})?$",
+        one_of: &[],
+        errcode: None,
+    };
     pub static GET_PROFILE_USER_ID: StringRule = StringRule {
         min_length: None,
         max_length: Some(255),
@@ -1289,15 +1176,6 @@ mod rules {
         length_message: "must be at most 255 characters long",
         pattern: Some(&super::models::PATTERN_B1CDFE41),
         pattern_message: "must match the pattern ^@[!-9;-~]+:(\\[[0-9A-Fa-f:.]+\\]|[0-9A-Za-z.-]+)(:[0-9]{1,5})?$",
-        one_of: &[],
-        errcode: None,
-    };
-    pub static FORGET_ROOM_ROOM_ID: StringRule = StringRule {
-        min_length: None,
-        max_length: Some(255),
-        length_message: "must be at most 255 characters long",
-        pattern: Some(&super::models::PATTERN_65B6A8E6),
-        pattern_message: "must match the pattern ^![!-9;-~]+:(\\[[0-9A-Fa-f:.]+\\]|[0-9A-Za-z.-]+)(:[0-9]{1,5})?$",
         one_of: &[],
         errcode: None,
     };
@@ -1388,15 +1266,6 @@ mod rules {
         length_message: "must be at most 255 characters long",
         pattern: Some(&super::models::PATTERN_65B6A8E6),
         pattern_message: "must match the pattern ^![!-9;-~]+:(\\[[0-9A-Fa-f:.]+\\]|[0-9A-Za-z.-]+)(:[0-9]{1,5})?$",
-        one_of: &[],
-        errcode: None,
-    };
-    pub static GET_MEMBERS_AT: StringRule = StringRule {
-        min_length: None,
-        max_length: Some(64),
-        length_message: "must be at most 64 characters long",
-        pattern: None,
-        pattern_message: "",
         one_of: &[],
         errcode: None,
     };
@@ -1736,6 +1605,14 @@ pub mod shapes {
             },
         ],
     };
+    pub static GetOpenIdUserInfoOk: Shape = Shape::Object {
+        properties: &[
+            Property {
+                name: "sub",
+                shape: &Shape::String,
+            },
+        ],
+    };
     pub static GetProfileOk: Shape = Shape::Object {
         properties: &[
             Property {
@@ -1862,40 +1739,6 @@ pub mod shapes {
             },
         ],
     };
-    pub static KnockRoomBody: Shape = Shape::Object {
-        properties: &[
-            Property {
-                name: "reason",
-                shape: &Shape::String,
-            },
-        ],
-    };
-    pub static KnockRoomOk: Shape = Shape::Object {
-        properties: &[
-            Property {
-                name: "room_id",
-                shape: &Shape::String,
-            },
-        ],
-    };
-    pub static KnockState: Shape = Shape::Object {
-        properties: &[
-            Property {
-                name: "events",
-                shape: &Shape::Array {
-                    items: &StrippedStateEvent,
-                },
-            },
-        ],
-    };
-    pub static KnockedRoom: Shape = Shape::Object {
-        properties: &[
-            Property {
-                name: "knock_state",
-                shape: &KnockState,
-            },
-        ],
-    };
     pub static LeaveRoomBody: Shape = Shape::Object {
         properties: &[
             Property {
@@ -2016,6 +1859,22 @@ pub mod shapes {
                 name: "reason",
                 shape: &Shape::String,
             },
+            Property {
+                name: "id_server",
+                shape: &Shape::String,
+            },
+            Property {
+                name: "id_access_token",
+                shape: &Shape::String,
+            },
+            Property {
+                name: "medium",
+                shape: &Shape::String,
+            },
+            Property {
+                name: "address",
+                shape: &Shape::String,
+            },
         ],
     };
     pub static PostRoomsRoomIdJoinBody: Shape = Shape::Object {
@@ -2079,6 +1938,26 @@ pub mod shapes {
             Property {
                 name: "home_server",
                 shape: &Shape::String,
+            },
+        ],
+    };
+    pub static RequestOpenIdTokenOk: Shape = Shape::Object {
+        properties: &[
+            Property {
+                name: "access_token",
+                shape: &Shape::String,
+            },
+            Property {
+                name: "token_type",
+                shape: &Shape::String,
+            },
+            Property {
+                name: "matrix_server_name",
+                shape: &Shape::String,
+            },
+            Property {
+                name: "expires_in",
+                shape: &Shape::Integer,
             },
         ],
     };
@@ -2246,7 +2125,57 @@ pub mod shapes {
             },
             Property {
                 name: "knock",
-                shape: &Shape::Map { values: &KnockedRoom },
+                shape: &Shape::Object { properties: &[] },
+            },
+        ],
+    };
+    pub static ThirdPartyBind: Shape = Shape::Object {
+        properties: &[
+            Property {
+                name: "medium",
+                shape: &Shape::String,
+            },
+            Property {
+                name: "address",
+                shape: &Shape::String,
+            },
+            Property {
+                name: "mxid",
+                shape: &Shape::String,
+            },
+            Property {
+                name: "invites",
+                shape: &Shape::Array {
+                    items: &ThirdPartyBindInvitesItem,
+                },
+            },
+        ],
+    };
+    pub static ThirdPartyBindInvitesItem: Shape = Shape::Object {
+        properties: &[
+            Property {
+                name: "medium",
+                shape: &Shape::String,
+            },
+            Property {
+                name: "address",
+                shape: &Shape::String,
+            },
+            Property {
+                name: "mxid",
+                shape: &Shape::String,
+            },
+            Property {
+                name: "room_id",
+                shape: &Shape::String,
+            },
+            Property {
+                name: "sender",
+                shape: &Shape::String,
+            },
+            Property {
+                name: "signed",
+                shape: &Shape::Object { properties: &[] },
             },
         ],
     };
@@ -2352,128 +2281,6 @@ where
     C: Send + Sync,
 {
     match operation {
-        Operation::GetAccountData => {
-            let user_id = path_param(&request, "userId")?;
-            {
-                let v = &user_id;
-                check_string(
-                    "path parameter userId",
-                    v,
-                    &rules::GET_ACCOUNT_DATA_USER_ID,
-                )?;
-            }
-            let r#type = path_param(&request, "type")?;
-            {
-                let v = &r#type;
-                check_string("path parameter type", v, &rules::GET_ACCOUNT_DATA_TYPE)?;
-            }
-            let response = api
-                .get_account_data(user_id, r#type, context)
-                .await
-                .map_err(DispatchError::Api)?;
-            respond(response.status(), response.to_json())
-        }
-        Operation::SetAccountData => {
-            let user_id = path_param(&request, "userId")?;
-            {
-                let v = &user_id;
-                check_string(
-                    "path parameter userId",
-                    v,
-                    &rules::SET_ACCOUNT_DATA_USER_ID,
-                )?;
-            }
-            let r#type = path_param(&request, "type")?;
-            {
-                let v = &r#type;
-                check_string("path parameter type", v, &rules::SET_ACCOUNT_DATA_TYPE)?;
-            }
-            let body = required(
-                json_body::<
-                    models::JsonObject,
-                >(request.body, &Shape::Object { properties: &[] })?,
-                "a JSON request body",
-            )?;
-            let response = api
-                .set_account_data(user_id, r#type, body, context)
-                .await
-                .map_err(DispatchError::Api)?;
-            respond(response.status(), response.to_json())
-        }
-        Operation::GetRoomAccountData => {
-            let user_id = path_param(&request, "userId")?;
-            {
-                let v = &user_id;
-                check_string(
-                    "path parameter userId",
-                    v,
-                    &rules::GET_ROOM_ACCOUNT_DATA_USER_ID,
-                )?;
-            }
-            let room_id = path_param(&request, "roomId")?;
-            {
-                let v = &room_id;
-                check_string(
-                    "path parameter roomId",
-                    v,
-                    &rules::GET_ROOM_ACCOUNT_DATA_ROOM_ID,
-                )?;
-            }
-            let r#type = path_param(&request, "type")?;
-            {
-                let v = &r#type;
-                check_string(
-                    "path parameter type",
-                    v,
-                    &rules::GET_ROOM_ACCOUNT_DATA_TYPE,
-                )?;
-            }
-            let response = api
-                .get_room_account_data(user_id, room_id, r#type, context)
-                .await
-                .map_err(DispatchError::Api)?;
-            respond(response.status(), response.to_json())
-        }
-        Operation::SetRoomAccountData => {
-            let user_id = path_param(&request, "userId")?;
-            {
-                let v = &user_id;
-                check_string(
-                    "path parameter userId",
-                    v,
-                    &rules::SET_ROOM_ACCOUNT_DATA_USER_ID,
-                )?;
-            }
-            let room_id = path_param(&request, "roomId")?;
-            {
-                let v = &room_id;
-                check_string(
-                    "path parameter roomId",
-                    v,
-                    &rules::SET_ROOM_ACCOUNT_DATA_ROOM_ID,
-                )?;
-            }
-            let r#type = path_param(&request, "type")?;
-            {
-                let v = &r#type;
-                check_string(
-                    "path parameter type",
-                    v,
-                    &rules::SET_ROOM_ACCOUNT_DATA_TYPE,
-                )?;
-            }
-            let body = required(
-                json_body::<
-                    models::JsonObject,
-                >(request.body, &Shape::Object { properties: &[] })?,
-                "a JSON request body",
-            )?;
-            let response = api
-                .set_room_account_data(user_id, room_id, r#type, body, context)
-                .await
-                .map_err(DispatchError::Api)?;
-            respond(response.status(), response.to_json())
-        }
         Operation::Register => {
             let kind = query_param::<String>(&request, "kind")?;
             if let Some(v) = &kind {
@@ -2637,29 +2444,57 @@ where
             let response = api.get_versions(context).await.map_err(DispatchError::Api)?;
             respond(response.status(), response.to_json())
         }
-        Operation::GetHealth => {
-            let response = api.get_health(context).await.map_err(DispatchError::Api)?;
-            respond(response.status(), response.to_json())
-        }
-        Operation::KnockRoom => {
-            let room_id_or_alias = path_param(&request, "roomIdOrAlias")?;
-            {
-                let v = &room_id_or_alias;
-                check_string(
-                    "path parameter roomIdOrAlias",
-                    v,
-                    &rules::KNOCK_ROOM_ROOM_ID_OR_ALIAS,
-                )?;
-            }
-            let via = query_param::<String>(&request, "via")?;
-            let server_name = query_param::<String>(&request, "server_name")?;
-            let body = validated(
-                json_body::<models::KnockRoomBody>(request.body, &shapes::KnockRoomBody)?,
+        Operation::OnBindThirdPartyId => {
+            let body = required(
+                validated(
+                    json_body::<
+                        models::ThirdPartyBind,
+                    >(request.body, &shapes::ThirdPartyBind)?,
+                )?,
+                "a JSON request body",
             )?;
             let response = api
-                .knock_room(room_id_or_alias, via, server_name, body, context)
+                .on_bind_third_party_id(body, context)
                 .await
                 .map_err(DispatchError::Api)?;
+            respond(response.status(), response.to_json())
+        }
+        Operation::OnBindThirdPartyIdPost => {
+            let body = required(
+                validated(
+                    json_body::<
+                        models::ThirdPartyBind,
+                    >(request.body, &shapes::ThirdPartyBind)?,
+                )?,
+                "a JSON request body",
+            )?;
+            let response = api
+                .on_bind_third_party_id_post(body, context)
+                .await
+                .map_err(DispatchError::Api)?;
+            respond(response.status(), response.to_json())
+        }
+        Operation::GetOpenIdUserInfo => {
+            let access_token = required(
+                query_param::<String>(&request, "access_token")?,
+                "query parameter access_token",
+            )?;
+            {
+                let v = &access_token;
+                check_string(
+                    "query parameter access_token",
+                    v,
+                    &rules::GET_OPEN_ID_USER_INFO_ACCESS_TOKEN,
+                )?;
+            }
+            let response = api
+                .get_open_id_user_info(access_token, context)
+                .await
+                .map_err(DispatchError::Api)?;
+            respond(response.status(), response.to_json())
+        }
+        Operation::GetHealth => {
+            let response = api.get_health(context).await.map_err(DispatchError::Api)?;
             respond(response.status(), response.to_json())
         }
         Operation::PostRoomsRoomIdJoin => {
@@ -2768,6 +2603,25 @@ where
                 .map_err(DispatchError::Api)?;
             respond(response.status(), response.to_json())
         }
+        Operation::RequestOpenIdToken => {
+            let user_id = path_param(&request, "userId")?;
+            {
+                let v = &user_id;
+                check_string(
+                    "path parameter userId",
+                    v,
+                    &rules::REQUEST_OPEN_ID_TOKEN_USER_ID,
+                )?;
+            }
+            let body = json_body::<
+                models::JsonObject,
+            >(request.body, &Shape::Object { properties: &[] })?;
+            let response = api
+                .request_open_id_token(user_id, body, context)
+                .await
+                .map_err(DispatchError::Api)?;
+            respond(response.status(), response.to_json())
+        }
         Operation::GetProfile => {
             let user_id = path_param(&request, "userId")?;
             {
@@ -2816,18 +2670,6 @@ where
             )?;
             let response = api
                 .set_display_name(user_id, body, context)
-                .await
-                .map_err(DispatchError::Api)?;
-            respond(response.status(), response.to_json())
-        }
-        Operation::ForgetRoom => {
-            let room_id = path_param(&request, "roomId")?;
-            {
-                let v = &room_id;
-                check_string("path parameter roomId", v, &rules::FORGET_ROOM_ROOM_ID)?;
-            }
-            let response = api
-                .forget_room(room_id, context)
                 .await
                 .map_err(DispatchError::Api)?;
             respond(response.status(), response.to_json())
@@ -3011,10 +2853,6 @@ where
                 let v = &room_id;
                 check_string("path parameter roomId", v, &rules::GET_MEMBERS_ROOM_ID)?;
             }
-            let at = query_param::<String>(&request, "at")?;
-            if let Some(v) = &at {
-                check_string("query parameter at", v, &rules::GET_MEMBERS_AT)?;
-            }
             let membership = query_param::<String>(&request, "membership")?;
             if let Some(v) = &membership {
                 check_string(
@@ -3032,7 +2870,7 @@ where
                 )?;
             }
             let response = api
-                .get_members(room_id, at, membership, not_membership, context)
+                .get_members(room_id, membership, not_membership, context)
                 .await
                 .map_err(DispatchError::Api)?;
             respond(response.status(), response.to_json())

@@ -148,8 +148,9 @@ async fn deactivate_leaves_every_room_through_the_gate_revokes_tokens_and_stops_
     };
     assert!(matches!(alice.ban(&banned, &target).await.unwrap(), BanResponse::Ok(_)));
     let invite = models::PostRoomsRoomIdInviteBody {
-        user_id: "@bob:localhost".into(),
+        user_id: Some("@bob:localhost".into()),
         reason: None,
+        ..Default::default()
     };
     assert!(matches!(
         alice.post_rooms_room_id_invite(&invited, &invite).await.unwrap(),
@@ -205,8 +206,9 @@ async fn room_list_and_show_tell_names_aliases_state_and_members() {
     let alice = login(&server.client(), "alice", "pw").await.unwrap();
     let room = create_room(&alice, "garden", "The Garden", Preset::PrivateChat).await;
     let invite = models::PostRoomsRoomIdInviteBody {
-        user_id: "@bob:localhost".into(),
+        user_id: Some("@bob:localhost".into()),
         reason: None,
+        ..Default::default()
     };
     assert!(matches!(
         alice.post_rooms_room_id_invite(&room, &invite).await.unwrap(),

@@ -192,8 +192,9 @@ async fn a_member_of_a_room_cannot_break_it_for_a_newcomer() {
     let (alice, room) = private_room(&s).await;
     let bob = s.register("bob").await;
     let body = models::PostRoomsRoomIdInviteBody {
-        user_id: bob.id.clone(),
+        user_id: Some(bob.id.clone()),
         reason: None,
+        ..Default::default()
     };
     let _ = alice.client.post_rooms_room_id_invite(&room, &body).await.unwrap();
     bob.join(&room).await;
@@ -207,8 +208,9 @@ async fn a_member_of_a_room_cannot_break_it_for_a_newcomer() {
     read_everything(&alice, &room, 2).await;
     let carol = s.register("carol").await;
     let body = models::PostRoomsRoomIdInviteBody {
-        user_id: carol.id.clone(),
+        user_id: Some(carol.id.clone()),
         reason: None,
+        ..Default::default()
     };
     let _ = alice.client.post_rooms_room_id_invite(&room, &body).await.unwrap();
     carol.join(&room).await;

@@ -35,8 +35,9 @@ async fn leave(user: &User, room: &str) {
 
 async fn invite(by: &User, room: &str, who: &User) {
     let body = models::PostRoomsRoomIdInviteBody {
-        user_id: who.id.clone(),
+        user_id: Some(who.id.clone()),
         reason: None,
+        ..Default::default()
     };
     assert_eq!(
         by.client.post_rooms_room_id_invite(room, &body).await.unwrap().status(),

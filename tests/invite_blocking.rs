@@ -40,8 +40,9 @@ async fn set_config(user: &User, content: Value) {
 
 async fn invite(by: &User, room: &str, who: &User) -> (u16, String) {
     let body = models::PostRoomsRoomIdInviteBody {
-        user_id: who.id.clone(),
+        user_id: Some(who.id.clone()),
         reason: None,
+        ..Default::default()
     };
     outcome!(by.client.post_rooms_room_id_invite(room, &body).await.unwrap())
 }

@@ -14,8 +14,9 @@ fn change(user: &str) -> models::MembershipChange {
 
 fn invite_body(user: &str) -> models::PostRoomsRoomIdInviteBody {
     models::PostRoomsRoomIdInviteBody {
-        user_id: user.to_string(),
+        user_id: Some(user.to_string()),
         reason: None,
+        ..Default::default()
     }
 }
 
@@ -468,8 +469,9 @@ async fn an_invite_records_its_reason_in_the_member_event() {
     let bob = s.register("bob").await;
     let room = alice.create_room(models::CreateRoomRequestPreset::PrivateChat).await;
     let body = models::PostRoomsRoomIdInviteBody {
-        user_id: bob.id.clone(),
+        user_id: Some(bob.id.clone()),
         reason: Some("you will like it".into()),
+        ..Default::default()
     };
     let resp = alice.client.post_rooms_room_id_invite(&room, &body).await.unwrap();
     assert_eq!(resp.status(), 200);

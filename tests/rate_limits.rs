@@ -101,8 +101,9 @@ async fn invites_are_limited_per_sender() {
     // createRoom is charged to the invite budget too.
     let room = alice.create_room(Preset::PrivateChat).await;
     let invite = |id: &str| matrix_membership::generated::models::PostRoomsRoomIdInviteBody {
-        user_id: id.into(),
+        user_id: Some(id.into()),
         reason: None,
+        ..Default::default()
     };
     assert_eq!(
         alice
@@ -312,8 +313,9 @@ async fn invite_limits_only(flags: &[&str]) -> common::TestServer {
 
 async fn invite_status(from: &common::User, room: &str, to: &common::User) -> u16 {
     let body = matrix_membership::generated::models::PostRoomsRoomIdInviteBody {
-        user_id: to.id.clone(),
+        user_id: Some(to.id.clone()),
         reason: None,
+        ..Default::default()
     };
     from.client
         .post_rooms_room_id_invite(room, &body)

@@ -35,8 +35,9 @@ async fn every_membership_change_keeps_its_reason() {
     let room = alice.create_room(Preset::PublicChat).await;
 
     let invite = models::PostRoomsRoomIdInviteBody {
-        user_id: bob.id.clone(),
+        user_id: Some(bob.id.clone()),
         reason: Some("come along".into()),
+        ..Default::default()
     };
     assert_eq!(
         alice

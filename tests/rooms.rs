@@ -274,8 +274,9 @@ async fn members_joined_members_and_joined_rooms_agree() {
     let carol = s.register("carol").await;
     let room = alice.create_room(Preset::PrivateChat).await;
     let invite = models::PostRoomsRoomIdInviteBody {
-        user_id: bob.id.clone(),
+        user_id: Some(bob.id.clone()),
         reason: None,
+        ..Default::default()
     };
     assert_eq!(
         alice
@@ -287,8 +288,9 @@ async fn members_joined_members_and_joined_rooms_agree() {
         200
     );
     let invite = models::PostRoomsRoomIdInviteBody {
-        user_id: carol.id.clone(),
+        user_id: Some(carol.id.clone()),
         reason: None,
+        ..Default::default()
     };
     assert_eq!(
         alice

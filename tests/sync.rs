@@ -24,8 +24,9 @@ async fn sync(user: &User, since: Option<&str>, timeout: Option<i64>, filter: Op
 
 async fn invite(by: &User, room: &str, who: &User) {
     let body = models::PostRoomsRoomIdInviteBody {
-        user_id: who.id.clone(),
+        user_id: Some(who.id.clone()),
         reason: None,
+        ..Default::default()
     };
     match by.client.post_rooms_room_id_invite(room, &body).await.unwrap() {
         PostRoomsRoomIdInviteResponse::Ok(_) => {}

@@ -113,7 +113,12 @@ pub fn emit(models: &Models) -> String {
                 deny_unknown,
             } => {
                 doc_lines(&mut out, doc.as_deref());
-                out.push_str("#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Validate)]\n");
+                // All-optional bodies get `Default`, so a caller fills in one form of them.
+                if fields.iter().all(|f| !f.required) {
+                    out.push_str("#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, Validate)]\n");
+                } else {
+                    out.push_str("#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Validate)]\n");
+                }
                 if *deny_unknown {
                     out.push_str("#[serde(deny_unknown_fields)]\n");
                 }

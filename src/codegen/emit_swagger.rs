@@ -118,6 +118,8 @@ pub fn emit(api: &Api, docs: &[(PathBuf, Value)]) -> Result<String, String> {
     let mut description =
         String::from("All of api-spec/ merged into one document by build.rs. Generated: do not edit.");
     if !omitted.is_empty() {
+        // Sorted: the operations' order follows map order, which differs between build and tests.
+        omitted.sort();
         description.push_str(&format!(
             " Operations outside the basePath {base_path} are served but cannot be written here: {}.",
             omitted.join(", ")

@@ -106,6 +106,7 @@ pub fn status_variant(status: u16) -> Option<&'static str> {
         500 => "InternalServerError",
         502 => "BadGateway",
         503 => "ServiceUnavailable",
+        504 => "GatewayTimeout",
         _ => return None,
     })
 }

@@ -258,7 +258,7 @@ impl Models {
             .get("properties")
             .and_then(Value::as_object)
             .ok_or_else(|| format!("{name}: a named model needs properties (or a string enum)"))?;
-        let required: Vec<&str> = schema
+        let mut required: Vec<&str> = schema
             .get("required")
             .and_then(Value::as_array)
             .map(|r| r.iter().filter_map(Value::as_str).collect())
@@ -268,6 +268,12 @@ impl Models {
                 return Err(format!("{name}: required field {r:?} is not among its properties"));
             }
         }
+        // A body that comes in alternative forms (an overlay can only add,
+        // so it cannot take a seed's `required` back): every field of a form
+        // is optional in the model, and the service checks that exactly one
+        // form is complete.
+        let in_a_form = fields_of_forms(schema, props, name)?;
+        required.retain(|r| !in_a_form.contains(*r));
         let deny_unknown = match schema.get("additionalProperties") {
             None | Some(Value::Bool(true)) => false,
             Some(Value::Bool(false)) => true,
@@ -322,6 +328,31 @@ impl Models {
             deny_unknown,
         })
     }
+}
+
+/// Every property named by `x-forms` (a list of lists of property names).
+fn fields_of_forms(
+    schema: &Value,
+    props: &serde_json::Map<String, Value>,
+    name: &str,
+) -> Result<BTreeSet<String>, String> {
+    let Some(forms) = schema.get("x-forms") else {
+        return Ok(BTreeSet::new());
+    };
+    let bad = || format!("{name}: x-forms must be a list of lists of property names");
+    let mut out = BTreeSet::new();
+    for form in forms.as_array().ok_or_else(bad)? {
+        for field in form.as_array().ok_or_else(bad)? {
+            let field = field.as_str().ok_or_else(bad)?;
+            if !props.contains_key(field) {
+                return Err(format!(
+                    "{name}: x-forms names {field:?}, which is not among its properties"
+                ));
+            }
+            out.insert(field.to_string());
+        }
+    }
+    Ok(out)
 }
 
 /// The schema as an object, refusing keywords the generator cannot express.

@@ -127,6 +127,14 @@ pub struct SettingsArgs {
     #[arg(long, env = "MATRIX_MEMBERSHIP_INVITE_INVITEE_BURST")]
     pub invite_invitee_burst: Option<u32>,
 
+    /// Third-party (email) invites a user may send per second (0 turns the limit off).
+    #[arg(long, env = "MATRIX_MEMBERSHIP_THIRD_PARTY_INVITE_RATE", value_parser = parse_rate)]
+    pub third_party_invite_rate: Option<f64>,
+
+    /// Third-party invites a user may send in a burst before the rate applies.
+    #[arg(long, env = "MATRIX_MEMBERSHIP_THIRD_PARTY_INVITE_BURST")]
+    pub third_party_invite_burst: Option<u32>,
+
     /// Kicks, bans and unbans allowed per second per sender (0 turns the limit off).
     #[arg(long, env = "MATRIX_MEMBERSHIP_MODERATION_RATE", value_parser = parse_rate)]
     pub moderation_rate: Option<f64>,
@@ -253,6 +261,8 @@ flags_and_keys! {
     limits.invite_room_burst <= invite_room_burst,
     limits.invite_invitee_rate <= invite_invitee_rate,
     limits.invite_invitee_burst <= invite_invitee_burst,
+    limits.third_party_invite_rate <= third_party_invite_rate,
+    limits.third_party_invite_burst <= third_party_invite_burst,
     limits.moderation_rate <= moderation_rate,
     limits.moderation_burst <= moderation_burst,
     limits.login_address_rate <= login_address_rate,

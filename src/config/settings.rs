@@ -109,6 +109,9 @@ pub struct LimitSettings {
     pub invite_invitee_rate: f64,
     pub invite_invitee_burst: u32,
     #[serde(deserialize_with = "values::rate")]
+    pub third_party_invite_rate: f64,
+    pub third_party_invite_burst: u32,
+    #[serde(deserialize_with = "values::rate")]
     pub moderation_rate: f64,
     pub moderation_burst: u32,
     #[serde(deserialize_with = "values::rate")]
@@ -140,6 +143,9 @@ impl Default for LimitSettings {
             invite_room_burst: 10,
             invite_invitee_rate: 0.003,
             invite_invitee_burst: 5,
+            // Synapse's rc_third_party_invite defaults.
+            third_party_invite_rate: 0.2,
+            third_party_invite_burst: 10,
             moderation_rate: 0.2,
             moderation_burst: 10,
             login_address_rate: 0.003,

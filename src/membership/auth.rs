@@ -26,6 +26,7 @@ use super::restricted::{self, RestrictedJoin};
 use super::room_version::{self, RoomVersion};
 use super::rules::{self, Decision, RoomView};
 use super::state::{JoinRule, Membership, PowerLevels};
+use super::third_party::{self, THIRD_PARTY_INVITE};
 use crate::ids::{RoomId, UserId};
 use serde_json::{Map, Value};
 
@@ -133,6 +134,9 @@ pub fn authorize(state: &mut AuthState, event: ProposedEvent) -> Result<Authoriz
         event.state_key.as_deref(),
         &event.content,
     );
+    if let (THIRD_PARTY_INVITE, Some(token)) = (event.event_type.as_str(), event.state_key.as_deref()) {
+        state.load_third_party_invite(token, event.sender.clone(), &event.content);
+    }
     Ok(Authorized {
         room: state.room().clone(),
         event,
@@ -215,7 +219,16 @@ fn judge_member(state: &AuthState, event: &ProposedEvent) -> Judged {
             }
             judge_join(state, version, room, event, sender_m)
         }
-        Membership::Invite => forbidden(rules::may_invite(room, sender, sender_m, &target, target_m)),
+        Membership::Invite => match event.content.get("third_party_invite") {
+            Some(tpi) => {
+                let token = tpi.pointer("/signed/token").and_then(Value::as_str).unwrap_or_default();
+                let pending = state.third_party_invite(token);
+                forbidden(third_party::may_invite_by_third_party(
+                    sender, &target, target_m, tpi, pending,
+                ))
+            }
+            None => forbidden(rules::may_invite(room, sender, sender_m, &target, target_m)),
+        },
         Membership::Leave if *sender == target => forbidden(rules::may_leave(sender_m)),
         Membership::Leave if target_m == Some(Membership::Ban) => {
             forbidden(rules::may_unban(room, sender, sender_m, &target, target_m))
@@ -329,6 +342,9 @@ fn judge_other(state: &AuthState, event: &ProposedEvent) -> Judged {
     let Some(key) = event.state_key.as_deref() else {
         return forbidden(rules::may_send_message(room, sender, sender_m, &event.event_type));
     };
+    if event.event_type == THIRD_PARTY_INVITE {
+        return forbidden(third_party::may_send_third_party_invite(room, sender, sender_m));
+    }
     let new_levels = if event.event_type == POWER_LEVELS {
         Some(parse_power_levels(&event.content)?)
     } else {

@@ -14,6 +14,7 @@
 use super::restricted;
 use super::room_version::RoomVersion;
 use super::state::{JoinRule, Membership, PowerLevels};
+use super::third_party::PendingInvite;
 use crate::ids::{RoomId, UserId};
 use serde_json::{Map, Value};
 use std::collections::{BTreeMap, BTreeSet};
@@ -34,6 +35,9 @@ pub struct AuthState {
     members: BTreeMap<UserId, Option<Membership>>,
     /// For users who may join through `allow`: the rooms they are joined to.
     rooms_of: BTreeMap<UserId, BTreeSet<RoomId>>,
+    /// The room's `m.room.third_party_invite` events, by token (few per room;
+    /// loaded with the rest, kept current by [`AuthState::apply`]).
+    third_party_invites: BTreeMap<String, PendingInvite>,
 }
 
 /// What the gate reads from `m.room.create`.
@@ -60,6 +64,7 @@ impl AuthState {
             allow: Vec::new(),
             members: BTreeMap::new(),
             rooms_of: BTreeMap::new(),
+            third_party_invites: BTreeMap::new(),
         }
     }
 
@@ -86,6 +91,7 @@ impl AuthState {
             allow: join_rules.map(restricted::allowed_rooms).unwrap_or_default(),
             members: BTreeMap::new(),
             rooms_of: BTreeMap::new(),
+            third_party_invites: BTreeMap::new(),
         })
     }
 
@@ -110,7 +116,19 @@ impl AuthState {
             allow: self.allow.clone(),
             members: BTreeMap::new(),
             rooms_of: BTreeMap::new(),
+            third_party_invites: self.third_party_invites.clone(),
         }
+    }
+
+    /// Records one stored `m.room.third_party_invite` (state key `token`).
+    pub fn load_third_party_invite(&mut self, token: &str, sender: UserId, content: &Map<String, Value>) {
+        self.third_party_invites
+            .insert(token.to_string(), PendingInvite::from_content(token, sender, content));
+    }
+
+    /// The pending third-party invite with this token, if the room has one.
+    pub fn third_party_invite(&self, token: &str) -> Option<&PendingInvite> {
+        self.third_party_invites.get(token)
     }
 
     /// The room being judged.

@@ -9,3 +9,4 @@ pub mod restricted;
 pub mod room_version;
 pub mod rules;
 pub mod state;
+pub mod third_party;

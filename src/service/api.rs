@@ -8,6 +8,8 @@ use super::registration::{RegisterOutcome, Registration, DUMMY_STAGE};
 use super::rooms::{Preset, RoomSpec};
 use super::state::MemberFilter;
 use super::sync::{client_event, DEFAULT_TIMELINE_LIMIT};
+use super::third_party::{invite_form, InviteForm};
+use super::third_party_openid::LIFETIME as OPENID_LIFETIME;
 use super::{json_object, Service};
 use crate::caller::ClientAddr;
 use crate::generated::api::*;
@@ -403,15 +405,21 @@ where
         body: models::PostRoomsRoomIdInviteBody,
         context: &C,
     ) -> Result<PostRoomsRoomIdInviteResponse, ApiError> {
-        let result = self
-            .membership_op(
-                sender(context),
-                &room_id,
-                Some(&body.user_id),
-                Action::Invite,
-                body.reason,
-            )
-            .await;
+        let result = match invite_form(&body) {
+            Ok(InviteForm::User(user_id)) => {
+                self.membership_op(sender(context), &room_id, Some(&user_id), Action::Invite, body.reason)
+                    .await
+            }
+            Ok(InviteForm::ThirdParty(address)) => {
+                async {
+                    let sender = sender(context)?;
+                    let room = self::room_id(&room_id)?;
+                    self.invite_by_third_party(&room, &sender, address).await
+                }
+                .await
+            }
+            Err(e) => Err(e),
+        };
         respond(
             "post_rooms_room_id_invite",
             result.map(|_| PostRoomsRoomIdInviteResponse::Ok(json_object(json!({})))),
@@ -956,6 +964,69 @@ where
                 })
             }),
             GetHealthResponse::from_error,
+        )
+    }
+
+    async fn request_open_id_token(
+        &self,
+        user_id: String,
+        _body: Option<models::JsonObject>,
+        context: &C,
+    ) -> Result<RequestOpenIdTokenResponse, ApiError> {
+        let result = sender(context).and_then(|caller| {
+            let user = UserId::parse(&user_id).map_err(invalid("userId"))?;
+            self.request_openid_token(&caller, &user)
+        });
+        respond(
+            "request_open_id_token",
+            result.map(|token| {
+                RequestOpenIdTokenResponse::Ok(models::RequestOpenIdTokenOk {
+                    access_token: token,
+                    token_type: models::RequestOpenIdTokenOkTokenType::Bearer,
+                    matrix_server_name: self.server_name().to_string(),
+                    expires_in: OPENID_LIFETIME.as_secs() as i64,
+                })
+            }),
+            RequestOpenIdTokenResponse::from_error,
+        )
+    }
+
+    async fn get_open_id_user_info(
+        &self,
+        access_token: String,
+        _context: &C,
+    ) -> Result<GetOpenIdUserInfoResponse, ApiError> {
+        respond(
+            "get_open_id_user_info",
+            self.openid_user(&access_token)
+                .map(|user| GetOpenIdUserInfoResponse::Ok(models::GetOpenIdUserInfoOk { sub: user.to_string() })),
+            GetOpenIdUserInfoResponse::from_error,
+        )
+    }
+
+    async fn on_bind_third_party_id(
+        &self,
+        body: models::ThirdPartyBind,
+        _context: &C,
+    ) -> Result<OnBindThirdPartyIdResponse, ApiError> {
+        let result = self.on_third_party_bind(body).await;
+        respond(
+            "on_bind_third_party_id",
+            result.map(|()| OnBindThirdPartyIdResponse::Ok(json_object(json!({})))),
+            OnBindThirdPartyIdResponse::from_error,
+        )
+    }
+
+    async fn on_bind_third_party_id_post(
+        &self,
+        body: models::ThirdPartyBind,
+        _context: &C,
+    ) -> Result<OnBindThirdPartyIdPostResponse, ApiError> {
+        let result = self.on_third_party_bind(body).await;
+        respond(
+            "on_bind_third_party_id_post",
+            result.map(|()| OnBindThirdPartyIdPostResponse::Ok(json_object(json!({})))),
+            OnBindThirdPartyIdPostResponse::from_error,
         )
     }
 }

@@ -22,6 +22,9 @@ pub mod registration;
 pub mod rooms;
 pub mod state;
 pub mod sync;
+pub mod third_party;
+pub mod third_party_identity;
+pub mod third_party_openid;
 pub mod uia;
 
 use crate::config::Settings;
@@ -50,6 +53,10 @@ pub struct Service {
     public_base_url: String,
     /// The process's metrics; the edge and the metrics listener read them too.
     metrics: Arc<Metrics>,
+    /// Talks to identity servers for third-party invites.
+    identity: third_party_identity::IdentityClient,
+    /// The OpenID tokens handed out (in memory; see `third_party_openid`).
+    openid: third_party_openid::OpenIdTokens,
 }
 
 impl Service {
@@ -81,6 +88,8 @@ impl Service {
                 .clone()
                 .unwrap_or_else(|| format!("http://{}", server.bind)),
             metrics,
+            identity: Default::default(),
+            openid: Default::default(),
         })
     }
 

@@ -179,6 +179,9 @@ pub struct RateLimits {
     pub invite_per_room: Limit,
     /// Invites a user receives, from anyone (`rc_invites.per_user`).
     pub invite_per_invitee: Limit,
+    /// Third-party invites a user sends (`rc_third_party_invite`), on top of the invite limits
+    /// once an address resolves to a user.
+    pub third_party_invite: Limit,
     /// Kicks, bans and unbans a user sends; Synapse charges them to `rc_message`, not to invites.
     pub moderation: Limit,
     /// Login requests from one client address (`rc_login.address`).
@@ -206,6 +209,7 @@ impl RateLimits {
             invite: limit(c.invite_rate, c.invite_burst),
             invite_per_room: limit(c.invite_room_rate, c.invite_room_burst),
             invite_per_invitee: limit(c.invite_invitee_rate, c.invite_invitee_burst),
+            third_party_invite: limit(c.third_party_invite_rate, c.third_party_invite_burst),
             moderation: limit(c.moderation_rate, c.moderation_burst),
             login_address: limit(c.login_address_rate, c.login_address_burst),
             login_account: limit(c.login_account_rate, c.login_account_burst),
@@ -215,12 +219,13 @@ impl RateLimits {
     }
 
     /// Every limit, named, for tests and metrics.
-    pub fn all(&self) -> [(&'static str, &Limit); 9] {
+    pub fn all(&self) -> [(&'static str, &Limit); 10] {
         [
             ("join", &self.join),
             ("invite", &self.invite),
             ("invite_per_room", &self.invite_per_room),
             ("invite_per_invitee", &self.invite_per_invitee),
+            ("third_party_invite", &self.third_party_invite),
             ("moderation", &self.moderation),
             ("login_address", &self.login_address),
             ("login_account", &self.login_account),

@@ -9,6 +9,7 @@ use super::writer::Staged;
 use super::{Event, RoomWrite, RoomWritten, StoreError};
 use crate::ids::{RoomId, UserId};
 use crate::membership::auth::{AuthState, Authorized};
+use crate::membership::third_party::THIRD_PARTY_INVITE;
 use serde_json::{Map, Value};
 
 /// Runs `write` against the newest data and stages what it writes.
@@ -130,13 +131,36 @@ fn load_auth_state(st: &mut Staged<'_>, room: &RoomId) -> Result<AuthState, Stor
     let create = object_content(r, create)?;
     let power_levels = state_content(st, r, "m.room.power_levels")?;
     let join_rules = state_content(st, r, "m.room.join_rules")?;
-    AuthState::existing(
+    let mut auth = AuthState::existing(
         room.clone(),
         (&create, &create_sender),
         power_levels.as_ref(),
         join_rules.as_ref(),
     )
-    .map_err(|e| corrupt(e.0))
+    .map_err(|e| corrupt(e.0))?;
+    load_third_party_invites(st, r, &mut auth)?;
+    Ok(auth)
+}
+
+/// Every current `m.room.third_party_invite` of the room, for the gate to
+/// judge third-party member invites; a room holds few, and the auth cache
+/// keeps them once loaded.
+fn load_third_party_invites(st: &mut Staged<'_>, room: &str, auth: &mut AuthState) -> Result<(), StoreError> {
+    let prefix = keys::prefix(Tag::RoomStatePos, &[room.as_bytes(), THIRD_PARTY_INVITE.as_bytes()]);
+    for key in st.keys_with_prefix(&prefix)? {
+        let Some(pos) = st.get(&key)? else { continue };
+        let pos = decode_u64(&pos)?;
+        let bytes = st
+            .get(&keys::room_event(room, pos))?
+            .ok_or_else(|| corrupt(format!("state of {room} points at missing event {pos}")))?;
+        let event = decode_event(room, pos, &bytes)?;
+        let (Some(token), Value::Object(content)) = (event.state_key.as_deref(), &event.content) else {
+            continue;
+        };
+        let sender = crate::ids::UserId::parse(&event.sender).map_err(|e| corrupt(format!("event {pos}: {e}")))?;
+        auth.load_third_party_invite(token, sender, content);
+    }
+    Ok(())
 }
 
 /// Stages one authorized event at the next position, with its indexes.

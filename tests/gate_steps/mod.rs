@@ -74,8 +74,9 @@ pub async fn join_status(user: &User, room: &str) -> u16 {
 /// `POST /rooms/{room}/invite`: the status.
 pub async fn invite_status(by: &User, room: &str, whom: &User) -> u16 {
     let body = models::PostRoomsRoomIdInviteBody {
-        user_id: whom.id.clone(),
+        user_id: Some(whom.id.clone()),
         reason: None,
+        ..Default::default()
     };
     by.client.post_rooms_room_id_invite(room, &body).await.unwrap().status()
 }

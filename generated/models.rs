@@ -260,7 +260,9 @@ pub struct CreateRoomRequest {
     /// Extra fields for the content of the room's ``m.room.create`` event.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub creation_content: Option<JsonObject>,
-    /// The room version to create; the server's default when left out.
+    /// The room version to create: one of those ``/capabilities`` lists under
+    /// ``m.room_versions`` (7 to 11), the default (10) when left out. Any
+    /// other answers 400 ``M_UNSUPPORTED_ROOM_VERSION`` and creates nothing.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub room_version: Option<String>,
 }
@@ -391,7 +393,8 @@ pub struct EventIdResponse {
     pub event_id: String,
 }
 /// A list of events that are not room events, such as presence or account
-/// data. This server keeps none of them, so the list is always empty.
+/// data. Account data events carry ``type`` and ``content``; presence,
+/// ephemeral and to-device lists are always empty here.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Validate)]
 pub struct EventList {
     /// The events.
@@ -559,6 +562,40 @@ pub struct JoinedRoom {
     pub account_data: EventList,
     #[validate(nested)]
     pub unread_notifications: UnreadNotifications,
+}
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, Validate)]
+pub struct KnockRoomBody {
+    /// Why the user wants in, stored in the membership event.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[validate(length(max = 1024, message = "must be at most 1024 characters long"))]
+    pub reason: Option<String>,
+}
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Validate)]
+pub struct KnockRoomOk {
+    /// The ID of the room knocked on, also when an alias was given.
+    #[validate(length(max = 255, message = "must be at most 255 characters long"))]
+    #[validate(
+        regex(
+            path = *PATTERN_65B6A8E6,
+            message = "must match the pattern ^![!-9;-~]+:(\\[[0-9A-Fa-f:.]+\\]|[0-9A-Za-z.-]+)(:[0-9]{1,5})?$"
+        )
+    )]
+    pub room_id: String,
+}
+/// Stripped state of a room the user knocked on: the same events an invitee
+/// sees (create event, join rules, name, canonical alias, avatar, encryption
+/// and topic when set), and the user's own knock.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Validate)]
+pub struct KnockState {
+    /// The stripped state events.
+    #[validate(nested)]
+    pub events: Vec<StrippedStateEvent>,
+}
+/// A room the user knocked on and that has not answered yet.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Validate)]
+pub struct KnockedRoom {
+    #[validate(nested)]
+    pub knock_state: KnockState,
 }
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, Validate)]
 pub struct LeaveRoomBody {
@@ -956,8 +993,8 @@ pub struct SyncRooms {
     pub invite: std::collections::BTreeMap<String, InvitedRoom>,
     /// Rooms the user left or was removed from.
     pub leave: std::collections::BTreeMap<String, LeftRoom>,
-    /// Rooms the user knocked on; always empty, since this server does not support knocking.
-    pub knock: JsonObject,
+    /// Rooms the user knocked on and is still waiting for.
+    pub knock: std::collections::BTreeMap<String, KnockedRoom>,
 }
 /// What an identity server tells a homeserver when an address becomes bound
 /// to one of its users: the binding, and every third-party invite that was

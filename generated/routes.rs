@@ -7,6 +7,14 @@ use super::models;
 /// Every operation in `api-spec/`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Operation {
+    /// `GET /_matrix/client/api/v1/user/{userId}/account_data/{type}`
+    GetAccountData,
+    /// `PUT /_matrix/client/api/v1/user/{userId}/account_data/{type}`
+    SetAccountData,
+    /// `GET /_matrix/client/api/v1/user/{userId}/rooms/{roomId}/account_data/{type}`
+    GetRoomAccountData,
+    /// `PUT /_matrix/client/api/v1/user/{userId}/rooms/{roomId}/account_data/{type}`
+    SetRoomAccountData,
     /// `POST /_matrix/client/api/v1/register`
     Register,
     /// `GET /_matrix/client/api/v1/login`
@@ -43,6 +51,8 @@ pub enum Operation {
     GetOpenIdUserInfo,
     /// `GET /health`
     GetHealth,
+    /// `POST /_matrix/client/api/v1/knock/{roomIdOrAlias}`
+    KnockRoom,
     /// `POST /_matrix/client/api/v1/rooms/{roomId}/join`
     PostRoomsRoomIdJoin,
     /// `POST /_matrix/client/api/v1/rooms/{roomId}/invite`
@@ -59,6 +69,8 @@ pub enum Operation {
     GetDisplayName,
     /// `PUT /_matrix/client/api/v1/profile/{userId}/displayname`
     SetDisplayName,
+    /// `POST /_matrix/client/api/v1/rooms/{roomId}/forget`
+    ForgetRoom,
     /// `POST /_matrix/client/api/v1/rooms/{roomId}/leave`
     LeaveRoom,
     /// `POST /_matrix/client/api/v1/rooms/{roomId}/kick`
@@ -97,6 +109,10 @@ pub enum Operation {
 impl Operation {
     /// Every operation, in spec order.
     pub const ALL: &'static [Operation] = &[
+        Self::GetAccountData,
+        Self::SetAccountData,
+        Self::GetRoomAccountData,
+        Self::SetRoomAccountData,
         Self::Register,
         Self::GetLoginFlows,
         Self::Login,
@@ -115,6 +131,7 @@ impl Operation {
         Self::OnBindThirdPartyIdPost,
         Self::GetOpenIdUserInfo,
         Self::GetHealth,
+        Self::KnockRoom,
         Self::PostRoomsRoomIdJoin,
         Self::PostRoomsRoomIdInvite,
         Self::SendMessage,
@@ -123,6 +140,7 @@ impl Operation {
         Self::GetProfile,
         Self::GetDisplayName,
         Self::SetDisplayName,
+        Self::ForgetRoom,
         Self::LeaveRoom,
         Self::Kick,
         Self::Ban,
@@ -144,6 +162,10 @@ impl Operation {
     /// The `Api` method name, which is also the spec's operationId.
     pub fn name(self) -> &'static str {
         match self {
+            Self::GetAccountData => "get_account_data",
+            Self::SetAccountData => "set_account_data",
+            Self::GetRoomAccountData => "get_room_account_data",
+            Self::SetRoomAccountData => "set_room_account_data",
             Self::Register => "register",
             Self::GetLoginFlows => "get_login_flows",
             Self::Login => "login",
@@ -162,6 +184,7 @@ impl Operation {
             Self::OnBindThirdPartyIdPost => "on_bind_third_party_id_post",
             Self::GetOpenIdUserInfo => "get_open_id_user_info",
             Self::GetHealth => "get_health",
+            Self::KnockRoom => "knock_room",
             Self::PostRoomsRoomIdJoin => "post_rooms_room_id_join",
             Self::PostRoomsRoomIdInvite => "post_rooms_room_id_invite",
             Self::SendMessage => "send_message",
@@ -170,6 +193,7 @@ impl Operation {
             Self::GetProfile => "get_profile",
             Self::GetDisplayName => "get_display_name",
             Self::SetDisplayName => "set_display_name",
+            Self::ForgetRoom => "forget_room",
             Self::LeaveRoom => "leave_room",
             Self::Kick => "kick",
             Self::Ban => "ban",
@@ -192,6 +216,10 @@ impl Operation {
     /// The HTTP method.
     pub fn method(self) -> &'static str {
         match self {
+            Self::GetAccountData => "GET",
+            Self::SetAccountData => "PUT",
+            Self::GetRoomAccountData => "GET",
+            Self::SetRoomAccountData => "PUT",
             Self::Register => "POST",
             Self::GetLoginFlows => "GET",
             Self::Login => "POST",
@@ -210,6 +238,7 @@ impl Operation {
             Self::OnBindThirdPartyIdPost => "POST",
             Self::GetOpenIdUserInfo => "GET",
             Self::GetHealth => "GET",
+            Self::KnockRoom => "POST",
             Self::PostRoomsRoomIdJoin => "POST",
             Self::PostRoomsRoomIdInvite => "POST",
             Self::SendMessage => "PUT",
@@ -218,6 +247,7 @@ impl Operation {
             Self::GetProfile => "GET",
             Self::GetDisplayName => "GET",
             Self::SetDisplayName => "PUT",
+            Self::ForgetRoom => "POST",
             Self::LeaveRoom => "POST",
             Self::Kick => "POST",
             Self::Ban => "POST",
@@ -240,6 +270,10 @@ impl Operation {
     /// The document's basePath.
     pub fn base_path(self) -> &'static str {
         match self {
+            Self::GetAccountData => "/_matrix/client/api/v1",
+            Self::SetAccountData => "/_matrix/client/api/v1",
+            Self::GetRoomAccountData => "/_matrix/client/api/v1",
+            Self::SetRoomAccountData => "/_matrix/client/api/v1",
             Self::Register => "/_matrix/client/api/v1",
             Self::GetLoginFlows => "/_matrix/client/api/v1",
             Self::Login => "/_matrix/client/api/v1",
@@ -258,6 +292,7 @@ impl Operation {
             Self::OnBindThirdPartyIdPost => "/_matrix/federation/v1",
             Self::GetOpenIdUserInfo => "/_matrix/federation/v1",
             Self::GetHealth => "",
+            Self::KnockRoom => "/_matrix/client/api/v1",
             Self::PostRoomsRoomIdJoin => "/_matrix/client/api/v1",
             Self::PostRoomsRoomIdInvite => "/_matrix/client/api/v1",
             Self::SendMessage => "/_matrix/client/api/v1",
@@ -266,6 +301,7 @@ impl Operation {
             Self::GetProfile => "/_matrix/client/api/v1",
             Self::GetDisplayName => "/_matrix/client/api/v1",
             Self::SetDisplayName => "/_matrix/client/api/v1",
+            Self::ForgetRoom => "/_matrix/client/api/v1",
             Self::LeaveRoom => "/_matrix/client/api/v1",
             Self::Kick => "/_matrix/client/api/v1",
             Self::Ban => "/_matrix/client/api/v1",
@@ -288,6 +324,14 @@ impl Operation {
     /// The canonical path template, relative to the basePath.
     pub fn path(self) -> &'static str {
         match self {
+            Self::GetAccountData => "/user/{userId}/account_data/{type}",
+            Self::SetAccountData => "/user/{userId}/account_data/{type}",
+            Self::GetRoomAccountData => {
+                "/user/{userId}/rooms/{roomId}/account_data/{type}"
+            }
+            Self::SetRoomAccountData => {
+                "/user/{userId}/rooms/{roomId}/account_data/{type}"
+            }
             Self::Register => "/register",
             Self::GetLoginFlows => "/login",
             Self::Login => "/login",
@@ -306,6 +350,7 @@ impl Operation {
             Self::OnBindThirdPartyIdPost => "/3pid/onbind",
             Self::GetOpenIdUserInfo => "/openid/userinfo",
             Self::GetHealth => "/health",
+            Self::KnockRoom => "/knock/{roomIdOrAlias}",
             Self::PostRoomsRoomIdJoin => "/rooms/{roomId}/join",
             Self::PostRoomsRoomIdInvite => "/rooms/{roomId}/invite",
             Self::SendMessage => "/rooms/{roomId}/send/{eventType}/{txnId}",
@@ -314,6 +359,7 @@ impl Operation {
             Self::GetProfile => "/profile/{userId}",
             Self::GetDisplayName => "/profile/{userId}/displayname",
             Self::SetDisplayName => "/profile/{userId}/displayname",
+            Self::ForgetRoom => "/rooms/{roomId}/forget",
             Self::LeaveRoom => "/rooms/{roomId}/leave",
             Self::Kick => "/rooms/{roomId}/kick",
             Self::Ban => "/rooms/{roomId}/ban",
@@ -336,6 +382,10 @@ impl Operation {
     /// Whether the spec asks for an access token.
     pub fn requires_auth(self) -> bool {
         match self {
+            Self::GetAccountData => true,
+            Self::SetAccountData => true,
+            Self::GetRoomAccountData => true,
+            Self::SetRoomAccountData => true,
             Self::Register => false,
             Self::GetLoginFlows => false,
             Self::Login => false,
@@ -354,6 +404,7 @@ impl Operation {
             Self::OnBindThirdPartyIdPost => false,
             Self::GetOpenIdUserInfo => false,
             Self::GetHealth => false,
+            Self::KnockRoom => true,
             Self::PostRoomsRoomIdJoin => true,
             Self::PostRoomsRoomIdInvite => true,
             Self::SendMessage => true,
@@ -362,6 +413,7 @@ impl Operation {
             Self::GetProfile => false,
             Self::GetDisplayName => false,
             Self::SetDisplayName => true,
+            Self::ForgetRoom => true,
             Self::LeaveRoom => true,
             Self::Kick => true,
             Self::Ban => true,
@@ -384,6 +436,10 @@ impl Operation {
     /// Every documented status.
     pub fn statuses(self) -> &'static [u16] {
         match self {
+            Self::GetAccountData => super::api::GetAccountDataResponse::STATUSES,
+            Self::SetAccountData => super::api::SetAccountDataResponse::STATUSES,
+            Self::GetRoomAccountData => super::api::GetRoomAccountDataResponse::STATUSES,
+            Self::SetRoomAccountData => super::api::SetRoomAccountDataResponse::STATUSES,
             Self::Register => super::api::RegisterResponse::STATUSES,
             Self::GetLoginFlows => super::api::GetLoginFlowsResponse::STATUSES,
             Self::Login => super::api::LoginResponse::STATUSES,
@@ -404,6 +460,7 @@ impl Operation {
             }
             Self::GetOpenIdUserInfo => super::api::GetOpenIdUserInfoResponse::STATUSES,
             Self::GetHealth => super::api::GetHealthResponse::STATUSES,
+            Self::KnockRoom => super::api::KnockRoomResponse::STATUSES,
             Self::PostRoomsRoomIdJoin => {
                 super::api::PostRoomsRoomIdJoinResponse::STATUSES
             }
@@ -416,6 +473,7 @@ impl Operation {
             Self::GetProfile => super::api::GetProfileResponse::STATUSES,
             Self::GetDisplayName => super::api::GetDisplayNameResponse::STATUSES,
             Self::SetDisplayName => super::api::SetDisplayNameResponse::STATUSES,
+            Self::ForgetRoom => super::api::ForgetRoomResponse::STATUSES,
             Self::LeaveRoom => super::api::LeaveRoomResponse::STATUSES,
             Self::Kick => super::api::KickResponse::STATUSES,
             Self::Ban => super::api::BanResponse::STATUSES,
@@ -450,6 +508,30 @@ pub struct Route {
 }
 /// The route table: every path, every `x-alias`, and the spec's literal key where it differs from the trimmed path.
 pub const ROUTES: &[Route] = &[
+    Route {
+        method: "GET",
+        base_path: "/_matrix/client/api/v1",
+        template: "/user/{userId}/account_data/{type}",
+        operation: Operation::GetAccountData,
+    },
+    Route {
+        method: "PUT",
+        base_path: "/_matrix/client/api/v1",
+        template: "/user/{userId}/account_data/{type}",
+        operation: Operation::SetAccountData,
+    },
+    Route {
+        method: "GET",
+        base_path: "/_matrix/client/api/v1",
+        template: "/user/{userId}/rooms/{roomId}/account_data/{type}",
+        operation: Operation::GetRoomAccountData,
+    },
+    Route {
+        method: "PUT",
+        base_path: "/_matrix/client/api/v1",
+        template: "/user/{userId}/rooms/{roomId}/account_data/{type}",
+        operation: Operation::SetRoomAccountData,
+    },
     Route {
         method: "POST",
         base_path: "/_matrix/client/api/v1",
@@ -561,6 +643,12 @@ pub const ROUTES: &[Route] = &[
     Route {
         method: "POST",
         base_path: "/_matrix/client/api/v1",
+        template: "/knock/{roomIdOrAlias}",
+        operation: Operation::KnockRoom,
+    },
+    Route {
+        method: "POST",
+        base_path: "/_matrix/client/api/v1",
         template: "/rooms/{roomId}/join",
         operation: Operation::PostRoomsRoomIdJoin,
     },
@@ -617,6 +705,12 @@ pub const ROUTES: &[Route] = &[
         base_path: "/_matrix/client/api/v1",
         template: "/profile/{userId}/displayname",
         operation: Operation::SetDisplayName,
+    },
+    Route {
+        method: "POST",
+        base_path: "/_matrix/client/api/v1",
+        template: "/rooms/{roomId}/forget",
+        operation: Operation::ForgetRoom,
     },
     Route {
         method: "POST",
@@ -1011,6 +1105,96 @@ const ERRCODES: &[&str] = &["M_INVALID_USERNAME"];
 mod rules {
     #[allow(unused_imports)]
     use super::models::{NumberRule, StringRule};
+    pub static GET_ACCOUNT_DATA_USER_ID: StringRule = StringRule {
+        min_length: None,
+        max_length: Some(255),
+        length_message: "must be at most 255 characters long",
+        pattern: Some(&super::models::PATTERN_B1CDFE41),
+        pattern_message: "must match the pattern ^@[!-9;-~]+:(\\[[0-9A-Fa-f:.]+\\]|[0-9A-Za-z.-]+)(:[0-9]{1,5})?$",
+        one_of: &[],
+        errcode: None,
+    };
+    pub static GET_ACCOUNT_DATA_TYPE: StringRule = StringRule {
+        min_length: None,
+        max_length: Some(255),
+        length_message: "must be at most 255 characters long",
+        pattern: None,
+        pattern_message: "",
+        one_of: &[],
+        errcode: None,
+    };
+    pub static SET_ACCOUNT_DATA_USER_ID: StringRule = StringRule {
+        min_length: None,
+        max_length: Some(255),
+        length_message: "must be at most 255 characters long",
+        pattern: Some(&super::models::PATTERN_B1CDFE41),
+        pattern_message: "must match the pattern ^@[!-9;-~]+:(\\[[0-9A-Fa-f:.]+\\]|[0-9A-Za-z.-]+)(:[0-9]{1,5})?$",
+        one_of: &[],
+        errcode: None,
+    };
+    pub static SET_ACCOUNT_DATA_TYPE: StringRule = StringRule {
+        min_length: None,
+        max_length: Some(255),
+        length_message: "must be at most 255 characters long",
+        pattern: None,
+        pattern_message: "",
+        one_of: &[],
+        errcode: None,
+    };
+    pub static GET_ROOM_ACCOUNT_DATA_USER_ID: StringRule = StringRule {
+        min_length: None,
+        max_length: Some(255),
+        length_message: "must be at most 255 characters long",
+        pattern: Some(&super::models::PATTERN_B1CDFE41),
+        pattern_message: "must match the pattern ^@[!-9;-~]+:(\\[[0-9A-Fa-f:.]+\\]|[0-9A-Za-z.-]+)(:[0-9]{1,5})?$",
+        one_of: &[],
+        errcode: None,
+    };
+    pub static GET_ROOM_ACCOUNT_DATA_ROOM_ID: StringRule = StringRule {
+        min_length: None,
+        max_length: Some(255),
+        length_message: "must be at most 255 characters long",
+        pattern: Some(&super::models::PATTERN_65B6A8E6),
+        pattern_message: "must match the pattern ^![!-9;-~]+:(\\[[0-9A-Fa-f:.]+\\]|[0-9A-Za-z.-]+)(:[0-9]{1,5})?$",
+        one_of: &[],
+        errcode: None,
+    };
+    pub static GET_ROOM_ACCOUNT_DATA_TYPE: StringRule = StringRule {
+        min_length: None,
+        max_length: Some(255),
+        length_message: "must be at most 255 characters long",
+        pattern: None,
+        pattern_message: "",
+        one_of: &[],
+        errcode: None,
+    };
+    pub static SET_ROOM_ACCOUNT_DATA_USER_ID: StringRule = StringRule {
+        min_length: None,
+        max_length: Some(255),
+        length_message: "must be at most 255 characters long",
+        pattern: Some(&super::models::PATTERN_B1CDFE41),
+        pattern_message: "must match the pattern ^@[!-9;-~]+:(\\[[0-9A-Fa-f:.]+\\]|[0-9A-Za-z.-]+)(:[0-9]{1,5})?$",
+        one_of: &[],
+        errcode: None,
+    };
+    pub static SET_ROOM_ACCOUNT_DATA_ROOM_ID: StringRule = StringRule {
+        min_length: None,
+        max_length: Some(255),
+        length_message: "must be at most 255 characters long",
+        pattern: Some(&super::models::PATTERN_65B6A8E6),
+        pattern_message: "must match the pattern ^![!-9;-~]+:(\\[[0-9A-Fa-f:.]+\\]|[0-9A-Za-z.-]+)(:[0-9]{1,5})?$",
+        one_of: &[],
+        errcode: None,
+    };
+    pub static SET_ROOM_ACCOUNT_DATA_TYPE: StringRule = StringRule {
+        min_length: None,
+        max_length: Some(255),
+        length_message: "must be at most 255 characters long",
+        pattern: None,
+        pattern_message: "",
+        one_of: &[],
+        errcode: None,
+    };
     pub static REGISTER_KIND: StringRule = StringRule {
         min_length: None,
         max_length: None,
@@ -1071,6 +1255,15 @@ mod rules {
         length_message: "must be at most 255 characters long",
         pattern: None,
         pattern_message: "",
+        one_of: &[],
+        errcode: None,
+    };
+    pub static KNOCK_ROOM_ROOM_ID_OR_ALIAS: StringRule = StringRule {
+        min_length: None,
+        max_length: Some(255),
+        length_message: "must be at most 255 characters long",
+        pattern: Some(&super::models::PATTERN_3EE22947),
+        pattern_message: "must match the pattern ^[!#][!-9;-~]+:(\\[[0-9A-Fa-f:.]+\\]|[0-9A-Za-z.-]+)(:[0-9]{1,5})?$",
         one_of: &[],
         errcode: None,
     };
@@ -1179,6 +1372,15 @@ mod rules {
         one_of: &[],
         errcode: None,
     };
+    pub static FORGET_ROOM_ROOM_ID: StringRule = StringRule {
+        min_length: None,
+        max_length: Some(255),
+        length_message: "must be at most 255 characters long",
+        pattern: Some(&super::models::PATTERN_65B6A8E6),
+        pattern_message: "must match the pattern ^![!-9;-~]+:(\\[[0-9A-Fa-f:.]+\\]|[0-9A-Za-z.-]+)(:[0-9]{1,5})?$",
+        one_of: &[],
+        errcode: None,
+    };
     pub static LEAVE_ROOM_ROOM_ID: StringRule = StringRule {
         min_length: None,
         max_length: Some(255),
@@ -1266,6 +1468,15 @@ mod rules {
         length_message: "must be at most 255 characters long",
         pattern: Some(&super::models::PATTERN_65B6A8E6),
         pattern_message: "must match the pattern ^![!-9;-~]+:(\\[[0-9A-Fa-f:.]+\\]|[0-9A-Za-z.-]+)(:[0-9]{1,5})?$",
+        one_of: &[],
+        errcode: None,
+    };
+    pub static GET_MEMBERS_AT: StringRule = StringRule {
+        min_length: None,
+        max_length: Some(64),
+        length_message: "must be at most 64 characters long",
+        pattern: None,
+        pattern_message: "",
         one_of: &[],
         errcode: None,
     };
@@ -1739,6 +1950,40 @@ pub mod shapes {
             },
         ],
     };
+    pub static KnockRoomBody: Shape = Shape::Object {
+        properties: &[
+            Property {
+                name: "reason",
+                shape: &Shape::String,
+            },
+        ],
+    };
+    pub static KnockRoomOk: Shape = Shape::Object {
+        properties: &[
+            Property {
+                name: "room_id",
+                shape: &Shape::String,
+            },
+        ],
+    };
+    pub static KnockState: Shape = Shape::Object {
+        properties: &[
+            Property {
+                name: "events",
+                shape: &Shape::Array {
+                    items: &StrippedStateEvent,
+                },
+            },
+        ],
+    };
+    pub static KnockedRoom: Shape = Shape::Object {
+        properties: &[
+            Property {
+                name: "knock_state",
+                shape: &KnockState,
+            },
+        ],
+    };
     pub static LeaveRoomBody: Shape = Shape::Object {
         properties: &[
             Property {
@@ -2125,7 +2370,7 @@ pub mod shapes {
             },
             Property {
                 name: "knock",
-                shape: &Shape::Object { properties: &[] },
+                shape: &Shape::Map { values: &KnockedRoom },
             },
         ],
     };
@@ -2281,6 +2526,128 @@ where
     C: Send + Sync,
 {
     match operation {
+        Operation::GetAccountData => {
+            let user_id = path_param(&request, "userId")?;
+            {
+                let v = &user_id;
+                check_string(
+                    "path parameter userId",
+                    v,
+                    &rules::GET_ACCOUNT_DATA_USER_ID,
+                )?;
+            }
+            let r#type = path_param(&request, "type")?;
+            {
+                let v = &r#type;
+                check_string("path parameter type", v, &rules::GET_ACCOUNT_DATA_TYPE)?;
+            }
+            let response = api
+                .get_account_data(user_id, r#type, context)
+                .await
+                .map_err(DispatchError::Api)?;
+            respond(response.status(), response.to_json())
+        }
+        Operation::SetAccountData => {
+            let user_id = path_param(&request, "userId")?;
+            {
+                let v = &user_id;
+                check_string(
+                    "path parameter userId",
+                    v,
+                    &rules::SET_ACCOUNT_DATA_USER_ID,
+                )?;
+            }
+            let r#type = path_param(&request, "type")?;
+            {
+                let v = &r#type;
+                check_string("path parameter type", v, &rules::SET_ACCOUNT_DATA_TYPE)?;
+            }
+            let body = required(
+                json_body::<
+                    models::JsonObject,
+                >(request.body, &Shape::Object { properties: &[] })?,
+                "a JSON request body",
+            )?;
+            let response = api
+                .set_account_data(user_id, r#type, body, context)
+                .await
+                .map_err(DispatchError::Api)?;
+            respond(response.status(), response.to_json())
+        }
+        Operation::GetRoomAccountData => {
+            let user_id = path_param(&request, "userId")?;
+            {
+                let v = &user_id;
+                check_string(
+                    "path parameter userId",
+                    v,
+                    &rules::GET_ROOM_ACCOUNT_DATA_USER_ID,
+                )?;
+            }
+            let room_id = path_param(&request, "roomId")?;
+            {
+                let v = &room_id;
+                check_string(
+                    "path parameter roomId",
+                    v,
+                    &rules::GET_ROOM_ACCOUNT_DATA_ROOM_ID,
+                )?;
+            }
+            let r#type = path_param(&request, "type")?;
+            {
+                let v = &r#type;
+                check_string(
+                    "path parameter type",
+                    v,
+                    &rules::GET_ROOM_ACCOUNT_DATA_TYPE,
+                )?;
+            }
+            let response = api
+                .get_room_account_data(user_id, room_id, r#type, context)
+                .await
+                .map_err(DispatchError::Api)?;
+            respond(response.status(), response.to_json())
+        }
+        Operation::SetRoomAccountData => {
+            let user_id = path_param(&request, "userId")?;
+            {
+                let v = &user_id;
+                check_string(
+                    "path parameter userId",
+                    v,
+                    &rules::SET_ROOM_ACCOUNT_DATA_USER_ID,
+                )?;
+            }
+            let room_id = path_param(&request, "roomId")?;
+            {
+                let v = &room_id;
+                check_string(
+                    "path parameter roomId",
+                    v,
+                    &rules::SET_ROOM_ACCOUNT_DATA_ROOM_ID,
+                )?;
+            }
+            let r#type = path_param(&request, "type")?;
+            {
+                let v = &r#type;
+                check_string(
+                    "path parameter type",
+                    v,
+                    &rules::SET_ROOM_ACCOUNT_DATA_TYPE,
+                )?;
+            }
+            let body = required(
+                json_body::<
+                    models::JsonObject,
+                >(request.body, &Shape::Object { properties: &[] })?,
+                "a JSON request body",
+            )?;
+            let response = api
+                .set_room_account_data(user_id, room_id, r#type, body, context)
+                .await
+                .map_err(DispatchError::Api)?;
+            respond(response.status(), response.to_json())
+        }
         Operation::Register => {
             let kind = query_param::<String>(&request, "kind")?;
             if let Some(v) = &kind {
@@ -2497,6 +2864,27 @@ where
             let response = api.get_health(context).await.map_err(DispatchError::Api)?;
             respond(response.status(), response.to_json())
         }
+        Operation::KnockRoom => {
+            let room_id_or_alias = path_param(&request, "roomIdOrAlias")?;
+            {
+                let v = &room_id_or_alias;
+                check_string(
+                    "path parameter roomIdOrAlias",
+                    v,
+                    &rules::KNOCK_ROOM_ROOM_ID_OR_ALIAS,
+                )?;
+            }
+            let via = query_param::<String>(&request, "via")?;
+            let server_name = query_param::<String>(&request, "server_name")?;
+            let body = validated(
+                json_body::<models::KnockRoomBody>(request.body, &shapes::KnockRoomBody)?,
+            )?;
+            let response = api
+                .knock_room(room_id_or_alias, via, server_name, body, context)
+                .await
+                .map_err(DispatchError::Api)?;
+            respond(response.status(), response.to_json())
+        }
         Operation::PostRoomsRoomIdJoin => {
             let room_id = path_param(&request, "roomId")?;
             {
@@ -2670,6 +3058,18 @@ where
             )?;
             let response = api
                 .set_display_name(user_id, body, context)
+                .await
+                .map_err(DispatchError::Api)?;
+            respond(response.status(), response.to_json())
+        }
+        Operation::ForgetRoom => {
+            let room_id = path_param(&request, "roomId")?;
+            {
+                let v = &room_id;
+                check_string("path parameter roomId", v, &rules::FORGET_ROOM_ROOM_ID)?;
+            }
+            let response = api
+                .forget_room(room_id, context)
                 .await
                 .map_err(DispatchError::Api)?;
             respond(response.status(), response.to_json())
@@ -2853,6 +3253,10 @@ where
                 let v = &room_id;
                 check_string("path parameter roomId", v, &rules::GET_MEMBERS_ROOM_ID)?;
             }
+            let at = query_param::<String>(&request, "at")?;
+            if let Some(v) = &at {
+                check_string("query parameter at", v, &rules::GET_MEMBERS_AT)?;
+            }
             let membership = query_param::<String>(&request, "membership")?;
             if let Some(v) = &membership {
                 check_string(
@@ -2870,7 +3274,7 @@ where
                 )?;
             }
             let response = api
-                .get_members(room_id, membership, not_membership, context)
+                .get_members(room_id, at, membership, not_membership, context)
                 .await
                 .map_err(DispatchError::Api)?;
             respond(response.status(), response.to_json())

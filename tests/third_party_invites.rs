@@ -209,8 +209,16 @@ impl Sydent {
     }
 }
 
-/// A homeserver named after its own address, so Sydent can reach it.
+/// A homeserver named after its own address, so Sydent can reach it, and
+/// allowed to reach the identity server on loopback.
 async fn homeserver(extra: &[&str]) -> TestServer {
+    let mut flags = vec!["--identity-server-allow-private"];
+    flags.extend_from_slice(extra);
+    homeserver_as_shipped(&flags).await
+}
+
+/// A homeserver with the shipped default: no identity servers at non-public addresses.
+async fn homeserver_as_shipped(extra: &[&str]) -> TestServer {
     let port = free_port();
     let name = format!("127.0.0.1:{port}");
     let mut flags = vec!["--server-name", name.as_str()];
@@ -467,6 +475,49 @@ async fn an_identity_server_that_is_down_or_refuses_gets_a_matrix_error_and_noth
     assert!(resp.json["error"].as_str().unwrap().contains("401"), "{}", resp.json);
     assert_eq!(s.service_pos(), before);
     assert!(third_party_invites(&alice, &room).await.is_empty());
+}
+
+#[tokio::test]
+async fn a_client_cannot_point_the_server_at_private_addresses_or_arbitrary_urls() {
+    let s = homeserver_as_shipped(&["--no-rate-limits"]).await;
+    let alice = s.register("alice").await;
+    let room = alice.create_room(models::CreateRoomRequestPreset::PrivateChat).await;
+    let before = s.service_pos();
+    // A listener that would see any request the server sent it.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let inside = listener.local_addr().unwrap().to_string();
+    for target in [
+        inside.as_str(),
+        "localhost",
+        "10.0.0.1:80",
+        "[::1]:8090",
+        "169.254.169.254",
+    ] {
+        let resp = invite_raw(&s, &alice, &room, &third_party_body(target, Some("t"), "x@example.org")).await;
+        resp.assert_error(403, "M_FORBIDDEN");
+        assert!(
+            resp.json["error"].as_str().unwrap().contains("not a public address"),
+            "{target}: {}",
+            resp.json
+        );
+    }
+    assert!(listener.accept().is_err(), "the server connected to a loopback address");
+    for not_a_name in [
+        format!("{inside}/_matrix/admin#"),
+        format!("user@{inside}"),
+        "http://example.org".into(),
+    ] {
+        invite_raw(
+            &s,
+            &alice,
+            &room,
+            &third_party_body(&not_a_name, Some("t"), "x@example.org"),
+        )
+        .await
+        .assert_error(400, "M_INVALID_PARAM");
+    }
+    assert_eq!(s.service_pos(), before, "nothing is written");
 }
 
 #[tokio::test]

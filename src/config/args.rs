@@ -43,6 +43,13 @@ pub struct SettingsArgs {
     #[arg(long, env = "MATRIX_MEMBERSHIP_METRICS_BIND")]
     pub metrics_bind: Option<SocketAddr>,
 
+    /// Lets third-party invites reach identity servers at loopback, private
+    /// and other non-public addresses (off: a client could otherwise make
+    /// this server send requests into its own network).
+    #[arg(long, env = "MATRIX_MEMBERSHIP_IDENTITY_SERVER_ALLOW_PRIVATE", num_args = 0..=1, require_equals = true,
+          default_missing_value = "true", value_parser = clap::builder::BoolishValueParser::new())]
+    pub identity_server_allow_private: Option<bool>,
+
     /// Largest accepted request body, in bytes.
     #[arg(long, env = "MATRIX_MEMBERSHIP_BODY_LIMIT")]
     pub body_limit: Option<usize>,
@@ -242,6 +249,7 @@ flags_and_keys! {
     server.server_name <= server_name,
     server.public_base_url <= public_base_url,
     server.metrics_bind <= metrics_bind,
+    server.identity_server_allow_private <= identity_server_allow_private,
     server.body_limit <= body_limit,
     server.header_timeout <= header_timeout,
     server.body_timeout <= body_timeout,

@@ -38,6 +38,8 @@ pub struct ServerSettings {
     pub public_base_url: Option<String>,
     /// `None`: no metrics listener.
     pub metrics_bind: Option<SocketAddr>,
+    /// Whether identity servers at non-public addresses may be contacted.
+    pub identity_server_allow_private: bool,
     pub body_limit: usize,
     #[serde(with = "values::duration_text")]
     pub header_timeout: Duration,
@@ -60,6 +62,7 @@ impl Default for ServerSettings {
             server_name: "localhost".into(),
             public_base_url: None,
             metrics_bind: None,
+            identity_server_allow_private: false,
             body_limit: 64 * 1024,
             header_timeout: Duration::from_secs(10),
             body_timeout: Duration::from_secs(30),

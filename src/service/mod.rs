@@ -88,7 +88,7 @@ impl Service {
                 .clone()
                 .unwrap_or_else(|| format!("http://{}", server.bind)),
             metrics,
-            identity: Default::default(),
+            identity: third_party_identity::IdentityClient::new(server.identity_server_allow_private),
             openid: Default::default(),
         })
     }

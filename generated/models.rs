@@ -527,7 +527,7 @@ pub struct InitialSyncOk {
     pub end: String,
     /// Presence events; this server keeps no presence, so it is empty.
     pub presence: Vec<JsonObject>,
-    /// Global private data of the user; always empty here.
+    /// The user's global account data, one event per type.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub account_data: Option<Vec<JsonObject>>,
     /// One entry per room the user has joined or is invited to.

@@ -54,6 +54,25 @@ async fn invites_in_sync(user: &User) -> Vec<String> {
     }
 }
 
+/// The rooms the v1 `/initialSync` lists as invites, and the types of its global account data.
+async fn initial_sync_invites_and_account_data(user: &User) -> (Vec<String>, Vec<String>) {
+    match user.client.initial_sync(None).await.unwrap() {
+        InitialSyncResponse::Ok(ok) => (
+            ok.rooms
+                .into_iter()
+                .filter(|r| r.membership == "invite")
+                .map(|r| r.room_id)
+                .collect(),
+            ok.account_data
+                .unwrap_or_default()
+                .iter()
+                .filter_map(|e| e.get("type").and_then(|t| t.as_str()).map(str::to_string))
+                .collect(),
+        ),
+        other => panic!("initialSync failed: {other:?}"),
+    }
+}
+
 async fn membership_of(viewer: &User, room: &str, who: &User) -> Option<String> {
     match viewer.client.get_members(room, None, None, None).await.unwrap() {
         GetMembersResponse::Ok(ok) => ok
@@ -133,8 +152,12 @@ async fn pending_invites_are_held_back_from_sync_while_the_user_blocks_invites()
         invites_in_sync(&bob).await.is_empty(),
         "the spec: blocked invites are not served"
     );
+    let (invites, account_data) = initial_sync_invites_and_account_data(&bob).await;
+    assert!(invites.is_empty(), "nor by the v1 /initialSync");
+    assert_eq!(account_data, vec!["m.invite_permission_config".to_string()]);
     set_config(&bob, json!({"default_action": "allow"})).await;
-    assert_eq!(invites_in_sync(&bob).await, vec![room]);
+    assert_eq!(invites_in_sync(&bob).await, vec![room.clone()]);
+    assert_eq!(initial_sync_invites_and_account_data(&bob).await.0, vec![room]);
 }
 
 #[tokio::test]

@@ -463,9 +463,11 @@ impl Service {
 
 impl Service {
     /// The v1 `/initialSync`: every joined room with its state and newest
-    /// `limit` messages, and every pending invite with the invite event.
+    /// `limit` messages, every pending invite with the invite event (unless
+    /// the user blocks invites, as for `/sync`), and the global account data.
     pub async fn initial_sync(&self, user: &UserId, limit: usize) -> ServiceResult<models::InitialSyncOk> {
         let now = self.store.durable_pos();
+        let invites_blocked = self.invites_blocked(user).await?;
         let mut rooms = Vec::new();
         for (room, (membership, mpos)) in self.store.rooms_of(user).await? {
             if mpos > now {
@@ -473,14 +475,15 @@ impl Service {
             }
             match membership {
                 Membership::Join => rooms.push(self.room_snapshot(&room, user, membership, limit, now).await?),
-                Membership::Invite => rooms.push(self.invite_snapshot(&room, user, now).await?),
+                Membership::Invite if !invites_blocked => rooms.push(self.invite_snapshot(&room, user, now).await?),
                 _ => {}
             }
         }
+        let account = self.sync_account_data(user, None, now).await?;
         Ok(models::InitialSyncOk {
             end: token(now),
             presence: Vec::new(),
-            account_data: Some(Vec::new()),
+            account_data: Some(account.global),
             rooms,
         })
     }

@@ -364,6 +364,42 @@ async fn an_unbound_email_gets_a_third_party_invite_that_becomes_a_member_invite
 }
 
 #[tokio::test]
+async fn a_user_who_blocks_invites_gets_no_member_invite_when_binding_a_pending_address() {
+    let Some(sydent) = sydent() else { return };
+    let s = homeserver(&["--no-rate-limits"]).await;
+    let alice = s.register("alice").await;
+    let carol = s.register("carol").await;
+    let alice_is = sydent.register(&alice).await;
+    let room = alice.create_room(models::CreateRoomRequestPreset::PrivateChat).await;
+    let email = "blocking-carol@example.org";
+    let resp = invite_raw(
+        &s,
+        &alice,
+        &room,
+        &third_party_body(&sydent.server(), Some(&alice_is), email),
+    )
+    .await;
+    assert_eq!(resp.status, 200, "{}", resp.json);
+    let config = json!({"default_action": "block"});
+    let config = config.as_object().unwrap().clone();
+    carol
+        .client
+        .set_account_data(&carol.id, "m.invite_permission_config", &config)
+        .await
+        .unwrap();
+    let before = s.service_pos();
+    let carol_is = sydent.register(&carol).await;
+    sydent.bind_email(&carol_is, email, &carol.id).await;
+    // Unblocked, the invite arrives well within a second (see the test above).
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert!(
+        member_content(&alice, &room, &carol.id).await.is_none(),
+        "a user who blocks invites was invited on bind"
+    );
+    assert_eq!(s.service_pos(), before, "the refused bind writes nothing");
+}
+
+#[tokio::test]
 async fn a_forged_signature_on_a_third_party_invite_is_refused_and_writes_nothing() {
     let Some(sydent) = sydent() else { return };
     let s = homeserver(&["--no-rate-limits"]).await;

@@ -163,6 +163,8 @@ impl Service {
         let room = RoomId::parse(&invite.room_id).map_err(|e| ServiceError::invalid_param(format!("room_id: {e}")))?;
         let sender = UserId::parse(&invite.sender).map_err(|e| ServiceError::invalid_param(format!("sender: {e}")))?;
         self.require_room(&room).await?;
+        // A bound invite is still an invite: invite blocking applies to it too.
+        self.require_invites_allowed(mxid).await?;
         let signed = invite.signed;
         let whom = mxid.clone();
         let who = sender.clone();

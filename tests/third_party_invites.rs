@@ -382,11 +382,12 @@ async fn a_user_who_blocks_invites_gets_no_member_invite_when_binding_a_pending_
     assert_eq!(resp.status, 200, "{}", resp.json);
     let config = json!({"default_action": "block"});
     let config = config.as_object().unwrap().clone();
-    carol
+    let set = carol
         .client
         .set_account_data(&carol.id, "m.invite_permission_config", &config)
         .await
         .unwrap();
+    assert_eq!(set.status(), 200);
     let before = s.service_pos();
     let carol_is = sydent.register(&carol).await;
     sydent.bind_email(&carol_is, email, &carol.id).await;

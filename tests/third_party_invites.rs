@@ -147,7 +147,7 @@ impl Sydent {
     /// token from the fake mail, submitToken) and binds it to `mxid`.
     async fn bind_email(&self, token: &str, email: &str, mxid: &str) {
         let secret = format!("secret{}", free_port());
-        let before = self.mails().len();
+        let before = self.mails();
         let (status, answer) = self
             .call(
                 "POST",
@@ -158,7 +158,7 @@ impl Sydent {
             .await;
         assert_eq!(status, 200, "requestToken: {answer}");
         let sid = answer["sid"].as_str().expect("sid").to_string();
-        let mail = self.wait_for_mail(before).await;
+        let mail = self.wait_for_mail(&before, email).await;
         let code = mail
             .lines()
             .find_map(|l| l.strip_prefix("Validation-Token: "))
@@ -198,10 +198,15 @@ impl Sydent {
         v
     }
 
-    async fn wait_for_mail(&self, before: usize) -> String {
+    /// The first mail to `email` that was not among `before`. Tests share one
+    /// Sydent and run at once, so the newest mail may be someone else's.
+    async fn wait_for_mail(&self, before: &[PathBuf], email: &str) -> String {
         for _ in 0..100 {
-            if let Some(p) = self.mails().get(before) {
-                return std::fs::read_to_string(p).unwrap();
+            for path in self.mails().iter().filter(|p| !before.contains(p)) {
+                let mail = std::fs::read_to_string(path).unwrap();
+                if mail.contains(email) {
+                    return mail;
+                }
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
@@ -224,6 +229,25 @@ async fn homeserver_as_shipped(extra: &[&str]) -> TestServer {
     let mut flags = vec!["--server-name", name.as_str()];
     flags.extend_from_slice(extra);
     common::start_in(tempfile::tempdir().unwrap(), &name, &flags).await
+}
+
+/// A homeserver where alice (registered at Sydent) has invited `email`, not
+/// yet bound, to a private room; carol exists but has bound nothing.
+async fn carol_invited_by_email(sydent: &Sydent, email: &str) -> (TestServer, User, User, String) {
+    let s = homeserver(&["--no-rate-limits"]).await;
+    let alice = s.register("alice").await;
+    let carol = s.register("carol").await;
+    let alice_is = sydent.register(&alice).await;
+    let room = alice.create_room(models::CreateRoomRequestPreset::PrivateChat).await;
+    let resp = invite_raw(
+        &s,
+        &alice,
+        &room,
+        &third_party_body(&sydent.server(), Some(&alice_is), email),
+    )
+    .await;
+    assert_eq!(resp.status, 200, "{}", resp.json);
+    (s, alice, carol, room)
 }
 
 fn third_party_body(id_server: &str, token: Option<&str>, email: &str) -> Value {
@@ -308,21 +332,8 @@ async fn an_email_bound_at_the_identity_server_invites_its_user_directly() {
 #[tokio::test]
 async fn an_unbound_email_gets_a_third_party_invite_that_becomes_a_member_invite_on_bind() {
     let Some(sydent) = sydent() else { return };
-    let s = homeserver(&["--no-rate-limits"]).await;
-    let alice = s.register("alice").await;
-    let carol = s.register("carol").await;
-    let alice_is = sydent.register(&alice).await;
-    let room = alice.create_room(models::CreateRoomRequestPreset::PrivateChat).await;
     let email = "carol@example.org";
-
-    let resp = invite_raw(
-        &s,
-        &alice,
-        &room,
-        &third_party_body(&sydent.server(), Some(&alice_is), email),
-    )
-    .await;
-    assert_eq!(resp.status, 200, "{}", resp.json);
+    let (_server, alice, carol, room) = carol_invited_by_email(sydent, email).await;
     let pending = third_party_invites(&alice, &room).await;
     assert_eq!(pending.len(), 1);
     let event = &pending[0];
@@ -366,20 +377,8 @@ async fn an_unbound_email_gets_a_third_party_invite_that_becomes_a_member_invite
 #[tokio::test]
 async fn a_user_who_blocks_invites_gets_no_member_invite_when_binding_a_pending_address() {
     let Some(sydent) = sydent() else { return };
-    let s = homeserver(&["--no-rate-limits"]).await;
-    let alice = s.register("alice").await;
-    let carol = s.register("carol").await;
-    let alice_is = sydent.register(&alice).await;
-    let room = alice.create_room(models::CreateRoomRequestPreset::PrivateChat).await;
     let email = "blocking-carol@example.org";
-    let resp = invite_raw(
-        &s,
-        &alice,
-        &room,
-        &third_party_body(&sydent.server(), Some(&alice_is), email),
-    )
-    .await;
-    assert_eq!(resp.status, 200, "{}", resp.json);
+    let (s, alice, carol, room) = carol_invited_by_email(sydent, email).await;
     let config = json!({"default_action": "block"});
     let config = config.as_object().unwrap().clone();
     let set = carol

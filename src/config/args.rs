@@ -82,6 +82,11 @@ pub struct SettingsArgs {
     pub max_connections: Option<usize>,
 
     // --- [database] ---
+    /// A PostgreSQL database to use instead of sled (`postgres://user:pass@host:port/db`,
+    /// or `postgres:///db?host=/run/postgresql`); several instances may share one.
+    #[arg(long, env = "MATRIX_MEMBERSHIP_DATABASE_URL")]
+    pub database_url: Option<String>,
+
     /// Folder for the sled database (created if missing).
     #[arg(long, env = "MATRIX_MEMBERSHIP_DATA_DIR")]
     pub data_dir: Option<PathBuf>,
@@ -257,6 +262,7 @@ flags_and_keys! {
     server.max_header_bytes <= max_header_bytes,
     server.max_headers <= max_headers,
     server.max_connections <= max_connections,
+    database.url <= database_url,
     database.data_dir <= data_dir,
     database.cache_mib <= cache_mib,
     limits.no_rate_limits <= no_rate_limits,

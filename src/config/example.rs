@@ -12,7 +12,7 @@ const SECTIONS: &[(&str, &str)] = &[
         "server",
         "Where the server listens, its name, and what one client may make it hold.",
     ),
-    ("database", "The sled database."),
+    ("database", "The database: sled in a folder (the default), or PostgreSQL."),
     (
         "limits",
         "Rate limits (events per second, 0 turns one off; burst) and the password pool.",
@@ -25,6 +25,7 @@ const SECTIONS: &[(&str, &str)] = &[
 const UNSET_EXAMPLES: &[(&str, &str)] = &[
     ("server.public_base_url", "\"https://matrix.example.org\""),
     ("server.metrics_bind", "\"127.0.0.1:9090\""),
+    ("database.url", "\"postgres://matrix:secret@127.0.0.1:5432/matrix\""),
 ];
 
 /// The defaults as TOML values, by section and key.

@@ -78,6 +78,9 @@ impl Default for ServerSettings {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct DatabaseSettings {
+    /// `Some`: PostgreSQL at this URL; `None`: sled in `data_dir`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
     pub data_dir: PathBuf,
     #[serde(deserialize_with = "values::cache_mib")]
     pub cache_mib: u64,
@@ -86,6 +89,7 @@ pub struct DatabaseSettings {
 impl Default for DatabaseSettings {
     fn default() -> Self {
         DatabaseSettings {
+            url: None,
             data_dir: PathBuf::from("./data"),
             cache_mib: 32,
         }

@@ -2,6 +2,8 @@
 //! error naming the key and the file for every kind of bad value, the sample
 //! `config example` prints, and the `serve` / no-subcommand structure.
 
+mod common;
+
 use clap::CommandFactory;
 use matrix_membership::config::example::{defaults, example};
 use matrix_membership::config::{
@@ -350,6 +352,7 @@ fn serves(args: &[&str]) -> String {
         .args(args)
         .args(["--bind", "127.0.0.1:0", "--data-dir"])
         .arg(data.path())
+        .args(common::database_args(data.path()))
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()

@@ -350,6 +350,7 @@ fn spawn_with_fd_limit(data: &std::path::Path, log: &std::path::Path, limit: u64
         .args(["--bind", "127.0.0.1:0", "--no-rate-limits", "--max-connections", "1000"])
         .args(["--header-timeout", "60s", "--idle-timeout", "60s", "--data-dir"])
         .arg(data)
+        .args(common::database_args(data))
         .env("RUST_LOG", "warn")
         .stdout(std::process::Stdio::piped())
         .stderr(std::fs::File::create(log).unwrap());

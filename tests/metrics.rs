@@ -230,6 +230,7 @@ fn spawn_binary(data_dir: &std::path::Path, extra: &[&str], lines: usize) -> (st
     let mut child = Command::new(env!("CARGO_BIN_EXE_matrix-membership"))
         .args(["--bind", "127.0.0.1:0", "--data-dir"])
         .arg(data_dir)
+        .args(common::database_args(data_dir))
         .args(extra)
         .env("RUST_LOG", "warn")
         .env_remove("MATRIX_MEMBERSHIP_METRICS_BIND")

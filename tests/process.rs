@@ -19,6 +19,7 @@ fn spawn(data_dir: &Path) -> Server {
     let mut child = Command::new(env!("CARGO_BIN_EXE_matrix-membership"))
         .args(["--bind", "127.0.0.1:0", "--no-rate-limits", "--data-dir"])
         .arg(data_dir)
+        .args(common::database_args(data_dir))
         .env("RUST_LOG", "warn")
         .stdout(Stdio::piped())
         .stderr(Stdio::null())

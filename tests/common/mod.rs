@@ -1,6 +1,10 @@
 //! Test harness: an in-process server on a free port with its own data folder,
 //! and the generated client pointed at it.
 //!
+//! With `MM_TEST_POSTGRES` set to an admin URL of a PostgreSQL cluster
+//! (`bash tests/pg/cluster.sh start` prints one), every server runs on
+//! PostgreSQL instead of sled, on a database of its own (see [`backend`]).
+//!
 //! Every response a test sees, through [`TestServer::client`] or
 //! [`TestServer::raw`], is checked against the spec (see `contract.rs`): an
 //! undocumented status or a body that does not match its schema panics, naming
@@ -8,7 +12,11 @@
 //! spawned task still fails the test when the server is dropped.
 #![allow(dead_code)]
 
+pub mod backend;
 pub mod contract;
+
+#[allow(unused_imports)] // each test binary uses some of them
+pub use backend::{backend_name, database_args, database_for, fresh_database, postgres, sled_only};
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
@@ -30,6 +38,8 @@ pub struct TestServer {
     pub base_url: String,
     pub service: Arc<Service>,
     pub data_dir: tempfile::TempDir,
+    /// On PostgreSQL: the database this server uses; `restart` keeps it.
+    pub database_url: Option<String>,
     stop: Option<oneshot::Sender<()>>,
     /// Every contract violation seen so far.
     violations: Arc<Mutex<Vec<String>>>,
@@ -83,7 +93,27 @@ pub async fn start_with(extra: &[&str]) -> TestServer {
 }
 
 /// Starts a server on `bind` whose database lives in `data_dir` (which may hold one already).
+/// On PostgreSQL the database is the one [`database_for`] ties to `data_dir`.
 pub async fn start_in(data_dir: tempfile::TempDir, bind: &str, extra: &[&str]) -> TestServer {
+    let database_url = database_for(data_dir.path());
+    start_on(data_dir, bind, extra, database_url).await
+}
+
+/// Starts a server on the PostgreSQL database `url` (which may hold data, and
+/// may be in use by another server: several instances on one database).
+pub async fn start_on_database(url: &str, extra: &[&str]) -> TestServer {
+    let data_dir = tempfile::tempdir().expect("temp dir");
+    start_on(data_dir, "127.0.0.1:0", extra, Some(url.to_string())).await
+}
+
+/// Starts a server on `bind`; with `database_url`, on that PostgreSQL
+/// database unless `extra` names one itself.
+async fn start_on(data_dir: tempfile::TempDir, bind: &str, extra: &[&str], database_url: Option<String>) -> TestServer {
+    let database_url = if extra.contains(&"--database-url") {
+        None
+    } else {
+        database_url
+    };
     let mut args = vec![
         "matrix-membership".to_string(),
         "--bind".into(),
@@ -92,6 +122,9 @@ pub async fn start_in(data_dir: tempfile::TempDir, bind: &str, extra: &[&str]) -
         data_dir.path().display().to_string(),
     ];
     args.extend(extra.iter().map(|s| s.to_string()));
+    if let Some(url) = &database_url {
+        args.extend(["--database-url".to_string(), url.clone()]);
+    }
     let mut settings = settings_from_args(args).expect("settings");
     let listener = TcpListener::bind(settings.server.bind).await.expect("bind");
     let base_url = format!("http://{}", listener.local_addr().unwrap());
@@ -128,6 +161,7 @@ pub async fn start_in(data_dir: tempfile::TempDir, bind: &str, extra: &[&str]) -
         base_url,
         service,
         data_dir,
+        database_url,
         stop: Some(stop),
         violations: Arc::new(Mutex::new(Vec::new())),
         task: Some(task),
@@ -138,10 +172,11 @@ pub async fn start_in(data_dir: tempfile::TempDir, bind: &str, extra: &[&str]) -
 
 impl TestServer {
     /// Stops the server, waits until it has let go of its database, and
-    /// starts a new one on the same address and data folder, so clients and
-    /// access tokens keep working.
+    /// starts a new one on the same address, data folder and database, so
+    /// clients and access tokens keep working.
     pub async fn restart(mut self) -> TestServer {
         let bind = self.base_url.trim_start_matches("http://").to_string();
+        let database_url = self.database_url.take();
         let data_dir = std::mem::replace(&mut self.data_dir, tempfile::tempdir().expect("temp dir"));
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
@@ -167,7 +202,7 @@ impl TestServer {
         );
         service.flush().expect("flush before restart");
         drop(service);
-        let mut next = start_in(data_dir, &bind, &["--no-rate-limits"]).await;
+        let mut next = start_on(data_dir, &bind, &["--no-rate-limits"], database_url).await;
         next.violations = violations;
         next
     }

@@ -9,11 +9,15 @@
 # installs the clients' pinned dependencies (a virtualenv from
 # clients/nio/requirements.txt; `npm ci` from clients/js/package-lock.json),
 # runs both flows, stops the server and exits non-zero if any flow failed.
+# With MM_DATABASE_URL (the admin URL of a PostgreSQL cluster) the server runs
+# on a fresh database of that cluster instead of sled (.ci/lib/database.sh).
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 ROOT="$(pwd)"
 CLIENTS="$ROOT/clients"
+# shellcheck source=.ci/lib/database.sh
+source "$ROOT/.ci/lib/database.sh"
 export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
 
 say() {
@@ -49,8 +53,11 @@ stop_server() {
 }
 trap stop_server EXIT
 
-say "starting the server on $HOMESERVER"
-"$BIN" --bind "127.0.0.1:$PORT" --data-dir "$DATA/db" --no-rate-limits >"$LOG" 2>&1 &
+DATABASE_URL="$(fresh_database_url)"
+DATABASE=()
+[ -z "$DATABASE_URL" ] || DATABASE=(--database-url "$DATABASE_URL")
+say "starting the server on $HOMESERVER ($(backend_name))"
+"$BIN" --bind "127.0.0.1:$PORT" --data-dir "$DATA/db" --no-rate-limits "${DATABASE[@]}" >"$LOG" 2>&1 &
 SERVER_PID=$!
 for _ in $(seq 1 100); do
     if curl -fsS "$HOMESERVER/_matrix/client/versions" >/dev/null 2>&1; then

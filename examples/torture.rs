@@ -49,6 +49,7 @@ use tally::Tally;
 
 const USAGE: &str = "\
 usage: torture [--cycles N] [--seed S] [--flush-delay-ms D] [--server-bin PATH] [--fault F]
+               [--database-url URL]
 
   --cycles N          kill/restart cycles (default 50: about 95 s on the busy 2-core CI machine)
   --seed S            seed of every random choice (default: from the clock; printed at the start)
@@ -60,6 +61,9 @@ usage: torture [--cycles N] [--seed S] [--flush-delay-ms D] [--server-bin PATH] 
                       `rollback` restores, before the second restart, the database as the
                       first kill left it (everything acknowledged in cycle 2 is lost);
                       `no-restart` puts a file where the database is before the first restart
+                      (both damage the sled data folder, so neither goes with --database-url)
+  --database-url URL  run every start of the server on this PostgreSQL database (empty, or
+                      left by an earlier start of this run) instead of sled
 ";
 
 /// How often a repeatable change or a message of the load is sent twice.
@@ -71,6 +75,7 @@ struct Args {
     flush_delay_ms: u64,
     server_bin: PathBuf,
     fault: Option<Fault>,
+    database_url: Option<String>,
 }
 
 /// Damage done on purpose (`--fault`), so that the checks are seen to fire.
@@ -94,6 +99,7 @@ fn parse_args() -> Result<Args, String> {
         flush_delay_ms: 10,
         server_bin: default_bin,
         fault: None,
+        database_url: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -126,6 +132,7 @@ fn parse_args() -> Result<Args, String> {
                     .ok_or("--flush-delay-ms must be at most 10000")?
             }
             "--server-bin" => args.server_bin = PathBuf::from(value),
+            "--database-url" => args.database_url = Some(value),
             "--fault" => {
                 args.fault = Some(match value.as_str() {
                     "rollback" => Fault::Rollback,
@@ -135,6 +142,9 @@ fn parse_args() -> Result<Args, String> {
             }
             other => return Err(format!("unknown option {other}\n{USAGE}")),
         }
+    }
+    if args.fault.is_some() && args.database_url.is_some() {
+        return Err("--fault damages the sled data folder; it does not go with --database-url".into());
     }
     Ok(args)
 }
@@ -167,14 +177,17 @@ fn main() {
 
 /// Set-up, the cycles, and the graceful stop; `Err` only when it could not begin.
 async fn run(args: &Args) -> Result<Tally, String> {
-    let mut install = Installation::new(args.server_bin.clone(), args.flush_delay_ms)?;
+    let mut install = Installation::new(args.server_bin.clone(), args.flush_delay_ms, args.database_url.clone())?;
     eprintln!(
-        "torture: seed={} cycles={} flush-delay-ms={} server={} data={}{}",
+        "torture: seed={} cycles={} flush-delay-ms={} server={} data={}{}{}",
         args.seed,
         args.cycles,
         args.flush_delay_ms,
         args.server_bin.display(),
         install.data_dir().display(),
+        args.database_url
+            .as_ref()
+            .map_or(String::new(), |u| format!(" database={u}")),
         args.fault.map_or(String::new(), |f| format!(" fault={f:?}"))
     );
     let mut process = Arc::new(install.start().await?);

@@ -4,6 +4,11 @@
 # temporary data folder and rate limits off, waits until it answers, and sets BASE_URL.
 # stop_server stops it (SIGTERM, graceful) and fails if it had died on its own, so a crash
 # during a run fails CI. Register stop_server with `trap stop_server EXIT`.
+# With MM_DATABASE_URL (an admin URL, see database.sh) the server runs on a fresh
+# PostgreSQL database instead of sled.
+
+# shellcheck source=.ci/lib/database.sh
+source "$(dirname "${BASH_SOURCE[0]}")/database.sh"
 
 MM_PID=""
 MM_DATA=""
@@ -21,12 +26,15 @@ start_server() {
     local port
     port="$(free_port)"
     BASE_URL="http://127.0.0.1:$port"
+    local database_url database=()
+    database_url="$(fresh_database_url)"
+    [ -z "$database_url" ] || database=(--database-url "$database_url")
     RUST_LOG="${RUST_LOG:-warn}" "$MM_BIN" --bind "127.0.0.1:$port" --data-dir "$MM_DATA/db" --no-rate-limits \
-        >"$MM_DATA/server.log" 2>&1 &
+        "${database[@]}" >"$MM_DATA/server.log" 2>&1 &
     MM_PID=$!
     for _ in $(seq 1 100); do
         if curl -sf "$BASE_URL/_matrix/client/versions" >/dev/null 2>&1; then
-            echo "server $MM_PID listening on $BASE_URL (data in $MM_DATA)"
+            echo "server $MM_PID listening on $BASE_URL (data in ${database_url:-$MM_DATA})"
             return 0
         fi
         if ! kill -0 "$MM_PID" 2>/dev/null; then

@@ -13,16 +13,18 @@ use std::time::{Duration, Instant};
 /// How long a start may take before it counts as failed.
 const START_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// What every start of the server shares: binary, data folder, log.
+/// What every start of the server shares: binary, data folder (or
+/// PostgreSQL database), log.
 pub struct Installation {
     binary: PathBuf,
     data: tempfile::TempDir,
     flush_delay_ms: u64,
+    database_url: Option<String>,
     starts: u32,
 }
 
 impl Installation {
-    pub fn new(binary: PathBuf, flush_delay_ms: u64) -> Result<Installation, String> {
+    pub fn new(binary: PathBuf, flush_delay_ms: u64, database_url: Option<String>) -> Result<Installation, String> {
         if !binary.is_file() {
             return Err(format!(
                 "{}: no server binary there; build it with `cargo build --release --bin matrix-membership` or pass --server-bin",
@@ -37,6 +39,7 @@ impl Installation {
             binary,
             data,
             flush_delay_ms,
+            database_url,
             starts: 0,
         })
     }
@@ -75,7 +78,11 @@ impl Installation {
         let port = free_port().map_err(|e| (e, false))?;
         let authority = format!("127.0.0.1:{port}");
         let log = self.open_log(&format!("=== start {} on {authority}", self.starts))?;
-        let child = Command::new(&self.binary)
+        let mut command = Command::new(&self.binary);
+        if let Some(url) = &self.database_url {
+            command.arg("--database-url").arg(url);
+        }
+        let child = command
             .arg("--bind")
             .arg(&authority)
             .arg("--data-dir")

@@ -13,15 +13,14 @@
 # commit that is on disk. max_connections is high because the whole suite runs
 # in parallel, every test server with its own pool; shared_buffers is small.
 #
-# State: target/pg/cluster.env (under CARGO_TARGET_DIR when set) holds the URL
-# and the folder, so `url` and `stop` find the cluster. Env: PG_BIN, the folder
+# State: target/pg/cluster.env in the checkout (whatever CARGO_TARGET_DIR says,
+# so every shell finds it) holds the URL and the folder, for `url` and `stop`. Env: PG_BIN, the folder
 # of initdb/pg_ctl (default: the folder of the initdb on PATH).
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
 ROOT="$(pwd)"
-TARGET="${CARGO_TARGET_DIR:-$ROOT/target}"
-STATE_DIR="$TARGET/pg"
+STATE_DIR="$ROOT/target/pg"
 STATE="$STATE_DIR/cluster.env"
 PG_USER=nobody
 

@@ -97,7 +97,7 @@ where
 /// one leaves the data folder untouched.
 pub async fn run(file: &Path, config: &Settings) -> Result<(), String> {
     read_records(file, |_| async { Ok(()) }).await?;
-    if !data_dir::is_missing_or_empty(&config.database.data_dir)? {
+    if config.database.url.is_none() && !data_dir::is_missing_or_empty(&config.database.data_dir)? {
         return Err(format!(
             "the data folder {} is not empty; import only into a new or empty folder",
             config.database.data_dir.display()

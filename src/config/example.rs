@@ -12,7 +12,10 @@ const SECTIONS: &[(&str, &str)] = &[
         "server",
         "Where the server listens, its name, and what one client may make it hold.",
     ),
-    ("database", "The database: sled in a folder (the default), or PostgreSQL."),
+    (
+        "database",
+        "The database: sled in a folder (the default), or PostgreSQL.",
+    ),
     (
         "limits",
         "Rate limits (events per second, 0 turns one off; burst) and the password pool.",

@@ -20,7 +20,10 @@ impl PgStore {
         let mut client = self.client().await?;
         let tx = client.transaction().await.map_err(db)?;
         let flags = tx
-            .query_opt("SELECT deactivated FROM users WHERE user_id = $1 FOR SHARE", &[&user.as_str()])
+            .query_opt(
+                "SELECT deactivated FROM users WHERE user_id = $1 FOR SHARE",
+                &[&user.as_str()],
+            )
             .await
             .map_err(db)?;
         if let Some(row) = flags {
@@ -52,15 +55,18 @@ impl PgStore {
     }
 
     pub(super) async fn flags_of(&self, user: &UserId) -> Result<Option<AccountFlags>, StoreError> {
-        self.query_opt("SELECT admin, deactivated FROM users WHERE user_id = $1", &[&user.as_str()])
-            .await?
-            .map(|r| {
-                Ok(AccountFlags {
-                    admin: r.try_get(0).map_err(db)?,
-                    deactivated: r.try_get(1).map_err(db)?,
-                })
+        self.query_opt(
+            "SELECT admin, deactivated FROM users WHERE user_id = $1",
+            &[&user.as_str()],
+        )
+        .await?
+        .map(|r| {
+            Ok(AccountFlags {
+                admin: r.try_get(0).map_err(db)?,
+                deactivated: r.try_get(1).map_err(db)?,
             })
-            .transpose()
+        })
+        .transpose()
     }
 
     pub(super) async fn replace_password(&self, user: &UserId, hash: &str, logout: bool) -> Result<bool, StoreError> {
@@ -89,7 +95,10 @@ impl PgStore {
         let mut client = self.client().await?;
         let tx = client.transaction().await.map_err(db)?;
         let changed = tx
-            .execute("UPDATE users SET deactivated = true WHERE user_id = $1", &[&user.as_str()])
+            .execute(
+                "UPDATE users SET deactivated = true WHERE user_id = $1",
+                &[&user.as_str()],
+            )
             .await
             .map_err(db)?;
         if changed == 0 {

@@ -24,7 +24,8 @@ struct Lines<W: Write> {
 
 impl<W: Write> Lines<W> {
     fn put(&mut self, record: &Record) -> Result<(), StoreError> {
-        serde_json::to_writer(&mut self.out, record).map_err(|e| StoreError::Io(format!("writing the export failed: {e}")))?;
+        serde_json::to_writer(&mut self.out, record)
+            .map_err(|e| StoreError::Io(format!("writing the export failed: {e}")))?;
         self.out.write_all(b"\n").map_err(io)?;
         self.count += 1;
         Ok(())
@@ -47,7 +48,12 @@ impl PgStore {
             out: std::io::BufWriter::new(file),
             count: 0,
         };
-        let stream_end = pos(tx.query_one(STREAM_END, &[]).await.map_err(db)?.try_get(0).map_err(db)?);
+        let stream_end = pos(tx
+            .query_one(STREAM_END, &[])
+            .await
+            .map_err(db)?
+            .try_get(0)
+            .map_err(db)?);
         lines.put(&Record::Header {
             format: FORMAT.into(),
             version: VERSION,
@@ -111,7 +117,10 @@ async fn export_accounts<W: Write>(tx: &Transaction<'_>, lines: &mut Lines<W>) -
         })?;
     }
     for r in &tx
-        .query("SELECT token_hash, user_id, device_id FROM tokens ORDER BY token_hash", &[])
+        .query(
+            "SELECT token_hash, user_id, device_id FROM tokens ORDER BY token_hash",
+            &[],
+        )
         .await
         .map_err(db)?
     {
@@ -138,7 +147,10 @@ async fn export_rooms<W: Write>(tx: &Transaction<'_>, lines: &mut Lines<W>) -> R
             meta: serde_json::json!({ "creator": creator }),
         })?;
         for a in &tx
-            .query("SELECT alias FROM aliases WHERE room_id = $1 ORDER BY alias", &[&room_id])
+            .query(
+                "SELECT alias FROM aliases WHERE room_id = $1 ORDER BY alias",
+                &[&room_id],
+            )
             .await
             .map_err(db)?
         {
@@ -186,7 +198,10 @@ async fn export_rooms<W: Write>(tx: &Transaction<'_>, lines: &mut Lines<W>) -> R
 
 async fn export_user_data<W: Write>(tx: &Transaction<'_>, lines: &mut Lines<W>) -> Result<(), StoreError> {
     for r in &tx
-        .query("SELECT user_id, filter_id::text, body FROM filters ORDER BY filter_id", &[])
+        .query(
+            "SELECT user_id, filter_id::text, body FROM filters ORDER BY filter_id",
+            &[],
+        )
         .await
         .map_err(db)?
     {
@@ -215,7 +230,10 @@ async fn export_user_data<W: Write>(tx: &Transaction<'_>, lines: &mut Lines<W>) 
         })?;
     }
     for r in &tx
-        .query("SELECT user_id, room_id, stream_pos FROM forgotten ORDER BY user_id, room_id", &[])
+        .query(
+            "SELECT user_id, room_id, stream_pos FROM forgotten ORDER BY user_id, room_id",
+            &[],
+        )
         .await
         .map_err(db)?
     {

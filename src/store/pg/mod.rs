@@ -47,8 +47,8 @@ pub fn redacted(url: &str) -> String {
     }
 }
 
-/// Connections a store keeps for its queries (besides its two own ones,
-/// for positions and notifications).
+/// Connections a store keeps for its queries (besides its three own ones:
+/// handing out positions, following the stream, announcing commits).
 pub const DEFAULT_POOL_SIZE: usize = 16;
 
 /// Query parameters.
@@ -58,12 +58,15 @@ type Params<'a> = &'a [&'a (dyn ToSql + Sync)];
 pub struct PgStore {
     pool: Pool,
     positions: Arc<Positions>,
-    tracker: tokio::task::JoinHandle<()>,
+    /// The tasks that follow the stream and announce own commits.
+    tasks: [tokio::task::JoinHandle<()>; 2],
 }
 
 impl Drop for PgStore {
     fn drop(&mut self) {
-        self.tracker.abort();
+        for task in &self.tasks {
+            task.abort();
+        }
     }
 }
 
@@ -82,11 +85,14 @@ impl PgStore {
             positions::read_persisted(&connected.client).await
         })?;
         let positions = Positions::new(config.clone(), persisted);
-        let tracker = runtime.spawn(positions.clone().track());
+        let tasks = [
+            runtime.spawn(positions.clone().track()),
+            runtime.spawn(positions.clone().announce()),
+        ];
         Ok(PgStore {
             pool: connect::pool(config, pool_size.max(1))?,
             positions,
-            tracker,
+            tasks,
         })
     }
 

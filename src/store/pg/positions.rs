@@ -21,8 +21,8 @@
 //! rows behind; a sweep deletes rows whose transaction is no longer in
 //! progress (`pg_xact_status`).
 //!
-//! Each instance keeps the persisted position in a watch channel. A writer
-//! sends `NOTIFY` in its transaction; every instance `LISTEN`s and reads the
+//! Each instance keeps the persisted position in a watch channel. After a
+//! commit a writer sends `NOTIFY`; every instance `LISTEN`s and reads the
 //! position again when told, and at least every [`POLL`] regardless.
 
 use super::connect::{self, Connected};
@@ -56,8 +56,7 @@ const PERSISTED: &str = "SELECT LEAST(\
                  (SELECT pos FROM stream_floor))), \
     EXISTS (SELECT 1 FROM stream_pending)";
 
-const SWEEP: &str =
-    "DELETE FROM stream_pending WHERE pg_xact_status(xid::xid8) IS DISTINCT FROM 'in progress'";
+const SWEEP: &str = "DELETE FROM stream_pending WHERE pg_xact_status(xid::xid8) IS DISTINCT FROM 'in progress'";
 
 const ALLOCATE: &str = "WITH h AS (UPDATE stream_head SET pos = pos + $1 RETURNING pos) \
     INSERT INTO stream_pending (pos, xid) SELECT g, $2 FROM h, generate_series(h.pos - $1 + 1, h.pos) AS g \
@@ -69,6 +68,8 @@ pub struct Positions {
     persisted: watch::Sender<u64>,
     /// Read the position again now (a notification, or an own commit).
     wake: Arc<Notify>,
+    /// Tell the other instances the stream moved (after an own commit).
+    announce: Notify,
     /// The connection that hands out positions, and its prepared
     /// statement; one allocation at a time.
     allocator: tokio::sync::Mutex<Option<(Client, Statement)>>,
@@ -83,6 +84,7 @@ impl Positions {
             config,
             persisted: watch::channel(persisted).0,
             wake: Arc::new(Notify::new()),
+            announce: Notify::new(),
             allocator: tokio::sync::Mutex::new(None),
             health: Mutex::new(Ok(Instant::now())),
             disk_bytes: AtomicU64::new(0),
@@ -127,18 +129,12 @@ impl Positions {
         let mut slot = self.allocator.lock().await;
         if slot.as_ref().is_none_or(|(c, _)| c.is_closed()) {
             let Connected { client, .. } = connect::dedicated(&self.config, None).await?;
-            client
-                .batch_execute("SET synchronous_commit = off")
-                .await
-                .map_err(db)?;
+            client.batch_execute("SET synchronous_commit = off").await.map_err(db)?;
             let statement = client.prepare(ALLOCATE).await.map_err(db)?;
             *slot = Some((client, statement));
         }
         let (client, statement) = slot.as_ref().expect("connected above");
-        let rows = client
-            .query(statement, &[&sql_pos(n as u64), &xid])
-            .await
-            .map_err(db)?;
+        let rows = client.query(statement, &[&sql_pos(n as u64), &xid]).await.map_err(db)?;
         let mut out = rows
             .iter()
             .map(|r| r.try_get::<_, i64>(0).map(pos).map_err(db))
@@ -165,6 +161,7 @@ impl Positions {
     /// the stream as soon as it is answered.
     pub async fn await_own(&self, upto: u64) {
         self.wake.notify_one();
+        self.announce.notify_one();
         let mut rx = self.persisted.subscribe();
         if tokio::time::timeout(OWN_WRITE_WAIT, rx.wait_for(|p| *p >= upto))
             .await
@@ -176,6 +173,31 @@ impl Positions {
                 "a lower stream position is still being written elsewhere; answering a committed write before \
                  the stream shows it"
             );
+        }
+    }
+
+    /// Sends `NOTIFY` after own commits until the store is dropped: once
+    /// per wake-up however many commits asked meanwhile, in a transaction of
+    /// its own that need not wait for the disk (a lost notification costs at
+    /// most one [`POLL`]).
+    pub async fn announce(self: Arc<Self>) {
+        loop {
+            let Ok(Connected { client, driver }) = connect::dedicated(&self.config, None).await else {
+                tokio::time::sleep(POLL).await;
+                continue;
+            };
+            let _driver = AbortOnDrop(Some(driver));
+            if client.batch_execute("SET synchronous_commit = off").await.is_err() {
+                tokio::time::sleep(POLL).await;
+                continue;
+            }
+            loop {
+                self.announce.notified().await;
+                if let Err(e) = client.execute("SELECT pg_notify($1, '')", &[&CHANNEL]).await {
+                    tracing::warn!(error = %describe(&e), "notifying other instances failed; they poll meanwhile");
+                    break;
+                }
+            }
         }
     }
 

@@ -3,7 +3,7 @@
 //! needs, ask the plan, and write its authorized events with every index
 //! they change, at positions handed out while the lock is held.
 
-use super::positions::{Positions, CHANNEL};
+use super::positions::Positions;
 use super::rows::{self, db, sql_pos, EVENT_COLUMNS};
 use crate::ids::{RoomId, UserId};
 use crate::membership::auth::{AuthState, Authorized};
@@ -13,8 +13,8 @@ use crate::store::codec::corrupt;
 use crate::store::room_write::{new_event_id, now_ms};
 use crate::store::{Event, RoomWrite, RoomWritten, StoreError};
 use deadpool_postgres::Transaction;
-use tokio_postgres::types::ToSql;
 use serde_json::{Map, Value};
+use tokio_postgres::types::ToSql;
 
 /// What the plan decided, to be written by [`write`].
 struct Decided {
@@ -134,7 +134,13 @@ async fn commit(
             let first = &written[0];
             tx.execute(
                 "INSERT INTO txns (user_id, room_id, txn_id, stream_pos, event_id) VALUES ($1, $2, $3, $4, $5)",
-                &[&sender.as_str(), &room, txn_id, &sql_pos(first.stream_pos), &first.event_id],
+                &[
+                    &sender.as_str(),
+                    &room,
+                    txn_id,
+                    &sql_pos(first.stream_pos),
+                    &first.event_id,
+                ],
             )
             .await
             .map_err(db)?;
@@ -155,14 +161,16 @@ async fn commit(
     }
 }
 
-/// Releases the transaction's pending positions, tells every instance the
-/// stream moved, and commits: all of it lands at once or not at all.
+/// Releases the transaction's pending positions and commits: both land at
+/// once or not at all. Other instances are told afterwards
+/// ([`Positions::announce`]): a `NOTIFY` inside the transaction would take
+/// PostgreSQL's global notify lock until the commit is on disk, one commit
+/// at a time for the whole cluster.
 pub async fn finish(tx: Transaction<'_>, at: &[u64]) -> Result<(), StoreError> {
     let at: Vec<i64> = at.iter().map(|p| sql_pos(*p)).collect();
     tx.execute("DELETE FROM stream_pending WHERE pos = ANY($1)", &[&at])
         .await
         .map_err(db)?;
-    tx.execute("SELECT pg_notify($1, '')", &[&CHANNEL]).await.map_err(db)?;
     tx.commit().await.map_err(db)
 }
 
@@ -295,7 +303,8 @@ async fn load_auth_state(tx: &Transaction<'_>, room_id: &RoomId) -> Result<AuthS
     }
     let create = create.ok_or_else(|| corrupt(format!("room {room} has no m.room.create")))?;
     // From room version 11 the create event's sender is the creator.
-    let create_sender = UserId::parse(&create.sender).map_err(|e| corrupt(format!("{room}: m.room.create sender: {e}")))?;
+    let create_sender =
+        UserId::parse(&create.sender).map_err(|e| corrupt(format!("{room}: m.room.create sender: {e}")))?;
     let create = object(room, create)?;
     let mut auth = AuthState::existing(
         room_id.clone(),

@@ -55,7 +55,10 @@ impl PgStore {
                 )
                 .await?
             }
-            None => self.execute("DELETE FROM profiles WHERE user_id = $1", &[&user]).await?,
+            None => {
+                self.execute("DELETE FROM profiles WHERE user_id = $1", &[&user])
+                    .await?
+            }
         };
         Ok(())
     }

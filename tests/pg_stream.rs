@@ -105,7 +105,10 @@ async fn a_position_that_commits_after_a_higher_one_is_never_skipped() {
     let Some(url) = fresh_database().await else { return };
     let store = Arc::new(PgStore::open(&url, 4).unwrap());
     let user = UserId::parse("@reader:localhost").unwrap();
-    let before = store.set_account_data(&user, None, "test.before", &json!({})).await.unwrap();
+    let before = store
+        .set_account_data(&user, None, "test.before", &json!({}))
+        .await
+        .unwrap();
 
     let foreign = start_foreign_write(&url).await;
     let held = foreign.pos as u64;
@@ -124,7 +127,10 @@ async fn a_position_that_commits_after_a_higher_one_is_never_skipped() {
         changed_types(&store, &user, before).await.is_empty(),
         "a read showed a change above a position still being written"
     );
-    assert!(!own.is_finished(), "the own write answered before the stream could show it");
+    assert!(
+        !own.is_finished(),
+        "the own write answered before the stream could show it"
+    );
 
     foreign.commit(user.as_str()).await;
     let own_pos = tokio::time::timeout(Duration::from_secs(5), own)

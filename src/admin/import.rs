@@ -131,6 +131,9 @@ pub async fn run(file: &Path, config: &Settings) -> Result<(), String> {
     })?;
     store.import(chunk.take()).await.map_err(|e| e.to_string())?;
     super::users::finish(&service)?;
-    println!("imported {lines} records into {}", config.database.data_dir.display());
+    match &config.database.url {
+        Some(url) => println!("imported {lines} records into {}", crate::store::pg::redacted(url)),
+        None => println!("imported {lines} records into {}", config.database.data_dir.display()),
+    }
     Ok(())
 }

@@ -5,15 +5,17 @@
 
 use super::positions::Positions;
 use super::rows::{self, db, sql_pos, EVENT_COLUMNS};
-use crate::ids::{RoomId, UserId};
+use crate::ids::{RoomAliasId, RoomId, UserId};
 use crate::membership::auth::{AuthState, Authorized};
 use crate::membership::auth_state::membership_of;
+use crate::membership::state::Membership;
 use crate::membership::third_party::THIRD_PARTY_INVITE;
 use crate::store::codec::corrupt;
 use crate::store::room_write::{new_event_id, now_ms};
 use crate::store::{Event, RoomWrite, RoomWritten, StoreError};
 use deadpool_postgres::Transaction;
 use serde_json::{Map, Value};
+use std::collections::HashMap;
 use tokio_postgres::types::ToSql;
 
 /// What the plan decided, to be written by [`write`].
@@ -33,57 +35,41 @@ pub async fn run(tx: Transaction<'_>, positions: &Positions, write: RoomWrite) -
         plan,
     } = write;
     let room = room_id.as_str().to_owned();
-    let mut auth = match &create {
+    let (xid, mut auth) = match &create {
         Some(creation) => {
-            let created = tx
-                .execute(
-                    "INSERT INTO rooms (room_id, creator) VALUES ($1, '') ON CONFLICT DO NOTHING",
-                    &[&room],
-                )
-                .await
-                .map_err(db)?;
-            if created == 0 {
-                return Err(StoreError::RoomExists(room));
-            }
-            if let Some(alias) = &creation.alias {
-                let claimed = tx
-                    .execute(
-                        "INSERT INTO aliases (alias, room_id) VALUES ($1, $2) ON CONFLICT DO NOTHING",
-                        &[&alias.as_str(), &room],
-                    )
-                    .await
-                    .map_err(db)?;
-                if claimed == 0 {
-                    return Err(StoreError::AliasTaken(alias.to_string()));
-                }
-            }
-            AuthState::new_room(room_id.clone())
+            claim_room(&tx, &room, creation.alias.as_ref()).await?;
+            // A new room has no members and no transaction ids yet.
+            (current_xid(&tx).await?, AuthState::new_room(room_id.clone()))
         }
         None => {
             let locked = tx
-                .query_opt("SELECT 1 FROM rooms WHERE room_id = $1 FOR UPDATE", &[&room])
+                .query_opt(
+                    "SELECT pg_current_xact_id()::text FROM rooms WHERE room_id = $1 FOR UPDATE",
+                    &[&room],
+                )
                 .await
-                .map_err(db)?;
-            if locked.is_none() {
-                return Err(StoreError::UnknownRoom(room));
+                .map_err(db)?
+                .ok_or_else(|| StoreError::UnknownRoom(room.clone()))?;
+            // Pipelined: the three reads go out together, under the lock.
+            let (mut auth, seen, members) = futures::try_join!(
+                load_auth_state(&tx, &room_id),
+                repeated(&tx, &room, txn.as_ref()),
+                memberships(&tx, &room, &users),
+            )?;
+            if let Some(event_id) = seen {
+                return Ok(RoomWritten::Repeated(event_id));
             }
-            load_auth_state(&tx, &room_id).await?
+            for user in &users {
+                auth.load_member(user.clone(), members.get(user.as_str()).copied());
+            }
+            (locked.try_get(0).map_err(db)?, auth)
         }
     };
-    if let Some((sender, txn_id)) = &txn {
-        let seen = tx
-            .query_opt(
-                "SELECT event_id FROM txns WHERE user_id = $1 AND room_id = $2 AND txn_id = $3",
-                &[&sender.as_str(), &room, txn_id],
-            )
-            .await
-            .map_err(db)?;
-        if let Some(seen) = seen {
-            return Ok(RoomWritten::Repeated(seen.try_get(0).map_err(db)?));
+    if create.is_some() {
+        for user in &users {
+            auth.load_member(user.clone(), None);
         }
     }
-    let existing = create.is_none();
-    load_members(&tx, &room_id, existing, &users, &mut auth).await?;
     let events = plan(&mut auth).map_err(StoreError::Refused)?;
     if events.is_empty() {
         return Ok(RoomWritten::Unchanged);
@@ -98,7 +84,7 @@ pub async fn run(tx: Transaction<'_>, positions: &Positions, write: RoomWrite) -
         .as_ref()
         .and_then(|_| events.first().map(|a| a.event().sender.to_string()));
     let decided = Decided { events, creator };
-    let written = commit(tx, positions, &room, txn.as_ref(), decided).await?;
+    let written = commit(tx, positions, &xid, &room, txn.as_ref(), decided).await?;
     Ok(RoomWritten::Written(written))
 }
 
@@ -106,17 +92,12 @@ pub async fn run(tx: Transaction<'_>, positions: &Positions, write: RoomWrite) -
 async fn commit(
     tx: Transaction<'_>,
     positions: &Positions,
+    xid: &str,
     room: &str,
     txn: Option<&(UserId, String)>,
     decided: Decided,
 ) -> Result<Vec<Event>, StoreError> {
-    let xid: String = tx
-        .query_one("SELECT pg_current_xact_id()::text", &[])
-        .await
-        .map_err(db)?
-        .try_get(0)
-        .map_err(db)?;
-    let at = positions.allocate(decided.events.len(), &xid).await?;
+    let at = positions.allocate(decided.events.len(), xid).await?;
     let result = async {
         let now = now_ms();
         let mut written = Vec::with_capacity(at.len());
@@ -262,7 +243,7 @@ pub async fn insert_event(tx: &Transaction<'_>, event: &Event) -> Result<(), Sto
 }
 
 /// The membership a member event sets; `None` for other state.
-fn member_change(event: &Event) -> Result<Option<crate::membership::state::Membership>, StoreError> {
+fn member_change(event: &Event) -> Result<Option<Membership>, StoreError> {
     if event.event_type != "m.room.member" {
         return Ok(None);
     }
@@ -323,31 +304,83 @@ async fn load_auth_state(tx: &Transaction<'_>, room_id: &RoomId) -> Result<AuthS
     Ok(auth)
 }
 
-/// The memberships of every user the plan reads.
-async fn load_members(
-    tx: &Transaction<'_>,
-    room: &RoomId,
-    existing: bool,
-    users: &[UserId],
-    auth: &mut AuthState,
-) -> Result<(), StoreError> {
-    let mut found = std::collections::HashMap::new();
-    if existing && !users.is_empty() {
-        let names: Vec<&str> = users.iter().map(|u| u.as_str()).collect();
-        let query = tx
-            .prepare_cached("SELECT user_id, membership FROM memberships WHERE room_id = $1 AND user_id = ANY($2)")
+/// Claims a new room's id and its alias; either taken refuses the creation.
+async fn claim_room(tx: &Transaction<'_>, room: &str, alias: Option<&RoomAliasId>) -> Result<(), StoreError> {
+    let created = tx
+        .execute(
+            "INSERT INTO rooms (room_id, creator) VALUES ($1, '') ON CONFLICT DO NOTHING",
+            &[&room],
+        )
+        .await
+        .map_err(db)?;
+    if created == 0 {
+        return Err(StoreError::RoomExists(room.to_owned()));
+    }
+    if let Some(alias) = alias {
+        let claimed = tx
+            .execute(
+                "INSERT INTO aliases (alias, room_id) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+                &[&alias.as_str(), &room],
+            )
             .await
             .map_err(db)?;
-        for row in tx.query(&query, &[&room.as_str(), &names]).await.map_err(db)? {
-            let user: String = row.try_get(0).map_err(db)?;
-            let membership: String = row.try_get(1).map_err(db)?;
-            found.insert(user, rows::membership(&membership)?);
+        if claimed == 0 {
+            return Err(StoreError::AliasTaken(alias.to_string()));
         }
     }
-    for user in users {
-        auth.load_member(user.clone(), found.get(user.as_str()).copied());
-    }
     Ok(())
+}
+
+/// The id of the transaction `tx`, which its pending positions name.
+pub async fn current_xid(tx: &Transaction<'_>) -> Result<String, StoreError> {
+    tx.query_one("SELECT pg_current_xact_id()::text", &[])
+        .await
+        .map_err(db)?
+        .try_get(0)
+        .map_err(db)
+}
+
+/// The event a repeated transaction id produced, if it is one.
+async fn repeated(
+    tx: &Transaction<'_>,
+    room: &str,
+    txn: Option<&(UserId, String)>,
+) -> Result<Option<String>, StoreError> {
+    let Some((sender, txn_id)) = txn else {
+        return Ok(None);
+    };
+    let query = tx
+        .prepare_cached("SELECT event_id FROM txns WHERE user_id = $1 AND room_id = $2 AND txn_id = $3")
+        .await
+        .map_err(db)?;
+    tx.query_opt(&query, &[&sender.as_str(), &room, txn_id])
+        .await
+        .map_err(db)?
+        .map(|r| r.try_get(0).map_err(db))
+        .transpose()
+}
+
+/// The current memberships of the users the plan reads.
+async fn memberships(
+    tx: &Transaction<'_>,
+    room: &str,
+    users: &[UserId],
+) -> Result<HashMap<String, Membership>, StoreError> {
+    let mut found = HashMap::new();
+    if users.is_empty() {
+        return Ok(found);
+    }
+    let names: Vec<&str> = users.iter().map(|u| u.as_str()).collect();
+    let query = tx
+        .prepare_cached("SELECT user_id, membership FROM memberships WHERE room_id = $1 AND user_id = ANY($2)")
+        .await
+        .map_err(db)?;
+    for row in tx.query(&query, &[&room, &names]).await.map_err(db)? {
+        let user: String = row.try_get(0).map_err(db)?;
+        let membership: String = row.try_get(1).map_err(db)?;
+        found.insert(user, rows::membership(&membership)?);
+    }
+    Ok(found)
 }
 
 fn object(room: &str, event: Event) -> Result<Map<String, Value>, StoreError> {

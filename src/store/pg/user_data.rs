@@ -1,7 +1,7 @@
 //! What a user keeps outside room history: aliases they point, filters, the
 //! profile name, account data and forgotten rooms.
 
-use super::room_write::finish;
+use super::room_write::{current_xid, finish};
 use super::rows::{self, db, pos, sql_pos};
 use super::PgStore;
 use crate::ids::{RoomAliasId, RoomId, UserId};
@@ -74,12 +74,7 @@ impl PgStore {
         let content = rows::json(content)?;
         let mut client = self.client().await?;
         let tx = client.transaction().await.map_err(db)?;
-        let xid: String = tx
-            .query_one("SELECT pg_current_xact_id()::text", &[])
-            .await
-            .map_err(db)?
-            .try_get(0)
-            .map_err(db)?;
+        let xid = current_xid(&tx).await?;
         let at = self.positions.allocate(1, &xid).await?;
         let written = async {
             tx.execute(

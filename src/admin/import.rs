@@ -106,10 +106,13 @@ pub async fn run(file: &Path, config: &Settings) -> Result<(), String> {
     let service = data_dir::open(config, Missing::Create)?;
     let store = service.store();
     if !store.is_empty().await.map_err(|e| e.to_string())? {
-        return Err(format!(
-            "the data folder {} already holds data",
-            config.database.data_dir.display()
-        ));
+        return Err(match &config.database.url {
+            Some(url) => format!(
+                "the database {} is not empty; import only into an empty database",
+                crate::store::pg::redacted(url)
+            ),
+            None => format!("the data folder {} already holds data", config.database.data_dir.display()),
+        });
     }
     let chunk = std::cell::RefCell::new(Vec::with_capacity(CHUNK));
     let lines = read_records(file, |record| {
@@ -123,11 +126,15 @@ pub async fn run(file: &Path, config: &Settings) -> Result<(), String> {
         }
     })
     .await
-    .map_err(|e| {
-        format!(
+    .map_err(|e| match &config.database.url {
+        Some(url) => format!(
+            "{e}; the database {} holds a partial import: drop and recreate it",
+            crate::store::pg::redacted(url)
+        ),
+        None => format!(
             "{e}; the data folder {} holds a partial import: delete it",
             config.database.data_dir.display()
-        )
+        ),
     })?;
     store.import(chunk.take()).await.map_err(|e| e.to_string())?;
     super::users::finish(&service)?;

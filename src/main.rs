@@ -142,11 +142,14 @@ async fn serve_until_signal(mut settings: Settings) -> Result<(), Box<dyn std::e
         settings.server.public_base_url = Some(format!("http://{}", listener.local_addr()?));
     }
     let service = Arc::new(Service::open(&settings)?);
+    let data = match &settings.database.url {
+        Some(url) => format!("database {}", matrix_membership::store::pg::redacted(url)),
+        None => format!("data in {}", settings.database.data_dir.display()),
+    };
     println!(
-        "matrix-membership listening on http://{} (server name {}, data in {})",
+        "matrix-membership listening on http://{} (server name {}, {data})",
         listener.local_addr()?,
         settings.server.server_name,
-        settings.database.data_dir.display()
     );
     let edge = Arc::new(Edge::new(
         service.clone(),

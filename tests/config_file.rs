@@ -95,6 +95,7 @@ fn every_flag_has_a_key_and_every_key_is_in_the_sample() {
     let mut all_set = Settings::default();
     all_set.server.public_base_url = Some("https://matrix.example.org".into());
     all_set.server.metrics_bind = Some("127.0.0.1:9090".parse().unwrap());
+    all_set.database.url = Some("postgres://matrix@127.0.0.1/matrix".into());
     let table = toml::Table::try_from(&all_set).unwrap();
     let fields: BTreeSet<String> = table
         .iter()

@@ -53,7 +53,8 @@ pub struct Args {
 }
 
 impl Args {
-    fn defaults() -> Args {
+    /// The full run's settings (the scale-out benchmark starts from them too).
+    pub fn defaults() -> Args {
         Args {
             url: None,
             connections: 64,

@@ -78,6 +78,11 @@ impl OwnServer {
     /// Starts the server binary Cargo built for this bench on a free loopback
     /// port with a fresh data folder, and waits until it accepts connections.
     pub fn start() -> Result<OwnServer, String> {
+        OwnServer::start_with(&[])
+    }
+
+    /// Starts it with extra flags (`--database-url …` for PostgreSQL).
+    pub fn start_with(extra: &[String]) -> Result<OwnServer, String> {
         let binary = env!("CARGO_BIN_EXE_matrix-membership");
         let data = tempfile::Builder::new()
             .prefix("matrix-membership-bench-")
@@ -92,6 +97,7 @@ impl OwnServer {
             .arg(data.path().join("db"))
             .arg("--bind")
             .arg(&bind)
+            .args(extra)
             .env("RUST_LOG", "warn");
         let process = Listening::spawn(command, &bind, log, binary)?;
         Ok(OwnServer {

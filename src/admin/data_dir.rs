@@ -11,11 +11,11 @@ pub enum Missing {
     Refuse,
 }
 
-/// The service over `--data-dir`. A folder a running server holds is
+/// The service over `--data-dir` (or `--database-url`). A folder a running server holds is
 /// refused with a sentence that says what to do instead.
 pub fn open(config: &Settings, missing: Missing) -> Result<Service, String> {
     let dir = &config.database.data_dir;
-    if missing == Missing::Refuse && !dir.exists() {
+    if missing == Missing::Refuse && config.database.url.is_none() && !dir.exists() {
         return Err(format!(
             "there is no data folder at {}; name the server's with --data-dir (before the subcommand)",
             dir.display()

@@ -97,7 +97,7 @@ where
 /// one leaves the data folder untouched.
 pub async fn run(file: &Path, config: &Settings) -> Result<(), String> {
     read_records(file, |_| async { Ok(()) }).await?;
-    if !data_dir::is_missing_or_empty(&config.database.data_dir)? {
+    if config.database.url.is_none() && !data_dir::is_missing_or_empty(&config.database.data_dir)? {
         return Err(format!(
             "the data folder {} is not empty; import only into a new or empty folder",
             config.database.data_dir.display()
@@ -106,10 +106,13 @@ pub async fn run(file: &Path, config: &Settings) -> Result<(), String> {
     let service = data_dir::open(config, Missing::Create)?;
     let store = service.store();
     if !store.is_empty().await.map_err(|e| e.to_string())? {
-        return Err(format!(
-            "the data folder {} already holds data",
-            config.database.data_dir.display()
-        ));
+        return Err(match &config.database.url {
+            Some(url) => format!(
+                "the database {} is not empty; import only into an empty database",
+                crate::store::pg::redacted(url)
+            ),
+            None => format!("the data folder {} already holds data", config.database.data_dir.display()),
+        });
     }
     let chunk = std::cell::RefCell::new(Vec::with_capacity(CHUNK));
     let lines = read_records(file, |record| {
@@ -123,14 +126,21 @@ pub async fn run(file: &Path, config: &Settings) -> Result<(), String> {
         }
     })
     .await
-    .map_err(|e| {
-        format!(
+    .map_err(|e| match &config.database.url {
+        Some(url) => format!(
+            "{e}; the database {} holds a partial import: drop and recreate it",
+            crate::store::pg::redacted(url)
+        ),
+        None => format!(
             "{e}; the data folder {} holds a partial import: delete it",
             config.database.data_dir.display()
-        )
+        ),
     })?;
     store.import(chunk.take()).await.map_err(|e| e.to_string())?;
     super::users::finish(&service)?;
-    println!("imported {lines} records into {}", config.database.data_dir.display());
+    match &config.database.url {
+        Some(url) => println!("imported {lines} records into {}", crate::store::pg::redacted(url)),
+        None => println!("imported {lines} records into {}", config.database.data_dir.display()),
+    }
     Ok(())
 }

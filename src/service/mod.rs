@@ -31,7 +31,7 @@ use crate::config::Settings;
 use crate::ids::UserId;
 use crate::metrics::Metrics;
 use crate::store::sled::{SledOptions, SledStore};
-use crate::store::{Store, StoreError};
+use crate::store::{PgStore, Store, StoreError};
 use error::{ServiceError, ServiceResult};
 use password::PasswordPool;
 use ratelimit::RateLimits;
@@ -60,18 +60,21 @@ pub struct Service {
 }
 
 impl Service {
-    /// Opens the store in the configured data folder.
+    /// Opens the configured store: PostgreSQL with `database.url`, else
+    /// sled in the data folder. Nothing above the store knows which.
     pub fn open(settings: &Settings) -> Result<Self, StoreError> {
         let metrics = Arc::new(Metrics::new());
-        let store = SledStore::open_with(
-            &settings.database.data_dir,
-            SledOptions {
-                flush_delay: settings.test_hooks.flush_delay,
-                cache_bytes: settings.database.cache_mib * 1024 * 1024,
-                flush_observer: Some(metrics.commit.clone()),
-            },
-        )?;
-        let store: Arc<dyn Store> = Arc::new(store);
+        let store: Arc<dyn Store> = match &settings.database.url {
+            Some(url) => Arc::new(PgStore::open(url, crate::store::pg::DEFAULT_POOL_SIZE)?),
+            None => Arc::new(SledStore::open_with(
+                &settings.database.data_dir,
+                SledOptions {
+                    flush_delay: settings.test_hooks.flush_delay,
+                    cache_bytes: settings.database.cache_mib * 1024 * 1024,
+                    flush_observer: Some(metrics.commit.clone()),
+                },
+            )?),
+        };
         metrics.watch_store(Arc::downgrade(&store));
         let limits = RateLimits::from_config(&settings.limits);
         limits.count_rejections(&metrics.rate_limits);

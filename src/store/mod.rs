@@ -1,5 +1,6 @@
 //! Persistence: the `Store` trait the service talks to, its data types, and
-//! the sled implementation.
+//! its two implementations: sled (embedded, the default) and PostgreSQL
+//! (several instances on one database).
 //!
 //! The contract every backend keeps:
 //! - **Durable on return.** A write method returns only once its change is
@@ -25,6 +26,7 @@ pub mod import;
 pub mod indexes;
 pub mod keys;
 pub mod migrate;
+pub mod pg;
 pub mod room_write;
 pub mod sled;
 pub mod writer;
@@ -35,6 +37,7 @@ use crate::membership::state::Membership;
 use std::fmt;
 
 pub use self::account_data::AccountData;
+pub use self::pg::PgStore;
 pub use self::sled::SledStore;
 
 /// A stored room event (client format).
@@ -132,6 +135,8 @@ pub enum RoomWritten {
 pub enum StoreError {
     /// sled reported an I/O, corruption or usage error.
     Db(::sled::Error),
+    /// PostgreSQL reported an error, or no connection could be had.
+    Postgres(String),
     /// A stored value could not be decoded; the database is damaged or was
     /// written by an incompatible version.
     Corrupt(String),
@@ -159,6 +164,7 @@ impl fmt::Display for StoreError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::Db(e) => write!(f, "database error: {e}"),
+            Self::Postgres(e) => write!(f, "database error: {e}"),
             Self::Corrupt(what) => write!(f, "corrupt stored data: {what}"),
             Self::RoomExists(room) => write!(f, "room {room} already exists"),
             Self::UnknownRoom(room) => write!(f, "room {room} does not exist"),

@@ -187,7 +187,8 @@ fn stage_event(st: &mut Staged<'_>, authorized: Authorized, now: u64) -> Result<
     Ok(event)
 }
 
-fn now_ms() -> u64 {
+/// Milliseconds since the Unix epoch (an event's `origin_server_ts`); both backends stamp events with it.
+pub fn now_ms() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_millis() as u64)
@@ -195,7 +196,7 @@ fn now_ms() -> u64 {
 }
 
 /// `$` + 24 alphanumerics (~143 bits: collisions are not a practical concern).
-fn new_event_id() -> String {
+pub fn new_event_id() -> String {
     use rand::Rng;
     let opaque: String = rand::thread_rng()
         .sample_iter(&rand::distributions::Alphanumeric)

@@ -111,7 +111,10 @@ pub async fn run(file: &Path, config: &Settings) -> Result<(), String> {
                 "the database {} is not empty; import only into an empty database",
                 crate::store::pg::redacted(url)
             ),
-            None => format!("the data folder {} already holds data", config.database.data_dir.display()),
+            None => format!(
+                "the data folder {} already holds data",
+                config.database.data_dir.display()
+            ),
         });
     }
     let chunk = std::cell::RefCell::new(Vec::with_capacity(CHUNK));

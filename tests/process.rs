@@ -30,7 +30,7 @@ fn spawn(data_dir: &Path) -> Server {
         .read_line(&mut line)
         .unwrap();
     assert!(
-        line.contains("server name localhost") && line.contains("data in"),
+        line.contains("server name localhost") && (line.contains("data in") || line.contains("database postgres")),
         "start-up line: {line}"
     );
     let base_url = line
@@ -53,28 +53,6 @@ impl Server {
     }
 }
 
-async fn register(client: &Client, name: &str) -> Client {
-    let mut body = models::RegisterRequest {
-        username: Some(name.into()),
-        password: Some("pw".into()),
-        device_id: None,
-        initial_device_display_name: None,
-        inhibit_login: None,
-        auth: None,
-    };
-    let RegisterResponse::Unauthorized(uia) = client.register(None, Some(&body)).await.unwrap() else {
-        panic!("expected a UIA challenge")
-    };
-    body.auth = Some(models::AuthenticationData {
-        r#type: Some("m.login.dummy".into()),
-        session: uia.session,
-    });
-    match client.register(None, Some(&body)).await.unwrap() {
-        RegisterResponse::Ok(ok) => client.with_access_token(ok.access_token.unwrap()),
-        other => panic!("{other:?}"),
-    }
-}
-
 async fn joined(client: &Client, room: &str) -> Vec<String> {
     match client.get_joined_members(room).await.unwrap() {
         GetJoinedMembersResponse::Ok(ok) => {
@@ -90,9 +68,9 @@ async fn joined(client: &Client, room: &str) -> Vec<String> {
 async fn every_acknowledged_change_survives_sigkill_right_after_the_response() {
     let dir = tempfile::tempdir().unwrap();
     let server = spawn(dir.path());
-    let alice = register(&server.client(), "alice").await;
+    let alice = common::register_on(&server.client(), "alice").await;
     let alice_token = alice.access_token().unwrap().to_string();
-    let bob = register(&server.client(), "bob").await;
+    let bob = common::register_on(&server.client(), "bob").await;
     let bob_token = bob.access_token().unwrap().to_string();
     let req = models::CreateRoomRequest {
         visibility: None,
@@ -157,7 +135,7 @@ async fn every_acknowledged_change_survives_sigkill_right_after_the_response() {
 async fn sigterm_stops_the_server_cleanly() {
     let dir = tempfile::tempdir().unwrap();
     let mut server = spawn(dir.path());
-    let alice = register(&server.client(), "alice").await;
+    let alice = common::register_on(&server.client(), "alice").await;
     assert_eq!(alice.whoami().await.unwrap().status(), 200);
     let status = Command::new("kill")
         .arg("-TERM")

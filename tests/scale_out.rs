@@ -251,28 +251,6 @@ impl Drop for Process {
     }
 }
 
-async fn register(client: &Client, name: &str) -> Client {
-    let mut body = models::RegisterRequest {
-        username: Some(name.into()),
-        password: Some("pw".into()),
-        device_id: None,
-        initial_device_display_name: None,
-        inhibit_login: None,
-        auth: None,
-    };
-    let RegisterResponse::Unauthorized(uia) = client.register(None, Some(&body)).await.unwrap() else {
-        panic!("expected a UIA challenge")
-    };
-    body.auth = Some(models::AuthenticationData {
-        r#type: Some("m.login.dummy".into()),
-        session: uia.session,
-    });
-    match client.register(None, Some(&body)).await.unwrap() {
-        RegisterResponse::Ok(ok) => client.with_access_token(ok.access_token.unwrap()),
-        other => panic!("{other:?}"),
-    }
-}
-
 fn message(text: &str) -> models::JsonObject {
     let mut body = models::JsonObject::new();
     body.insert("msgtype".into(), "m.text".into());
@@ -285,7 +263,7 @@ async fn a_sigkill_of_one_instance_loses_no_acknowledged_write_and_the_other_kee
     let Some(url) = shared_database() else { return };
     let mut a = spawn(&url);
     let b = spawn(&url);
-    let alice = register(&a.client(), "alice").await;
+    let alice = common::register_on(&a.client(), "alice").await;
     let token = alice.access_token().unwrap().to_string();
     let room = match alice.create_room(&common::room_request()).await.unwrap() {
         CreateRoomResponse::Ok(ok) => ok.room_id,
@@ -340,7 +318,7 @@ async fn a_sigkill_of_one_instance_loses_no_acknowledged_write_and_the_other_kee
         SendMessageResponse::Ok(_) => {}
         other => panic!("B refused a write after A died: {other:?}"),
     }
-    let bob = register(&b.client(), "bob").await;
+    let bob = common::register_on(&b.client(), "bob").await;
     assert_eq!(
         bob.post_rooms_room_id_join(&room, None).await.unwrap().status(),
         403,

@@ -129,14 +129,14 @@ pub fn unhex32(text: &str) -> Result<[u8; 32], String> {
     Ok(out)
 }
 
-/// Writes records as JSON lines and counts them.
-struct Lines<W: Write> {
-    out: W,
-    count: u64,
+/// Writes records as JSON lines and counts them (both backends export through it).
+pub struct Lines<W: Write> {
+    pub out: W,
+    pub count: u64,
 }
 
 impl<W: Write> Lines<W> {
-    fn put(&mut self, record: &Record) -> Result<(), StoreError> {
+    pub fn put(&mut self, record: &Record) -> Result<(), StoreError> {
         let io = |e: std::io::Error| StoreError::Io(format!("writing the export failed: {e}"));
         serde_json::to_writer(&mut self.out, record)
             .map_err(|e| StoreError::Io(format!("writing the export failed: {e}")))?;

@@ -454,3 +454,28 @@ impl TestServer {
         self.service.stream_position()
     }
 }
+
+/// Registers `name` (password "pw") through `client`'s server and returns a
+/// client with the new account's token; for servers the harness did not
+/// start itself (spawned binaries).
+pub async fn register_on(client: &Client, name: &str) -> Client {
+    let mut body = models::RegisterRequest {
+        username: Some(name.into()),
+        password: Some("pw".into()),
+        device_id: None,
+        initial_device_display_name: None,
+        inhibit_login: None,
+        auth: None,
+    };
+    let RegisterResponse::Unauthorized(uia) = client.register(None, Some(&body)).await.unwrap() else {
+        panic!("expected a UIA challenge")
+    };
+    body.auth = Some(models::AuthenticationData {
+        r#type: Some("m.login.dummy".into()),
+        session: uia.session,
+    });
+    match client.register(None, Some(&body)).await.unwrap() {
+        RegisterResponse::Ok(ok) => client.with_access_token(ok.access_token.unwrap()),
+        other => panic!("{other:?}"),
+    }
+}

@@ -4,7 +4,7 @@
 use super::room_write::{finish, insert_event};
 use super::rows::{self, db, pos, sql_pos};
 use super::PgStore;
-use crate::store::export::{hex, unhex32, Record, FORMAT, VERSION};
+use crate::store::export::{hex, unhex32, Lines, Record, FORMAT, VERSION};
 use crate::store::{Event, ExportSummary, StoreError};
 use deadpool_postgres::Transaction;
 use std::io::Write;
@@ -12,25 +12,6 @@ use std::io::Write;
 /// The highest position the snapshot holds.
 const STREAM_END: &str = "SELECT GREATEST(COALESCE((SELECT max(stream_pos) FROM events), 0), \
     COALESCE((SELECT max(stream_pos) FROM account_data), 0), (SELECT pos FROM stream_floor))";
-
-fn io(e: std::io::Error) -> StoreError {
-    StoreError::Io(format!("writing the export failed: {e}"))
-}
-
-struct Lines<W: Write> {
-    out: W,
-    count: u64,
-}
-
-impl<W: Write> Lines<W> {
-    fn put(&mut self, record: &Record) -> Result<(), StoreError> {
-        serde_json::to_writer(&mut self.out, record)
-            .map_err(|e| StoreError::Io(format!("writing the export failed: {e}")))?;
-        self.out.write_all(b"\n").map_err(io)?;
-        self.count += 1;
-        Ok(())
-    }
-}
 
 impl PgStore {
     /// One `REPEATABLE READ` snapshot: every write committed before it, no

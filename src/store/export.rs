@@ -110,6 +110,21 @@ pub enum Record {
     End { records: u64 },
 }
 
+impl From<super::Event> for Record {
+    fn from(e: super::Event) -> Record {
+        Record::Event {
+            room_id: e.room_id,
+            stream_pos: e.stream_pos,
+            event_id: e.event_id,
+            sender: e.sender,
+            event_type: e.event_type,
+            state_key: e.state_key,
+            content: e.content,
+            origin_server_ts: e.origin_server_ts,
+        }
+    }
+}
+
 /// Lowercase hex.
 pub fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
@@ -309,16 +324,7 @@ fn room<W: Write>(tree: &Tree, room_id: &str, meta: &[u8], lines: &mut Lines<W>)
     for entry in scan(tree, &event_prefix) {
         let (k, v) = entry?;
         let e = decode_event(room_id, decode_u64(&k[event_prefix.len()..])?, &v)?;
-        lines.put(&Record::Event {
-            room_id: e.room_id,
-            stream_pos: e.stream_pos,
-            event_id: e.event_id,
-            sender: e.sender,
-            event_type: e.event_type,
-            state_key: e.state_key,
-            content: e.content,
-            origin_server_ts: e.origin_server_ts,
-        })?;
+        lines.put(&Record::from(e))?;
     }
     Ok(())
 }

@@ -10,7 +10,7 @@ use super::writer::Staged;
 use super::{AccountFlags, Event, StoreError};
 use crate::ids::{RoomAliasId, RoomId, UserId};
 
-fn invalid(what: impl std::fmt::Display) -> StoreError {
+pub fn invalid(what: impl std::fmt::Display) -> StoreError {
     StoreError::Io(format!("the export holds an invalid record: {what}"))
 }
 
@@ -24,6 +24,37 @@ fn room(raw: &str) -> Result<RoomId, StoreError> {
 
 fn json(value: &serde_json::Value) -> Result<Vec<u8>, StoreError> {
     serde_json::to_vec(value).map_err(|e| StoreError::Internal(format!("unserialisable JSON: {e}")))
+}
+
+/// Checks every user, room and alias id a record names, as [`stage`] does
+/// while it writes, for a backend that stores ids as given (PostgreSQL).
+pub fn check_ids(record: &Record) -> Result<(), StoreError> {
+    match record {
+        Record::Header { .. } | Record::End { .. } => {}
+        Record::Account { user_id, .. } | Record::Token { user_id, .. } | Record::Filter { user_id, .. } => {
+            user(user_id)?;
+        }
+        Record::Room { room_id, .. } => {
+            room(room_id)?;
+        }
+        Record::Alias { alias, room_id } => {
+            RoomAliasId::parse(alias).map_err(|e| invalid(format!("alias {alias:?}: {e}")))?;
+            room(room_id)?;
+        }
+        Record::Event { room_id, sender, .. } => {
+            room(room_id)?;
+            user(sender)?;
+        }
+        Record::Txn { user_id, room_id, .. } | Record::Forgotten { user_id, room_id, .. } => {
+            user(user_id)?;
+            room(room_id)?;
+        }
+        Record::AccountData { user_id, room_id, .. } => {
+            user(user_id)?;
+            room_id.as_deref().map(room).transpose()?;
+        }
+    }
+    Ok(())
 }
 
 /// Stages one record.

@@ -1,0 +1,183 @@
+//! How sled 0.34's memory grows with the key layout, on the server's write
+//! pattern without the server: per membership op one new event under
+//! (room, position) and one state-history entry under (room, user, position),
+//! a flush every 500 ops, a 32 MiB cache. It prints VmRSS as the database grows.
+//!
+//! sled keeps an in-memory page-table entry and a list of fragment locations
+//! for every page it has written, paged out or not, and a leaf splits at 16
+//! keys, so RSS follows the number of keys ever written. The layouts:
+//!
+//! - `single`: the server's layout today, two fresh keys per op;
+//! - `history-lists`: the state history of a (room, user) as one key holding
+//!   a bounded list of positions, rewritten on each change;
+//! - `event-chunks`: events as single keys, the oldest `--chunk` of a room's
+//!   events moved into one chunk key once 2 × chunk of them are single;
+//! - `both`: event chunks and history lists.
+//!
+//! `cargo bench --bench sled_layout -- [--ops N] [--chunk K] [LAYOUT ...]`
+
+use std::collections::HashMap;
+use std::time::Instant;
+
+const ROOMS: u64 = 200;
+const USERS_PER_ROOM: u64 = 50;
+const EVENT_BYTES: usize = 400;
+const FLUSH_EVERY: u64 = 500;
+const REPORT_EVERY: u64 = 250_000;
+/// Entries a history list holds before it starts again (9 bytes each).
+const HISTORY_LIST_ENTRIES: usize = 64;
+
+fn vm_rss_mib() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next()?.parse::<u64>().ok())
+        .map_or(0, |kib| kib / 1024)
+}
+
+fn key(tag: u8, parts: &[u64]) -> Vec<u8> {
+    let mut k = vec![tag];
+    for p in parts {
+        k.extend_from_slice(&p.to_be_bytes());
+    }
+    k
+}
+
+struct Layout {
+    event_chunks: bool,
+    history_lists: bool,
+    chunk: usize,
+}
+
+struct Run {
+    tree: sled::Tree,
+    layout: Layout,
+    singles: HashMap<u64, usize>,
+}
+
+impl Run {
+    fn write_op(&mut self, i: u64) -> sled::Result<()> {
+        let (room, user, pos) = ((i * 7919) % ROOMS, (i / 3) % USERS_PER_ROOM, i);
+        self.tree.insert(key(b'E', &[room, pos]), vec![b'x'; EVENT_BYTES])?;
+        if self.layout.event_chunks {
+            self.maybe_chunk(room)?;
+        }
+        if self.layout.history_lists {
+            let k = key(b'H', &[room, user]);
+            let mut list = self.tree.get(&k)?.map(|v| v.to_vec()).unwrap_or_default();
+            if list.len() >= 9 * HISTORY_LIST_ENTRIES {
+                list.clear();
+            }
+            list.extend_from_slice(&pos.to_be_bytes());
+            list.push(1);
+            self.tree.insert(k, list)?;
+        } else {
+            self.tree.insert(key(b'H', &[room, user, pos]), vec![1])?;
+        }
+        Ok(())
+    }
+
+    /// Moves a room's oldest `chunk` single events into one key.
+    fn maybe_chunk(&mut self, room: u64) -> sled::Result<()> {
+        let chunk = self.layout.chunk;
+        let singles = self.singles.entry(room).or_default();
+        *singles += 1;
+        if *singles < 2 * chunk {
+            return Ok(());
+        }
+        *singles -= chunk;
+        let oldest: Vec<_> = self
+            .tree
+            .scan_prefix(key(b'E', &[room]))
+            .take(chunk)
+            .collect::<Result<_, _>>()?;
+        let value: Vec<u8> = oldest.iter().flat_map(|(_, v)| v.iter().copied()).collect();
+        let first = u64::from_be_bytes(oldest[0].0[9..17].try_into().expect("event key"));
+        self.tree.insert(key(b'K', &[room, first]), value)?;
+        for (k, _) in oldest {
+            self.tree.remove(k)?;
+        }
+        Ok(())
+    }
+}
+
+fn run(name: &str, layout: Layout, ops: u64) -> sled::Result<()> {
+    let dir = std::env::temp_dir().join(format!("mm-sled-layout-{name}-{}", std::process::id()));
+    let db = sled::Config::new()
+        .path(&dir)
+        .cache_capacity(32 << 20)
+        .flush_every_ms(None)
+        .open()?;
+    let mut r = Run {
+        tree: db.open_tree("t")?,
+        layout,
+        singles: HashMap::new(),
+    };
+    let start = Instant::now();
+    println!("{name}:");
+    for i in 1..=ops {
+        r.write_op(i)?;
+        if i % FLUSH_EVERY == 0 {
+            db.flush()?;
+        }
+        if i % REPORT_EVERY == 0 {
+            println!(
+                "  {i:>9} ops  VmRSS {:>4} MiB  {:>5.1} s",
+                vm_rss_mib(),
+                start.elapsed().as_secs_f64()
+            );
+        }
+    }
+    drop(r);
+    drop(db);
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(())
+}
+
+fn main() -> sled::Result<()> {
+    let mut ops = 1_500_000;
+    let mut chunk = 16;
+    let mut layouts = Vec::new();
+    let mut args = std::env::args().skip(1);
+    while let Some(a) = args.next() {
+        match a.as_str() {
+            "--ops" => ops = args.next().and_then(|v| v.parse().ok()).expect("--ops N"),
+            "--chunk" => chunk = args.next().and_then(|v| v.parse().ok()).expect("--chunk K"),
+            "--bench" => {}
+            l => layouts.push(l.to_string()),
+        }
+    }
+    if layouts.is_empty() {
+        layouts = ["single", "history-lists", "event-chunks", "both"]
+            .map(String::from)
+            .to_vec();
+    }
+    for name in layouts {
+        let (event_chunks, history_lists) = match name.as_str() {
+            "single" => (false, false),
+            "history-lists" => (false, true),
+            "event-chunks" => (true, false),
+            "both" => (true, true),
+            other => panic!("unknown layout {other}"),
+        };
+        // Each layout in its own process, so one's heap does not count for the next.
+        if std::env::var_os("MM_SLED_LAYOUT_CHILD").is_some() {
+            return run(
+                &name,
+                Layout {
+                    event_chunks,
+                    history_lists,
+                    chunk,
+                },
+                ops,
+            );
+        }
+        let status = std::process::Command::new(std::env::current_exe()?)
+            .args(["--ops", &ops.to_string(), "--chunk", &chunk.to_string(), &name])
+            .env("MM_SLED_LAYOUT_CHILD", "1")
+            .status()?;
+        assert!(status.success(), "{name}: {status}");
+    }
+    Ok(())
+}

@@ -16,6 +16,11 @@
 //!
 //! `cargo bench --bench sled_layout -- [--ops N] [--chunk K] [LAYOUT ...]`
 
+#![allow(dead_code)] // the membership benchmark's server module, of which this uses the /proc reader
+
+#[path = "membership/server.rs"]
+mod server;
+
 use std::collections::HashMap;
 use std::time::Instant;
 
@@ -28,12 +33,7 @@ const REPORT_EVERY: u64 = 250_000;
 const HISTORY_LIST_ENTRIES: usize = 64;
 
 fn vm_rss_mib() -> u64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.split_whitespace().next()?.parse::<u64>().ok())
-        .map_or(0, |kib| kib / 1024)
+    server::memory_kib(std::process::id()).map_or(0, |(_, rss)| rss / 1024)
 }
 
 fn key(tag: u8, parts: &[u64]) -> Vec<u8> {
@@ -87,13 +87,10 @@ impl Run {
             return Ok(());
         }
         *singles -= chunk;
-        let oldest: Vec<_> = self
-            .tree
-            .scan_prefix(key(b'E', &[room]))
-            .take(chunk)
-            .collect::<Result<_, _>>()?;
+        let prefix = key(b'E', &[room]);
+        let oldest: Vec<_> = self.tree.scan_prefix(&prefix).take(chunk).collect::<Result<_, _>>()?;
         let value: Vec<u8> = oldest.iter().flat_map(|(_, v)| v.iter().copied()).collect();
-        let first = u64::from_be_bytes(oldest[0].0[9..17].try_into().expect("event key"));
+        let first = u64::from_be_bytes(oldest[0].0[prefix.len()..].try_into().expect("event key"));
         self.tree.insert(key(b'K', &[room, first]), value)?;
         for (k, _) in oldest {
             self.tree.remove(k)?;

@@ -116,6 +116,78 @@ pub fn decode_event(room: &str, pos: u64, bytes: &[u8]) -> Result<Event, StoreEr
     })
 }
 
+/// Several consecutive events of one room under one `K` key (see
+/// [`super::event_log`]): per event its position (u64 BE), its length (u32
+/// BE) and its stored form.
+pub fn encode_chunk<'a>(events: impl Iterator<Item = (u64, &'a [u8])>) -> Vec<u8> {
+    let mut out = Vec::new();
+    for (pos, bytes) in events {
+        out.extend_from_slice(&pos.to_be_bytes());
+        out.extend_from_slice(&(bytes.len() as u32).to_be_bytes());
+        out.extend_from_slice(bytes);
+    }
+    out
+}
+
+/// The events of a chunk stored under `first`, in position order, each as
+/// (position, stored form).
+pub fn decode_chunk(first: u64, bytes: &[u8]) -> Result<Vec<(u64, &[u8])>, StoreError> {
+    let cut = || corrupt(format!("event chunk at {first} is cut short"));
+    let mut rest = bytes;
+    let mut out = Vec::new();
+    while !rest.is_empty() {
+        let pos = decode_u64(rest)?;
+        let len = rest.get(8..12).ok_or_else(cut)?;
+        let len = u32::from_be_bytes([len[0], len[1], len[2], len[3]]) as usize;
+        out.push((pos, rest.get(12..12 + len).ok_or_else(cut)?));
+        rest = &rest[12 + len..];
+    }
+    if out.first().map(|(p, _)| *p) != Some(first) {
+        return Err(corrupt(format!("event chunk at {first} does not start there")));
+    }
+    Ok(out)
+}
+
+/// One change of a state key in a history list: its position and, for
+/// member events, the membership.
+pub type HistoryEntry = (u64, Option<Membership>);
+
+/// Bytes per entry of a history list: position (u64 BE), then a membership
+/// code or 0.
+pub const HISTORY_ENTRY_BYTES: usize = 9;
+
+/// Appends one entry to a history list.
+pub fn push_history_entry(list: &mut Vec<u8>, pos: u64, membership: Option<Membership>) {
+    list.extend_from_slice(&pos.to_be_bytes());
+    list.push(membership.map(membership_code).unwrap_or(0));
+}
+
+/// The entries of one `H` value, oldest first. A value of 0 or 1 bytes is a
+/// single change (layout 2 wrote only those): its position is the key's,
+/// and its byte, if any, the membership.
+pub fn decode_history(key_pos: u64, bytes: &[u8]) -> Result<Vec<HistoryEntry>, StoreError> {
+    if bytes.len() <= 1 {
+        let membership = bytes.first().map(|c| decode_membership_code(Some(c))).transpose()?;
+        return Ok(vec![(key_pos, membership)]);
+    }
+    if !bytes.len().is_multiple_of(HISTORY_ENTRY_BYTES) {
+        return Err(corrupt(format!(
+            "state history list at {key_pos} has {} bytes",
+            bytes.len()
+        )));
+    }
+    bytes
+        .chunks(HISTORY_ENTRY_BYTES)
+        .map(|e| {
+            let membership = match e[8] {
+                0 => None,
+                code => Some(decode_membership_code(Some(&code))?),
+            };
+            Ok((decode_u64(e)?, membership))
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -144,5 +216,30 @@ mod tests {
         assert_eq!(decode_event("!r:l", 9, &encode_event(&event).unwrap()).unwrap(), event);
         assert!(decode_membership(b"z").is_err());
         assert!(decode_event("!r:l", 1, b"[]").is_err());
+    }
+
+    #[test]
+    fn a_chunk_reads_back_as_the_events_it_holds() {
+        let chunk = encode_chunk([(4, &b"{\"a\":1}"[..]), (6, &b"{}"[..])].into_iter());
+        assert_eq!(
+            decode_chunk(4, &chunk).unwrap(),
+            vec![(4, &b"{\"a\":1}"[..]), (6, &b"{}"[..])]
+        );
+        assert!(decode_chunk(5, &chunk).is_err(), "a chunk under another position");
+        assert!(decode_chunk(4, &chunk[..chunk.len() - 1]).is_err());
+    }
+
+    #[test]
+    fn history_lists_and_layout_2_singles_decode_alike() {
+        assert_eq!(decode_history(7, b"").unwrap(), vec![(7, None)]);
+        assert_eq!(decode_history(7, b"j").unwrap(), vec![(7, Some(Membership::Join))]);
+        let mut list = Vec::new();
+        push_history_entry(&mut list, 7, None);
+        push_history_entry(&mut list, 9, Some(Membership::Ban));
+        assert_eq!(
+            decode_history(7, &list).unwrap(),
+            vec![(7, None), (9, Some(Membership::Ban))]
+        );
+        assert!(decode_history(7, &list[..10]).is_err());
     }
 }

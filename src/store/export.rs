@@ -11,17 +11,21 @@
 //!
 //! Every tag of [`super::keys`] is accounted for: `U`, `G`, `Y` → account;
 //! `T` → token (`D` is rebuilt from it); `R` → room; `A` → alias (`B` is
-//! rebuilt); `E` → event (`M`, `N`, `S`, `H` are rebuilt); `X` → txn; `F` →
+//! rebuilt); `E` and `K` → event (`M`, `N`, `S`, `H` are rebuilt); `X` → txn; `F` →
 //! filter; `Z` → the header's `stream_end`; `V` → the header's `layout`;
 //! `C` → account data (`Q` is rebuilt); `O` → forgotten.
 
-use super::codec::{corrupt, decode_event, decode_str, decode_u64};
+use super::codec::{corrupt, decode_str, decode_u64};
+use super::event_log;
 use super::keys::{self, Tag, SEP};
 use super::{AccountFlags, ExportSummary, StoreError};
 use ::sled::{IVec, Tree};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::io::Write;
+
+/// How many events of a room are read at once.
+const EVENTS_PER_PAGE: usize = 1024;
 
 /// The format name in the header.
 pub const FORMAT: &str = "matrix-membership-export";
@@ -320,13 +324,18 @@ fn room<W: Write>(tree: &Tree, room_id: &str, meta: &[u8], lines: &mut Lines<W>)
             room_id: room_id.to_owned(),
         })?;
     }
-    let event_prefix = keys::prefix(Tag::RoomPosEvent, &[room_id.as_bytes()]);
-    for entry in scan(tree, &event_prefix) {
-        let (k, v) = entry?;
-        let e = decode_event(room_id, decode_u64(&k[event_prefix.len()..])?, &v)?;
-        lines.put(&Record::from(e))?;
+    // A page at a time, in position order, whether single or in chunks.
+    let mut after = 0;
+    loop {
+        let page = event_log::events_between(tree, room_id, (after, u64::MAX), EVENTS_PER_PAGE, false)?;
+        let Some(last) = page.last().map(|e| e.stream_pos) else {
+            return Ok(());
+        };
+        for e in page {
+            lines.put(&Record::from(e))?;
+        }
+        after = last;
     }
-    Ok(())
 }
 
 #[cfg(test)]

@@ -18,8 +18,9 @@
 //! | `M` | roomuser_membership | room 0xFF user | membership byte, pos of the member event |
 //! | `N` | userroom_membership | user 0xFF room | same |
 //! | `S` | roomstate_pos | room 0xFF type 0xFF state_key | pos of the current state event |
-//! | `H` | roomstate_history | room 0xFF type 0xFF state_key 0xFF pos | membership byte for member events, else empty |
-//! | `E` | roompos_event | room 0xFF pos | event JSON (without room and pos, which the key holds) |
+//! | `H` | roomstate_history | room 0xFF type 0xFF state_key 0xFF pos of its first entry | up to 64 changes of that key, 9 bytes each: pos, membership byte or 0 (layout 2: one change, its membership byte or empty) |
+//! | `E` | roompos_event | room 0xFF pos | event JSON (without room and pos, which the key holds); the room's newest events |
+//! | `K` | roompos_chunk | room 0xFF pos of its first event | older events of the room, several per key (see `event_log`) |
 //! | `A` | alias_roomid | alias | room |
 //! | `B` | roomalias | room 0xFF alias | empty |
 //! | `X` | userroomtxn_event | user 0xFF room 0xFF txn_id | pos, event id |
@@ -37,7 +38,11 @@
 pub const SEP: u8 = 0xFF;
 
 /// The layout this code reads and writes.
-pub const LAYOUT_VERSION: &[u8] = b"2";
+pub const LAYOUT_VERSION: &[u8] = b"3";
+
+/// An older layout this code reads as it is: layout 3 only added event
+/// chunks and history lists, and reads both forms.
+pub const READABLE_LAYOUT: &[u8] = b"2";
 
 /// What a key holds, as its first byte.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -52,6 +57,7 @@ pub enum Tag {
     RoomStatePos = b'S',
     RoomStateHistory = b'H',
     RoomPosEvent = b'E',
+    RoomPosChunk = b'K',
     AliasRoom = b'A',
     RoomAlias = b'B',
     UserRoomTxn = b'X',
@@ -102,6 +108,11 @@ pub fn room_event(room: &str, pos: u64) -> Vec<u8> {
     key(Tag::RoomPosEvent, &[room.as_bytes(), &pos.to_be_bytes()])
 }
 
+/// `room 0xFF pos` under `K`: the chunk whose first event is at `pos`.
+pub fn room_chunk(room: &str, pos: u64) -> Vec<u8> {
+    key(Tag::RoomPosChunk, &[room.as_bytes(), &pos.to_be_bytes()])
+}
+
 /// `room 0xFF type 0xFF state_key` under `S`.
 pub fn room_state(room: &str, event_type: &str, state_key: &str) -> Vec<u8> {
     key(
@@ -111,7 +122,8 @@ pub fn room_state(room: &str, event_type: &str, state_key: &str) -> Vec<u8> {
 }
 
 /// Every change of one state key, `room 0xFF type 0xFF state_key 0xFF` under `H`;
-/// a position (8 bytes) follows. State at a position is then one seek per key.
+/// the position of a list's first entry (8 bytes) follows. State at a
+/// position is then one seek per key.
 pub fn state_history_prefix(room: &str, event_type: &str, state_key: &str) -> Vec<u8> {
     prefix(
         Tag::RoomStateHistory,
@@ -119,7 +131,7 @@ pub fn state_history_prefix(room: &str, event_type: &str, state_key: &str) -> Ve
     )
 }
 
-/// One change of a state key, under `H`.
+/// The history list of a state key whose first entry is at `pos`, under `H`.
 pub fn state_history(room: &str, event_type: &str, state_key: &str, pos: u64) -> Vec<u8> {
     let mut k = state_history_prefix(room, event_type, state_key);
     k.extend_from_slice(&pos.to_be_bytes());

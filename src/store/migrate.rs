@@ -8,9 +8,12 @@
 //! writer uses, marks the layout version only once all of it is on disk,
 //! and then drops the old trees. An interrupted copy has no version mark, so
 //! it is simply redone.
+//!
+//! Layout 3 adds event chunks (`K`) and history lists; it reads layout-2
+//! keys as they are, so a layout-2 folder only gets the new mark.
 
 use super::codec::{corrupt, decode_u64};
-use super::keys::{self, Tag, LAYOUT_VERSION};
+use super::keys::{self, Tag, LAYOUT_VERSION, READABLE_LAYOUT};
 use super::{indexes, Event, StoreError};
 use ::sled::{Db, Tree};
 
@@ -43,6 +46,11 @@ pub fn to_current_layout(db: &Db, tree: &Tree) -> Result<(), StoreError> {
     let version_key = keys::key(Tag::LayoutVersion, &[]);
     match tree.get(&version_key)? {
         Some(v) if v.as_ref() == LAYOUT_VERSION => return Ok(()),
+        Some(v) if v.as_ref() == READABLE_LAYOUT => {
+            tree.insert(version_key, LAYOUT_VERSION)?;
+            db.flush()?;
+            return Ok(());
+        }
         Some(v) => {
             return Err(corrupt(format!(
                 "the data folder has key layout {:?}; this version reads layout {:?}",

@@ -2,7 +2,8 @@
 //! needs, ask the plan, and stage its authorized events with every index
 //! they change (event log, stream, current state, membership both ways).
 
-use super::codec::{corrupt, decode_event, decode_membership, decode_str, decode_u64};
+use super::codec::{corrupt, decode_membership, decode_str, decode_u64};
+use super::event_log;
 use super::indexes;
 use super::keys::{self, Tag};
 use super::writer::Staged;
@@ -92,11 +93,16 @@ fn state_event(st: &mut Staged<'_>, room: &str, event_type: &str) -> Result<Opti
     let Some(pos) = st.get(&keys::room_state(room, event_type, ""))? else {
         return Ok(None);
     };
-    let pos = decode_u64(&pos)?;
-    let bytes = st
-        .get(&keys::room_event(room, pos))?
-        .ok_or_else(|| corrupt(format!("state of {room} points at missing event {pos}")))?;
-    decode_event(room, pos, &bytes).map(Some)
+    staged_event(st, room, decode_u64(&pos)?).map(Some)
+}
+
+/// The event at `pos`, as the writes so far left it: a single key the batch
+/// or the tree holds, or a chunk in the tree (packing runs only as a batch
+/// is applied, so the batch holds none).
+fn staged_event(st: &mut Staged<'_>, room: &str, pos: u64) -> Result<Event, StoreError> {
+    let single = st.get(&keys::room_event(room, pos))?;
+    event_log::event_at(st.applied_tree(), room, pos, single)?
+        .ok_or_else(|| corrupt(format!("state of {room} points at missing event {pos}")))
 }
 
 /// The content of `event`, which must be an object.
@@ -150,10 +156,7 @@ fn load_third_party_invites(st: &mut Staged<'_>, room: &str, auth: &mut AuthStat
     for key in st.keys_with_prefix(&prefix)? {
         let Some(pos) = st.get(&key)? else { continue };
         let pos = decode_u64(&pos)?;
-        let bytes = st
-            .get(&keys::room_event(room, pos))?
-            .ok_or_else(|| corrupt(format!("state of {room} points at missing event {pos}")))?;
-        let event = decode_event(room, pos, &bytes)?;
+        let event = staged_event(st, room, pos)?;
         let (Some(token), Value::Object(content)) = (event.state_key.as_deref(), &event.content) else {
             continue;
         };

@@ -3,9 +3,10 @@
 //! reads through [`Committed`] so that they show only durable data.
 
 use super::account_data::{self, AccountData};
-use super::codec::{corrupt, decode_event, decode_membership, decode_membership_code, decode_str, decode_u64};
+use super::codec::{corrupt, decode_history, decode_membership, decode_str, decode_u64};
 use super::commit::{FlushObserver, GroupCommit};
 use super::committed::Committed;
+use super::event_log;
 use super::export::{self, Record};
 use super::import::{self, encode_flags};
 use super::keys::{self, Tag, SEP};
@@ -182,16 +183,15 @@ impl Inner {
         Ok(self.committed.visible_range(prefix, &keys::prefix_end(prefix), raw))
     }
 
-    /// An event by position; event keys are never rewritten, so bounding the
-    /// position by the durable one is all read committed asks.
+    /// An event by position: an event at or below the durable position is
+    /// durable wherever it is stored (see [`event_log`]), so bounding the
+    /// position is all read committed asks.
     fn event_at(&self, room: &str, pos: u64) -> Result<Option<Event>, StoreError> {
         if pos > self.committed.durable_pos() {
             return Ok(None);
         }
-        self.tree
-            .get(keys::room_event(room, pos))?
-            .map(|v| decode_event(room, pos, &v))
-            .transpose()
+        let single = self.tree.get(keys::room_event(room, pos))?;
+        event_log::event_at(&self.tree, room, pos, single)
     }
 
     fn state_event_at_key(&self, room: &str, key: &[u8]) -> Result<Option<Event>, StoreError> {
@@ -218,17 +218,19 @@ impl Inner {
     }
 
     /// The position of the state event for one key right after `pos`: one
-    /// seek in the state history. Positions at or below the durable one are
-    /// durable, and history keys are never rewritten, so sled's view is the
-    /// committed one there.
+    /// seek in the state history, to the list that holds it. A list gains
+    /// entries only at new positions, so those at or below the durable one
+    /// are what was durable.
     fn state_pos_at(&self, room: &str, event_type: &str, state_key: &str, pos: u64) -> Result<Option<u64>, StoreError> {
         let pos = pos.min(self.committed.durable_pos());
         let start = keys::state_history_prefix(room, event_type, state_key);
         let end = keys::state_history(room, event_type, state_key, pos);
-        match self.tree.range(start.clone()..=end).next_back() {
-            Some(entry) => Ok(Some(decode_u64(&entry?.0[start.len()..])?)),
-            None => Ok(None),
-        }
+        let Some(entry) = self.tree.range(start.clone()..=end).next_back() else {
+            return Ok(None);
+        };
+        let (k, v) = entry?;
+        let entries = decode_history(decode_u64(&k[start.len()..])?, &v)?;
+        Ok(entries.into_iter().map(|(p, _)| p).take_while(|p| *p <= pos).last())
     }
 
     /// State right after `pos`: the current state's keys (a key never
@@ -260,18 +262,13 @@ impl Inner {
         let upto = upto.min(self.committed.durable_pos());
         let start = keys::state_history_prefix(r, event_type, state_key);
         let end = keys::state_history(r, event_type, state_key, upto);
-        self.tree
-            .range(start.clone()..=end)
-            .map(|entry| {
-                let (k, v) = entry?;
-                let pos = decode_u64(&k[start.len()..])?;
-                let membership = match v.first() {
-                    None => None,
-                    code => Some(decode_membership_code(code)?),
-                };
-                Ok((pos, membership))
-            })
-            .collect()
+        let mut out = Vec::new();
+        for entry in self.tree.range(start.clone()..=end) {
+            let (k, v) = entry?;
+            let entries = decode_history(decode_u64(&k[start.len()..])?, &v)?;
+            out.extend(entries.into_iter().take_while(|(p, _)| *p <= upto));
+        }
+        Ok(out)
     }
 
     fn room_events(
@@ -286,20 +283,7 @@ impl Inner {
         if from >= to || limit == 0 {
             return Ok(Vec::new());
         }
-        let r = room.as_str();
-        let range = self.tree.range(keys::room_event(r, from + 1)..=keys::room_event(r, to));
-        let prefix_len = keys::room_event(r, 0).len() - 8;
-        let decode = |entry: ::sled::Result<(IVec, IVec)>| -> Result<Event, StoreError> {
-            let (k, v) = entry?;
-            decode_event(r, decode_u64(&k[prefix_len..])?, &v)
-        };
-        if newest {
-            let mut out = range.rev().take(limit).map(decode).collect::<Result<Vec<_>, _>>()?;
-            out.reverse();
-            Ok(out)
-        } else {
-            range.take(limit).map(decode).collect()
-        }
+        event_log::events_between(&self.tree, room.as_str(), (from, to), limit, newest)
     }
 
     fn members(&self, room: &RoomId) -> Result<Vec<(UserId, Membership)>, StoreError> {

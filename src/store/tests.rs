@@ -369,6 +369,51 @@ async fn concurrent_writes_get_unique_gap_free_positions_all_readable() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reader_finds_every_event_while_the_writer_packs_them() {
+    let (dir, store) = open();
+    let store = Arc::new(store);
+    let r = with_room(&store).await;
+    let base = store.durable_pos();
+    let writers: Vec<_> = (0..4)
+        .map(|t| {
+            let (store, r) = (store.clone(), r.clone());
+            tokio::spawn(async move {
+                for i in 0..150 {
+                    let body = format!("{t}/{i}");
+                    store.write_room(write(&r, vec![message(ALICE, &body)])).await.unwrap();
+                }
+            })
+        })
+        .collect();
+    let mut reads = 0;
+    while writers.iter().any(|w| !w.is_finished()) {
+        let durable = store.durable_pos();
+        let events = store.room_events(&r, base, durable, usize::MAX, false).await.unwrap();
+        let seen: Vec<u64> = events.iter().map(|e| e.stream_pos).collect();
+        assert_eq!(seen, (base + 1..=durable).collect::<Vec<_>>(), "read {reads}");
+        let newest = store.room_events(&r, base, durable, 4, true).await.unwrap();
+        assert_eq!(newest.last().map(|e| e.stream_pos), (durable > base).then_some(durable));
+        if durable > base {
+            let middle = base + 1 + (durable - base) / 2;
+            assert!(store.event_at(&r, middle).await.unwrap().is_some(), "event {middle}");
+        }
+        reads += 1;
+    }
+    for w in writers {
+        w.await.unwrap();
+    }
+    drop(store);
+    let (_db, kv) = raw_kv(dir.path());
+    let room_prefix = |tag| keys::prefix(tag, &[r.as_str().as_bytes()]);
+    let chunks = kv.scan_prefix(room_prefix(Tag::RoomPosChunk)).count();
+    let singles = kv.scan_prefix(room_prefix(Tag::RoomPosEvent)).count();
+    assert!(
+        chunks > 0 && singles < 2 * super::event_log::CHUNK,
+        "{chunks} chunks, {singles} singles"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_refused_write_batched_with_others_fails_alone() {
     let (_dir, store) = open();
     let store = Arc::new(store);
@@ -811,16 +856,13 @@ fn event_for(step: &Step) -> ProposedEvent {
     }
 }
 
-/// State after `pos`, by replaying the room's log: the reference the index must agree with.
-async fn replayed_state(
-    store: &SledStore,
-    r: &RoomId,
-    pos: u64,
-) -> std::collections::BTreeMap<(String, String), Event> {
+/// State after `pos`, by replaying the events as they were written: the
+/// reference the index must agree with.
+fn replayed_state(written: &[Event], pos: u64) -> std::collections::BTreeMap<(String, String), Event> {
     let mut state = std::collections::BTreeMap::new();
-    for e in store.room_events(r, 0, pos, usize::MAX, false).await.unwrap() {
+    for e in written.iter().take_while(|e| e.stream_pos <= pos) {
         if let Some(key) = &e.state_key {
-            state.insert((e.event_type.clone(), key.clone()), e);
+            state.insert((e.event_type.clone(), key.clone()), e.clone());
         }
     }
     state
@@ -831,7 +873,8 @@ proptest::proptest! {
 
     #[test]
     fn state_from_the_index_agrees_with_a_replay_at_every_position(
-        steps in proptest::collection::vec(step_strategy(), 1..30)
+        steps in proptest::collection::vec(step_strategy(), 1..60),
+        pages in proptest::collection::vec((0u64..80, 0u64..80, 1usize..8, proptest::prelude::any::<bool>()), 4)
     ) {
         let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
         rt.block_on(async {
@@ -839,13 +882,34 @@ proptest::proptest! {
             let r = room(ROOM);
             let create = creation(&r, None, ALICE, vec![]);
             store.write_room(RoomWrite { users: [ALICE, BOB, CAROL, "@dave:localhost"].map(user).to_vec(), ..create }).await.unwrap();
+            let mut written = store.room_events(&r, 0, u64::MAX, usize::MAX, false).await.unwrap();
             for step in &steps {
                 // Steps the rules refuse write nothing, which the comparison covers too.
-                let _ = store.write_room(write(&r, vec![event_for(step)])).await;
+                if let Ok(RoomWritten::Written(events)) = store.write_room(write(&r, vec![event_for(step)])).await {
+                    written.extend(events);
+                }
             }
             let end = store.durable_pos();
+            // The log reads back as written, single keys and chunks alike, whole and by pages.
+            assert_eq!(store.room_events(&r, 0, end, usize::MAX, false).await.unwrap(), written);
+            for (a, b, limit, newest) in pages {
+                let (from, to) = (a.min(b), a.max(b));
+                let mut expected: Vec<Event> =
+                    written.iter().filter(|e| e.stream_pos > from && e.stream_pos <= to).cloned().collect();
+                if newest {
+                    expected.drain(..expected.len().saturating_sub(limit));
+                } else {
+                    expected.truncate(limit);
+                }
+                let page = store.room_events(&r, from, to, limit, newest).await.unwrap();
+                assert_eq!(page, expected, "({from}, {to}] limit {limit} newest {newest}");
+            }
+            for e in &written {
+                let at = store.event_at(&r, e.stream_pos).await.unwrap();
+                assert_eq!(at.as_ref(), Some(e), "the event at {}", e.stream_pos);
+            }
             for pos in 0..=end {
-                let replay = replayed_state(&store, &r, pos).await;
+                let replay = replayed_state(&written, pos);
                 let indexed: std::collections::BTreeMap<_, _> = store
                     .state_at(&r, pos)
                     .await
@@ -862,7 +926,7 @@ proptest::proptest! {
             for u in OTHERS {
                 let changes = store.state_changes(&r, "m.room.member", u, end).await.unwrap();
                 let mut replayed = Vec::new();
-                for e in store.room_events(&r, 0, end, usize::MAX, false).await.unwrap() {
+                for e in &written {
                     if e.event_type == "m.room.member" && e.state_key.as_deref() == Some(u) {
                         let m: Membership = serde_json::from_value(e.content["membership"].clone()).unwrap();
                         replayed.push((e.stream_pos, Some(m)));

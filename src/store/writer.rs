@@ -19,6 +19,7 @@ use super::batch_log::{self, Change};
 use super::commit::GroupCommit;
 use super::committed::Committed;
 use super::keys;
+use super::packing::Packer;
 use super::{RoomWritten, StoreError, WriteSeq};
 use ::sled::{IVec, Tree};
 use foldhash::HashMap;
@@ -68,7 +69,7 @@ struct Value {
 
 /// Keys written so far, in order, with their new values.
 #[derive(Default)]
-struct Writes {
+pub struct Writes {
     order: Vec<Vec<u8>>,
     values: HashMap<Vec<u8>, Value>,
 }
@@ -87,8 +88,61 @@ impl Writes {
         }
     }
 
-    fn get(&self, key: &[u8]) -> Option<&Option<IVec>> {
+    /// The staged value of `key`, if the batch changes it (`Some(None)`: removes it).
+    pub fn get(&self, key: &[u8]) -> Option<&Option<IVec>> {
         self.values.get(key).map(|v| &v.new)
+    }
+
+    /// Stages `key = value` (for packing).
+    pub fn put(&mut self, key: Vec<u8>, value: IVec) {
+        self.set(
+            key,
+            Value {
+                new: Some(value),
+                fresh: false,
+            },
+        );
+    }
+
+    /// Stages `key = value` for a key nothing is stored under yet (for packing).
+    pub fn put_fresh(&mut self, key: Vec<u8>, value: IVec) {
+        self.set(
+            key,
+            Value {
+                new: Some(value),
+                fresh: true,
+            },
+        );
+    }
+
+    /// Stages the removal of `key` (for packing).
+    pub fn remove(&mut self, key: Vec<u8>) {
+        self.set(
+            key,
+            Value {
+                new: None,
+                fresh: false,
+            },
+        );
+    }
+
+    /// The keys under `tag` that name new positions, in the order staged.
+    pub fn fresh_keys(&self, tag: keys::Tag) -> Vec<Vec<u8>> {
+        self.order
+            .iter()
+            .filter(|k| k.first() == Some(&(tag as u8)) && self.values[*k].fresh)
+            .cloned()
+            .collect()
+    }
+
+    /// Drops fresh keys from the batch, as if they had never been staged:
+    /// nothing was stored under them, so nothing is to be undone.
+    pub fn discard(&mut self, keys: &foldhash::HashSet<Vec<u8>>) {
+        if keys.is_empty() {
+            return;
+        }
+        self.order.retain(|k| !keys.contains(k));
+        self.values.retain(|k, _| !keys.contains(k));
     }
 
     fn absorb(&mut self, other: Writes) {
@@ -235,6 +289,7 @@ impl Writer {
                     commit: thread_commit,
                     pos,
                     auth: AuthCache::default(),
+                    packer: Packer::default(),
                     logged: VecDeque::new(),
                 };
                 while let Ok(first) = rx.recv() {
@@ -297,6 +352,7 @@ struct WriterState {
     /// The highest stream position applied.
     pos: u64,
     auth: AuthCache,
+    packer: Packer,
     /// Batches whose batch-log record is still stored, oldest first.
     logged: VecDeque<WriteSeq>,
 }
@@ -357,9 +413,13 @@ impl WriterState {
     fn apply(
         &mut self,
         mut batch: Writes,
-        read: HashMap<Vec<u8>, Option<IVec>>,
+        mut read: HashMap<Vec<u8>, Option<IVec>>,
         pos_after: u64,
     ) -> Result<WriteSeq, StoreError> {
+        if let Err(e) = self.packer.pack(&self.tree, &mut batch, &mut read) {
+            self.packer.forget();
+            return Err(e);
+        }
         if pos_after > self.pos {
             batch.set(
                 keys::stream_end(),
@@ -390,6 +450,7 @@ impl WriterState {
             .collect();
         if let Err(e) = self.write_logged(seq, changes) {
             self.committed.unregister(seq);
+            self.packer.forget();
             return Err(e);
         }
         self.forget_durable_records();

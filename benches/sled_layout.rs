@@ -1,20 +1,23 @@
 //! How sled 0.34's memory grows with the key layout, on the server's write
 //! pattern without the server: per membership op one new event under
 //! (room, position) and one state-history entry under (room, user, position),
-//! a flush every 500 ops, a 32 MiB cache. It prints VmRSS as the database grows.
+//! a flush every 500 ops, a 32 MiB cache, sled's background thread every
+//! 10 ms as the server runs it. It prints VmRSS and the folder's size as the
+//! database grows.
 //!
 //! sled keeps an in-memory page-table entry and a list of fragment locations
 //! for every page it has written, paged out or not, and a leaf splits at 16
 //! keys, so RSS follows the number of keys ever written. The layouts:
 //!
 //! - `single`: the server's layout today, two fresh keys per op;
-//! - `history-lists`: the state history of a (room, user) as one key holding
-//!   a bounded list of positions, rewritten on each change;
+//! - `history-lists`: the state history of a (room, user) as keys holding
+//!   bounded lists of `--list` positions, the newest rewritten on each
+//!   change, a new one started when it is full;
 //! - `event-chunks`: events as single keys, the oldest `--chunk` of a room's
 //!   events moved into one chunk key once 2 × chunk of them are single;
 //! - `both`: event chunks and history lists.
 //!
-//! `cargo bench --bench sled_layout -- [--ops N] [--chunk K] [LAYOUT ...]`
+//! `cargo bench --bench sled_layout -- [--ops N] [--chunk K] [--list L] [--gc-ms MS] [LAYOUT ...]`
 
 #![allow(dead_code)] // the membership benchmark's server module, of which this uses the /proc reader
 
@@ -29,8 +32,6 @@ const USERS_PER_ROOM: u64 = 50;
 const EVENT_BYTES: usize = 400;
 const FLUSH_EVERY: u64 = 500;
 const REPORT_EVERY: u64 = 250_000;
-/// Entries a history list holds before it starts again (9 bytes each).
-const HISTORY_LIST_ENTRIES: usize = 64;
 
 fn vm_rss_mib() -> u64 {
     server::memory_kib(std::process::id()).map_or(0, |(_, rss)| rss / 1024)
@@ -48,12 +49,18 @@ struct Layout {
     event_chunks: bool,
     history_lists: bool,
     chunk: usize,
+    /// Entries a history list holds before a new one starts (9 bytes each).
+    list: usize,
+    /// sled's background period (segment reclaim); `None`: off.
+    gc_ms: Option<u64>,
 }
 
 struct Run {
     tree: sled::Tree,
     layout: Layout,
     singles: HashMap<u64, usize>,
+    /// Per (room, user): the first position of its newest history list.
+    lists: HashMap<(u64, u64), u64>,
 }
 
 impl Run {
@@ -64,14 +71,18 @@ impl Run {
             self.maybe_chunk(room)?;
         }
         if self.layout.history_lists {
-            let k = key(b'H', &[room, user]);
-            let mut list = self.tree.get(&k)?.map(|v| v.to_vec()).unwrap_or_default();
-            if list.len() >= 9 * HISTORY_LIST_ENTRIES {
+            let first = *self.lists.entry((room, user)).or_insert(pos);
+            let mut list = self.tree.get(key(b'H', &[room, user, first]))?.map(|v| v.to_vec()).unwrap_or_default();
+            let first = if list.len() >= 9 * self.layout.list {
                 list.clear();
-            }
+                self.lists.insert((room, user), pos);
+                pos
+            } else {
+                first
+            };
             list.extend_from_slice(&pos.to_be_bytes());
             list.push(1);
-            self.tree.insert(k, list)?;
+            self.tree.insert(key(b'H', &[room, user, first]), list)?;
         } else {
             self.tree.insert(key(b'H', &[room, user, pos]), vec![1])?;
         }
@@ -104,12 +115,13 @@ fn run(name: &str, layout: Layout, ops: u64) -> sled::Result<()> {
     let db = sled::Config::new()
         .path(&dir)
         .cache_capacity(32 << 20)
-        .flush_every_ms(None)
+        .flush_every_ms(layout.gc_ms)
         .open()?;
     let mut r = Run {
         tree: db.open_tree("t")?,
         layout,
         singles: HashMap::new(),
+        lists: HashMap::new(),
     };
     let start = Instant::now();
     println!("{name}:");
@@ -119,10 +131,14 @@ fn run(name: &str, layout: Layout, ops: u64) -> sled::Result<()> {
             db.flush()?;
         }
         if i % REPORT_EVERY == 0 {
+            let folder = folder_bytes(&dir)? as f64;
+            let logical = (i * (EVENT_BYTES as u64 + 9)) as f64;
             println!(
-                "  {i:>9} ops  VmRSS {:>4} MiB  {:>5.1} s",
+                "  {i:>9} ops  VmRSS {:>4} MiB  {:>5.1} s  folder {:>6.1} MiB = {:.2} x logical",
                 vm_rss_mib(),
-                start.elapsed().as_secs_f64()
+                start.elapsed().as_secs_f64(),
+                folder / (1 << 20) as f64,
+                folder / logical
             );
         }
     }
@@ -132,15 +148,35 @@ fn run(name: &str, layout: Layout, ops: u64) -> sled::Result<()> {
     Ok(())
 }
 
+/// Bytes the files below `path` take on disk.
+fn folder_bytes(path: &std::path::Path) -> std::io::Result<u64> {
+    use std::os::unix::fs::MetadataExt;
+    let mut total = 0;
+    for entry in std::fs::read_dir(path)? {
+        let entry = entry?;
+        let meta = entry.metadata()?;
+        total += if meta.is_dir() {
+            folder_bytes(&entry.path())?
+        } else {
+            meta.blocks() * 512
+        };
+    }
+    Ok(total)
+}
+
 fn main() -> sled::Result<()> {
     let mut ops = 1_500_000;
     let mut chunk = 16;
+    let mut list = 64;
+    let mut gc_ms = 10;
     let mut layouts = Vec::new();
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         match a.as_str() {
             "--ops" => ops = args.next().and_then(|v| v.parse().ok()).expect("--ops N"),
             "--chunk" => chunk = args.next().and_then(|v| v.parse().ok()).expect("--chunk K"),
+            "--list" => list = args.next().and_then(|v| v.parse().ok()).expect("--list L"),
+            "--gc-ms" => gc_ms = args.next().and_then(|v| v.parse().ok()).expect("--gc-ms MS"),
             "--bench" => {}
             l => layouts.push(l.to_string()),
         }
@@ -166,12 +202,15 @@ fn main() -> sled::Result<()> {
                     event_chunks,
                     history_lists,
                     chunk,
+                    list,
+                    gc_ms: (gc_ms > 0).then_some(gc_ms),
                 },
                 ops,
             );
         }
         let status = std::process::Command::new(std::env::current_exe()?)
-            .args(["--ops", &ops.to_string(), "--chunk", &chunk.to_string(), &name])
+            .args(["--ops", &ops.to_string(), "--chunk", &chunk.to_string()])
+            .args(["--list", &list.to_string(), "--gc-ms", &gc_ms.to_string(), &name])
             .env("MM_SLED_LAYOUT_CHILD", "1")
             .status()?;
         assert!(status.success(), "{name}: {status}");

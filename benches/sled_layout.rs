@@ -2,7 +2,7 @@
 //! pattern without the server: per membership op one new event under
 //! (room, position) and one state-history entry under (room, user, position),
 //! a flush every 500 ops, a 32 MiB cache, sled's background thread every
-//! 10 ms as the server runs it. It prints VmRSS and the folder's size as the
+//! 2 ms as the server runs it. It prints VmRSS and the folder's size as the
 //! database grows.
 //!
 //! sled keeps an in-memory page-table entry and a list of fragment locations
@@ -167,8 +167,8 @@ fn folder_bytes(path: &std::path::Path) -> std::io::Result<u64> {
 fn main() -> sled::Result<()> {
     let mut ops = 1_500_000;
     let mut chunk = 16;
-    let mut list = 64;
-    let mut gc_ms = 10;
+    let mut list = 16;
+    let mut gc_ms = 2;
     let mut layouts = Vec::new();
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {

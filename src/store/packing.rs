@@ -28,7 +28,7 @@ use foldhash::{HashMap, HashSet};
 
 /// How many changes one history list holds (small in unit tests, as
 /// [`CHUNK`] is).
-pub const HISTORY_LIST: usize = if cfg!(test) { 3 } else { 64 };
+pub const HISTORY_LIST: usize = if cfg!(test) { 3 } else { 16 };
 
 /// The most single events counted per room when a room is first met: a
 /// room from an older layout may have many more; those beyond stay single.

@@ -72,7 +72,11 @@ impl Run {
         }
         if self.layout.history_lists {
             let first = *self.lists.entry((room, user)).or_insert(pos);
-            let mut list = self.tree.get(key(b'H', &[room, user, first]))?.map(|v| v.to_vec()).unwrap_or_default();
+            let mut list = self
+                .tree
+                .get(key(b'H', &[room, user, first]))?
+                .map(|v| v.to_vec())
+                .unwrap_or_default();
             let first = if list.len() >= 9 * self.layout.list {
                 list.clear();
                 self.lists.insert((room, user), pos);

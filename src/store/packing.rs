@@ -30,8 +30,9 @@ use foldhash::{HashMap, HashSet};
 /// [`CHUNK`] is).
 pub const HISTORY_LIST: usize = if cfg!(test) { 3 } else { 16 };
 
-/// The most single events counted per room when a room is first met: a
-/// room from an older layout may have many more; those beyond stay single.
+/// The most single events counted per room when a room is first met. A
+/// room from an older layout may have many more: they move into chunks
+/// as fast as the room gets new events.
 const COUNT_AT_MOST: usize = 1024;
 
 /// The most rooms whose single events are counted; beyond it the counts
@@ -61,14 +62,7 @@ impl Packer {
     }
 
     fn pack_events(&mut self, tree: &Tree, batch: &mut Writes, read: &mut Read) -> Result<(), StoreError> {
-        let mut new: Vec<(Vec<u8>, Vec<Vec<u8>>)> = Vec::new();
-        for key in batch.fresh_keys(Tag::RoomPosEvent) {
-            let room = key[..key.len() - 8].to_vec();
-            match new.iter_mut().find(|(r, _)| *r == room) {
-                Some((_, keys)) => keys.push(key),
-                None => new.push((room, vec![key])),
-            }
-        }
+        let new = group_by_prefix(batch.fresh_keys(Tag::RoomPosEvent));
         if self.singles.len() > ROOMS_COUNTED {
             self.singles.clear();
         }
@@ -118,12 +112,11 @@ fn move_chunks(
         oldest.push((key.clone(), value, true));
     }
     oldest.truncate(oldest.len() / CHUNK * CHUNK);
-    let pos = |k: &[u8]| u64::from_be_bytes(k[k.len() - 8..].try_into().expect("8 bytes"));
     for events in oldest.chunks(CHUNK) {
-        let chunk = encode_chunk(events.iter().map(|(k, v, _)| (pos(k), v.as_ref())));
+        let chunk = encode_chunk(events.iter().map(|(k, v, _)| (key_pos(k), v.as_ref())));
         let mut chunk_key = vec![Tag::RoomPosChunk as u8];
         chunk_key.extend_from_slice(&room[1..]);
-        chunk_key.extend_from_slice(&pos(&events[0].0).to_be_bytes());
+        chunk_key.extend_from_slice(&key_pos(&events[0].0).to_be_bytes());
         batch.put_fresh(chunk_key, chunk.into());
     }
     // After the chunks, so a reader never finds an event in neither.
@@ -148,14 +141,7 @@ struct List {
 
 /// Puts the batch's new single history entries into lists.
 fn pack_history(tree: &Tree, batch: &mut Writes, read: &mut Read) -> Result<(), StoreError> {
-    let mut groups: Vec<(Vec<u8>, Vec<Vec<u8>>)> = Vec::new();
-    for key in batch.fresh_keys(Tag::RoomStateHistory) {
-        let prefix = key[..key.len() - 8].to_vec();
-        match groups.iter_mut().find(|(p, _)| *p == prefix) {
-            Some((_, keys)) => keys.push(key.clone()),
-            None => groups.push((prefix, vec![key.clone()])),
-        }
-    }
+    let groups = group_by_prefix(batch.fresh_keys(Tag::RoomStateHistory));
     let mut discard = HashSet::default();
     for (prefix, singles) in groups {
         let mut lists: Vec<List> = Vec::new();
@@ -203,6 +189,24 @@ fn pack_history(tree: &Tree, batch: &mut Writes, read: &mut Read) -> Result<(), 
     }
     batch.discard(&discard);
     Ok(())
+}
+
+/// Keys that end in a position, grouped by what precedes it (a room's
+/// events, a state key's history), groups and keys in their first order.
+fn group_by_prefix(keys: Vec<Vec<u8>>) -> Vec<(Vec<u8>, Vec<Vec<u8>>)> {
+    let mut groups: Vec<(Vec<u8>, Vec<Vec<u8>>)> = Vec::new();
+    let mut index: HashMap<Vec<u8>, usize> = HashMap::default();
+    for key in keys {
+        let prefix = key[..key.len() - 8].to_vec();
+        match index.get(&prefix) {
+            Some(&i) => groups[i].1.push(key),
+            None => {
+                index.insert(prefix.clone(), groups.len());
+                groups.push((prefix, vec![key]));
+            }
+        }
+    }
+    groups
 }
 
 fn key_pos(key: &[u8]) -> u64 {

@@ -709,6 +709,80 @@ async fn a_write_that_finds_its_change_made_answers_only_once_that_change_is_dur
 }
 
 #[tokio::test]
+async fn a_layout_2_folder_is_read_as_it_is_and_marked_layout_3() {
+    let dir = tempfile::tempdir().unwrap();
+    let r = room(ROOM);
+    {
+        // Layout 2 wrote every event and every history entry as a single key.
+        let (db, kv) = raw_kv(dir.path());
+        let mut event = Event {
+            event_id: "$create".into(),
+            room_id: ROOM.into(),
+            sender: ALICE.into(),
+            event_type: "m.room.create".into(),
+            state_key: Some(String::new()),
+            content: json!({"room_version": "11"}),
+            origin_server_ts: 1,
+            stream_pos: 1,
+        };
+        let member = Event {
+            event_id: "$join".into(),
+            event_type: "m.room.member".into(),
+            state_key: Some(ALICE.into()),
+            content: json!({"membership": "join"}),
+            stream_pos: 2,
+            ..event.clone()
+        };
+        let topic = Event {
+            event_id: "$t".into(),
+            event_type: "m.t".into(),
+            state_key: Some(String::new()),
+            content: json!({"v": 0}),
+            stream_pos: 3,
+            ..event.clone()
+        };
+        for e in [&event, &member, &topic] {
+            for entry in indexes::entries(e).unwrap() {
+                kv.insert(entry.key, entry.value).unwrap();
+            }
+        }
+        kv.insert(
+            keys::key(Tag::RoomMeta, &[ROOM.as_bytes()]),
+            &br#"{"creator":"@alice:localhost"}"#[..],
+        )
+        .unwrap();
+        kv.insert(keys::stream_end(), &3u64.to_be_bytes()[..]).unwrap();
+        kv.insert(keys::key(Tag::LayoutVersion, &[]), keys::READABLE_LAYOUT)
+            .unwrap();
+        db.flush().unwrap();
+    }
+    let store = SledStore::open(dir.path()).unwrap();
+    assert_eq!(store.room_events(&r, 0, 3, 10, false).await.unwrap().len(), 3);
+    assert_eq!(
+        store.state_changes(&r, "m.room.member", ALICE, 3).await.unwrap(),
+        vec![(2, Some(Membership::Join))]
+    );
+    // New changes of the key go into lists after its layout-2 single.
+    let mut positions = vec![3];
+    for v in 1..=5 {
+        let state = proposed(ALICE, "m.t", Some(""), json!({ "v": v }));
+        positions.push(events_of(store.write_room(write(&r, vec![state])).await.unwrap())[0].stream_pos);
+    }
+    let changes = store.state_changes(&r, "m.t", "", u64::MAX).await.unwrap();
+    assert_eq!(changes, positions.iter().map(|p| (*p, None)).collect::<Vec<_>>());
+    for (v, pos) in positions.iter().enumerate() {
+        let at = store.state_event_at(&r, "m.t", "", *pos).await.unwrap().unwrap();
+        assert_eq!(at.content, json!({ "v": v }), "at {pos}");
+    }
+    drop(store);
+    let (_db, kv) = raw_kv(dir.path());
+    assert_eq!(
+        kv.get(keys::key(Tag::LayoutVersion, &[])).unwrap().as_deref(),
+        Some(keys::LAYOUT_VERSION)
+    );
+}
+
+#[tokio::test]
 async fn a_layout_1_folder_is_migrated_on_open() {
     let dir = tempfile::tempdir().unwrap();
     {

@@ -715,7 +715,7 @@ async fn a_layout_2_folder_is_read_as_it_is_and_marked_layout_3() {
     {
         // Layout 2 wrote every event and every history entry as a single key.
         let (db, kv) = raw_kv(dir.path());
-        let mut event = Event {
+        let event = Event {
             event_id: "$create".into(),
             room_id: ROOM.into(),
             sender: ALICE.into(),

@@ -400,7 +400,7 @@ async fn soak(
     figures.flatness = soak::flatness(&samples);
     match &figures.flatness {
         Some(f) => println!(
-            "RSS flat: interval {} VmRSS {:.1} MiB vs interval 2 {:.1} MiB ({:+.1}%): {}",
+            "RSS flat: interval {} mean VmRSS {:.1} MiB vs interval 2 {:.1} MiB ({:+.1}%): {}",
             f.intervals,
             f.last_kib as f64 / 1024.0,
             f.second_kib as f64 / 1024.0,

@@ -90,7 +90,7 @@ pub fn print(f: &Figures) {
             String::new()
         };
         judged(
-            &format!("RSS flat over 10 minutes: last within 10% of the second{short}"),
+            &format!("RSS flat over 10 minutes: last minute's mean within 10% of the second's{short}"),
             f.flatness
                 .as_ref()
                 .map(|fl| (format!("{:+.1}%", fl.change() * 100.0), fl.flat())),

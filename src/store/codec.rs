@@ -3,6 +3,7 @@
 use super::{Event, MemberEntry, StoreError};
 use crate::membership::state::Membership;
 use serde::{Deserialize, Serialize};
+use std::ops::Range;
 
 /// A stored value that does not decode.
 pub fn corrupt(what: impl Into<String>) -> StoreError {
@@ -130,22 +131,31 @@ pub fn encode_chunk<'a>(events: impl Iterator<Item = (u64, &'a [u8])>) -> Vec<u8
 }
 
 /// The events of a chunk stored under `first`, in position order, each as
-/// (position, stored form).
-pub fn decode_chunk(first: u64, bytes: &[u8]) -> Result<Vec<(u64, &[u8])>, StoreError> {
+/// its position and where its stored form lies in `bytes`.
+pub fn decode_chunk(first: u64, bytes: &[u8]) -> Result<Vec<(u64, Range<usize>)>, StoreError> {
     let cut = || corrupt(format!("event chunk at {first} is cut short"));
-    let mut rest = bytes;
+    let mut at = 0;
     let mut out = Vec::new();
-    while !rest.is_empty() {
-        let pos = decode_u64(rest)?;
-        let len = rest.get(8..12).ok_or_else(cut)?;
-        let len = u32::from_be_bytes([len[0], len[1], len[2], len[3]]) as usize;
-        out.push((pos, rest.get(12..12 + len).ok_or_else(cut)?));
-        rest = &rest[12 + len..];
+    while at < bytes.len() {
+        let pos = decode_u64(&bytes[at..])?;
+        let len = bytes.get(at + 8..at + 12).ok_or_else(cut)?;
+        let start = at + 12;
+        let end = start + u32::from_be_bytes([len[0], len[1], len[2], len[3]]) as usize;
+        if end > bytes.len() {
+            return Err(cut());
+        }
+        out.push((pos, start..end));
+        at = end;
     }
     if out.first().map(|(p, _)| *p) != Some(first) {
         return Err(corrupt(format!("event chunk at {first} does not start there")));
     }
     Ok(out)
+}
+
+/// The position that ends a key of the event log or the state history.
+pub fn decode_key_pos(key: &[u8]) -> Result<u64, StoreError> {
+    decode_u64(&key[key.len().saturating_sub(8)..])
 }
 
 /// One change of a state key in a history list: its position and, for
@@ -221,10 +231,12 @@ mod tests {
     #[test]
     fn a_chunk_reads_back_as_the_events_it_holds() {
         let chunk = encode_chunk([(4, &b"{\"a\":1}"[..]), (6, &b"{}"[..])].into_iter());
-        assert_eq!(
-            decode_chunk(4, &chunk).unwrap(),
-            vec![(4, &b"{\"a\":1}"[..]), (6, &b"{}"[..])]
-        );
+        let events: Vec<(u64, &[u8])> = decode_chunk(4, &chunk)
+            .unwrap()
+            .into_iter()
+            .map(|(pos, range)| (pos, &chunk[range]))
+            .collect();
+        assert_eq!(events, vec![(4, &b"{\"a\":1}"[..]), (6, &b"{}"[..])]);
         assert!(decode_chunk(5, &chunk).is_err(), "a chunk under another position");
         assert!(decode_chunk(4, &chunk[..chunk.len() - 1]).is_err());
     }

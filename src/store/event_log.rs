@@ -11,7 +11,7 @@
 //! reads the singles first and the chunks after finds every event in one or
 //! the other, and keeps one copy if it meets both.
 
-use super::codec::{decode_chunk, decode_event, decode_u64};
+use super::codec::{decode_chunk, decode_event, decode_key_pos as key_pos};
 use super::keys;
 use super::{Event, StoreError};
 use ::sled::{IVec, Tree};
@@ -37,7 +37,7 @@ pub fn event_at(tree: &Tree, room: &str, pos: u64, single: Option<IVec>) -> Resu
     let (k, v) = entry?;
     let first = key_pos(&k)?;
     match decode_chunk(first, &v)?.into_iter().find(|(p, _)| *p == pos) {
-        Some((_, bytes)) => decode_event(room, pos, bytes).map(Some),
+        Some((_, range)) => decode_event(room, pos, &v[range]).map(Some),
         None => Ok(None),
     }
 }
@@ -117,7 +117,7 @@ impl Found {
     /// chunk's first position.
     fn add_chunk(&mut self, key: IVec, value: IVec) -> Result<u64, StoreError> {
         let first = key_pos(&key)?;
-        for (pos, range) in chunk_ranges(first, &value)? {
+        for (pos, range) in decode_chunk(first, &value)? {
             self.in_chunks += self.add(pos, value.clone(), range) as usize;
         }
         Ok(first)
@@ -141,21 +141,4 @@ impl Found {
             self.events.into_iter().take(limit).map(decode).collect()
         }
     }
-}
-
-/// Where each event of a chunk lies in its value.
-fn chunk_ranges(first: u64, value: &[u8]) -> Result<Vec<(u64, Range<usize>)>, StoreError> {
-    let base = value.as_ptr() as usize;
-    Ok(decode_chunk(first, value)?
-        .into_iter()
-        .map(|(pos, bytes)| {
-            let start = bytes.as_ptr() as usize - base;
-            (pos, start..start + bytes.len())
-        })
-        .collect())
-}
-
-/// The position that ends an `E` or `K` key.
-fn key_pos(key: &[u8]) -> Result<u64, StoreError> {
-    decode_u64(&key[key.len().saturating_sub(8)..])
 }

@@ -18,9 +18,12 @@
 //! batch itself. Readers bound what they read by the durable position, so
 //! the entries a list gains in a batch that is not durable yet stay unseen.
 
-use super::codec::{decode_history, encode_chunk, push_history_entry, HistoryEntry};
+use super::codec::{
+    decode_history, decode_key_pos as key_pos, decode_str, encode_chunk, push_history_entry, HistoryEntry,
+    HISTORY_ENTRY_BYTES,
+};
 use super::event_log::CHUNK;
-use super::keys::Tag;
+use super::keys::{self, Tag};
 use super::writer::Writes;
 use super::StoreError;
 use ::sled::{IVec, Tree};
@@ -112,12 +115,15 @@ fn move_chunks(
         oldest.push((key.clone(), value, true));
     }
     oldest.truncate(oldest.len() / CHUNK * CHUNK);
+    // `E room 0xFF`: the room is what lies between the tag and the separator.
+    let room_id = decode_str(&room[1..room.len() - 1])?;
     for events in oldest.chunks(CHUNK) {
-        let chunk = encode_chunk(events.iter().map(|(k, v, _)| (key_pos(k), v.as_ref())));
-        let mut chunk_key = vec![Tag::RoomPosChunk as u8];
-        chunk_key.extend_from_slice(&room[1..]);
-        chunk_key.extend_from_slice(&key_pos(&events[0].0).to_be_bytes());
-        batch.put_fresh(chunk_key, chunk.into());
+        let positions = events
+            .iter()
+            .map(|(k, _, _)| key_pos(k))
+            .collect::<Result<Vec<_>, _>>()?;
+        let chunk = encode_chunk(positions.iter().zip(events).map(|(pos, (_, v, _))| (*pos, v.as_ref())));
+        batch.put_fresh(keys::room_chunk(room_id, positions[0]), chunk.into());
     }
     // After the chunks, so a reader never finds an event in neither.
     let moved = oldest.len();
@@ -148,14 +154,14 @@ fn pack_history(tree: &Tree, batch: &mut Writes, read: &mut Read) -> Result<(), 
         if let Some(entry) = tree.scan_prefix(&prefix).next_back() {
             let (k, v) = entry?;
             lists.push(List {
-                entries: decode_history(key_pos(&k), &v)?,
+                entries: decode_history(key_pos(&k)?, &v)?,
                 key: k.to_vec(),
                 stored: Some(v),
             });
         }
         for key in singles {
             let value = batch.get(&key).cloned().flatten().unwrap_or_default();
-            let entry = decode_history(key_pos(&key), &value)?;
+            let entry = decode_history(key_pos(&key)?, &value)?;
             let (pos, _) = entry[0];
             match lists.last_mut() {
                 Some(list)
@@ -172,7 +178,7 @@ fn pack_history(tree: &Tree, batch: &mut Writes, read: &mut Read) -> Result<(), 
             }
         }
         for list in lists {
-            let mut bytes = Vec::with_capacity(list.entries.len() * super::codec::HISTORY_ENTRY_BYTES);
+            let mut bytes = Vec::with_capacity(list.entries.len() * HISTORY_ENTRY_BYTES);
             for (pos, membership) in &list.entries {
                 push_history_entry(&mut bytes, *pos, *membership);
             }
@@ -207,10 +213,6 @@ fn group_by_prefix(keys: Vec<Vec<u8>>) -> Vec<(Vec<u8>, Vec<Vec<u8>>)> {
         }
     }
     groups
-}
-
-fn key_pos(key: &[u8]) -> u64 {
-    u64::from_be_bytes(key[key.len() - 8..].try_into().expect("keys end in a position"))
 }
 
 #[cfg(test)]

@@ -284,9 +284,6 @@ impl Inner {
         newest: bool,
     ) -> Result<Vec<Event>, StoreError> {
         let to = to.min(self.committed.durable_pos());
-        if from >= to || limit == 0 {
-            return Ok(Vec::new());
-        }
         event_log::events_between(&self.tree, room.as_str(), (from, to), limit, newest)
     }
 

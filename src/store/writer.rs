@@ -93,7 +93,7 @@ impl Writes {
         self.values.get(key).map(|v| &v.new)
     }
 
-    /// Stages `key = value` (for packing).
+    /// Stages `key = value`.
     pub fn put(&mut self, key: Vec<u8>, value: IVec) {
         self.set(
             key,
@@ -104,7 +104,7 @@ impl Writes {
         );
     }
 
-    /// Stages `key = value` for a key nothing is stored under yet (for packing).
+    /// Stages `key = value` for a key nothing is stored under yet.
     pub fn put_fresh(&mut self, key: Vec<u8>, value: IVec) {
         self.set(
             key,
@@ -115,7 +115,7 @@ impl Writes {
         );
     }
 
-    /// Stages the removal of `key` (for packing).
+    /// Stages the removal of `key`.
     pub fn remove(&mut self, key: Vec<u8>) {
         self.set(
             key,
@@ -184,36 +184,18 @@ impl Staged<'_> {
 
     /// Stages `key = value`.
     pub fn put(&mut self, key: Vec<u8>, value: impl Into<IVec>) {
-        self.own.set(
-            key,
-            Value {
-                new: Some(value.into()),
-                fresh: false,
-            },
-        );
+        self.own.put(key, value.into());
     }
 
     /// Stages `key = value` for a key that names a position this batch
     /// handed out, under which nothing can be stored yet.
     pub fn put_fresh(&mut self, key: Vec<u8>, value: impl Into<IVec>) {
-        self.own.set(
-            key,
-            Value {
-                new: Some(value.into()),
-                fresh: true,
-            },
-        );
+        self.own.put_fresh(key, value.into());
     }
 
     /// Stages the removal of `key`.
     pub fn remove(&mut self, key: Vec<u8>) {
-        self.own.set(
-            key,
-            Value {
-                new: None,
-                fresh: false,
-            },
-        );
+        self.own.remove(key);
     }
 
     /// Every key starting with `prefix` that exists as the writes so far

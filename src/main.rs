@@ -12,6 +12,24 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
 
+/// jemalloc rather than glibc's malloc: glibc kept what each of its
+/// per-thread arenas ever grew to, so the server's RSS crept up over a soak
+/// while its live heap stayed level (heaptrack), and the mixed run spent more
+/// CPU per op. See README, "Memory over time".
+#[cfg(not(target_env = "msvc"))]
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
+/// jemalloc's options, read once when it starts (`_RJEM_MALLOC_CONF` in the
+/// environment still overrides them). Its background thread returns pages
+/// freed a second ago (`dirty_decay_ms`) to the kernel at once
+/// (`muzzy_decay_ms:0`), so RSS follows the live heap; two arenas are
+/// enough for the server's threads on the machines it is measured on.
+#[cfg(not(target_env = "msvc"))]
+#[export_name = "_rjem_malloc_conf"]
+pub static MALLOC_CONF: Option<&'static u8> =
+    Some(&b"background_thread:true,narenas:2,dirty_decay_ms:1000,muzzy_decay_ms:0\0"[0]);
+
 /// Resolves on SIGINT or SIGTERM.
 async fn shutdown_signal() {
     let ctrl_c = tokio::signal::ctrl_c();

@@ -21,10 +21,11 @@ use tokio::net::TcpListener;
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
 /// jemalloc's options, read once when it starts (`_RJEM_MALLOC_CONF` in the
-/// environment still overrides them). Its background thread returns pages
-/// freed a second ago (`dirty_decay_ms`) to the kernel at once
-/// (`muzzy_decay_ms:0`), so RSS follows the live heap; two arenas are
-/// enough for the server's threads on the machines it is measured on.
+/// environment overrides them). Its background thread purges freed pages
+/// over about a second (`dirty_decay_ms`) and hands them straight back to the
+/// kernel (`muzzy_decay_ms:0`), so RSS follows the live heap. Two arenas, not
+/// four per core: in 5-minute soaks minute 2's mean RSS was 99.6 MiB with two
+/// and 108.6 MiB with jemalloc's defaults.
 #[cfg(not(target_env = "msvc"))]
 #[export_name = "_rjem_malloc_conf"]
 pub static MALLOC_CONF: Option<&'static u8> =

@@ -17,7 +17,9 @@
 //!   events moved into one chunk key once 2 × chunk of them are single;
 //! - `both`: event chunks and history lists.
 //!
-//! `cargo bench --bench sled_layout -- [--ops N] [--chunk K] [--list L] [--gc-ms MS] [LAYOUT ...]`
+//! `cargo bench --bench sled_layout -- [--ops N] [--chunk K] [--list L] [--gc-ms MS]
+//! [--rooms N] [--users N] [--event-bytes B] [--segment-kib K] [LAYOUT ...]`
+//! (defaults: 200 rooms, 50 users per room, 400-byte events, 512 KiB segments).
 
 #![allow(dead_code)] // the membership benchmark's server module, of which this uses the /proc reader
 
@@ -27,9 +29,6 @@ mod server;
 use std::collections::HashMap;
 use std::time::Instant;
 
-const ROOMS: u64 = 200;
-const USERS_PER_ROOM: u64 = 50;
-const EVENT_BYTES: usize = 400;
 const FLUSH_EVERY: u64 = 500;
 const REPORT_EVERY: u64 = 250_000;
 
@@ -53,6 +52,10 @@ struct Layout {
     list: usize,
     /// sled's background period (segment reclaim); `None`: off.
     gc_ms: Option<u64>,
+    rooms: u64,
+    users: u64,
+    event_bytes: usize,
+    segment_kib: usize,
 }
 
 struct Run {
@@ -65,8 +68,9 @@ struct Run {
 
 impl Run {
     fn write_op(&mut self, i: u64) -> sled::Result<()> {
-        let (room, user, pos) = ((i * 7919) % ROOMS, (i / 3) % USERS_PER_ROOM, i);
-        self.tree.insert(key(b'E', &[room, pos]), vec![b'x'; EVENT_BYTES])?;
+        let l = &self.layout;
+        let (room, user, pos) = ((i * 7919) % l.rooms, (i / 3) % l.users, i);
+        self.tree.insert(key(b'E', &[room, pos]), vec![b'x'; l.event_bytes])?;
         if self.layout.event_chunks {
             self.maybe_chunk(room)?;
         }
@@ -119,6 +123,7 @@ fn run(name: &str, layout: Layout, ops: u64) -> sled::Result<()> {
     let db = sled::Config::new()
         .path(&dir)
         .cache_capacity(32 << 20)
+        .segment_size(layout.segment_kib * 1024)
         .flush_every_ms(layout.gc_ms)
         .open()?;
     let mut r = Run {
@@ -128,6 +133,7 @@ fn run(name: &str, layout: Layout, ops: u64) -> sled::Result<()> {
         lists: HashMap::new(),
     };
     let start = Instant::now();
+    let event_bytes = r.layout.event_bytes as u64;
     println!("{name}:");
     for i in 1..=ops {
         r.write_op(i)?;
@@ -136,7 +142,7 @@ fn run(name: &str, layout: Layout, ops: u64) -> sled::Result<()> {
         }
         if i % REPORT_EVERY == 0 {
             let folder = folder_bytes(&dir)? as f64;
-            let logical = (i * (EVENT_BYTES as u64 + 9)) as f64;
+            let logical = (i * (event_bytes + 9)) as f64;
             println!(
                 "  {i:>9} ops  VmRSS {:>4} MiB  {:>5.1} s  folder {:>6.1} MiB = {:.2} x logical",
                 vm_rss_mib(),
@@ -173,6 +179,7 @@ fn main() -> sled::Result<()> {
     let mut chunk = 16;
     let mut list = 16;
     let mut gc_ms = 2;
+    let (mut rooms, mut users, mut event_bytes, mut segment_kib) = (200, 50, 400, 512);
     let mut layouts = Vec::new();
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
@@ -181,6 +188,10 @@ fn main() -> sled::Result<()> {
             "--chunk" => chunk = args.next().and_then(|v| v.parse().ok()).expect("--chunk K"),
             "--list" => list = args.next().and_then(|v| v.parse().ok()).expect("--list L"),
             "--gc-ms" => gc_ms = args.next().and_then(|v| v.parse().ok()).expect("--gc-ms MS"),
+            "--rooms" => rooms = args.next().and_then(|v| v.parse().ok()).expect("--rooms N"),
+            "--users" => users = args.next().and_then(|v| v.parse().ok()).expect("--users N"),
+            "--event-bytes" => event_bytes = args.next().and_then(|v| v.parse().ok()).expect("--event-bytes B"),
+            "--segment-kib" => segment_kib = args.next().and_then(|v| v.parse().ok()).expect("--segment-kib K"),
             "--bench" => {}
             l => layouts.push(l.to_string()),
         }
@@ -208,13 +219,25 @@ fn main() -> sled::Result<()> {
                     chunk,
                     list,
                     gc_ms: (gc_ms > 0).then_some(gc_ms),
+                    rooms,
+                    users,
+                    event_bytes,
+                    segment_kib,
                 },
                 ops,
             );
         }
         let status = std::process::Command::new(std::env::current_exe()?)
             .args(["--ops", &ops.to_string(), "--chunk", &chunk.to_string()])
-            .args(["--list", &list.to_string(), "--gc-ms", &gc_ms.to_string(), &name])
+            .args(["--list", &list.to_string(), "--gc-ms", &gc_ms.to_string()])
+            .args(["--rooms", &rooms.to_string(), "--users", &users.to_string()])
+            .args([
+                "--event-bytes",
+                &event_bytes.to_string(),
+                "--segment-kib",
+                &segment_kib.to_string(),
+                &name,
+            ])
             .env("MM_SLED_LAYOUT_CHILD", "1")
             .status()?;
         assert!(status.success(), "{name}: {status}");

@@ -75,8 +75,8 @@ pub struct SledStore {
 /// (0.63× the floor in the default run against 0.60× at 2 ms). Under jemalloc
 /// (see `main.rs`) the default run gave 0.98× the floor and 2.08× the logical
 /// data at 5 ms, 0.83× and 2.15× at 2 ms; a 5-minute soak at 5 ms ended at
-/// 3.08× but a 10-minute one at 1.62× (reclaim catches up once segments
-/// age), so 5 ms holds the disk bound there too.
+/// 3.08× but a 10-minute one at 1.62×, so 5 ms holds the disk bound there
+/// too.
 const GC_EVERY_MS: u64 = 5;
 
 /// Field order is drop order: the writer stops before the flusher, and both

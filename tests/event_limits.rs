@@ -216,3 +216,107 @@ async fn a_member_of_a_room_cannot_break_it_for_a_newcomer() {
     carol.join(&room).await;
     read_everything(&carol, &room, 2).await;
 }
+
+/// U+0000 round-trips inside content, and is refused (writing nothing) where
+/// it would be a key: an event type or state key, a path segment, a device
+/// id, a display name. PostgreSQL `text` cannot hold it, so without the
+/// refusal the PostgreSQL half of this test answers 500.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn u0000_is_kept_in_content_and_refused_in_keys() {
+    let s = common::start_with(&["--no-rate-limits"]).await;
+    let alice = s.register("alice").await;
+    let auth = format!("Bearer {}", alice.client.access_token().unwrap());
+    let headers = [("Authorization", auth.as_str()), ("Content-Type", "application/json")];
+    let v3 = "/_matrix/client/v3";
+
+    let create = json!({"initial_state": [
+        {"type": "m.nul", "state_key": "", "content": {"k\u{0}": "v\u{0}"}}
+    ]});
+    let r = s
+        .raw(
+            "POST",
+            &format!("{v3}/createRoom"),
+            &headers,
+            create.to_string().as_bytes(),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.bytes));
+    let room = r.json["room_id"].as_str().unwrap().to_string();
+    let room_path = format!("{v3}/rooms/{}", room.replace('!', "%21").replace(':', "%3A"));
+    let r = s.raw("GET", &format!("{room_path}/state/m.nul/"), &headers, b"").await;
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.bytes));
+    assert_eq!(r.json, json!({"k\u{0}": "v\u{0}"}));
+
+    let pos = s.service_pos();
+    for (type_, key) in [("m.\u{0}", ""), ("m.nul", "\u{0}")] {
+        let create = json!({"initial_state": [{"type": type_, "state_key": key, "content": {}}]});
+        s.raw(
+            "POST",
+            &format!("{v3}/createRoom"),
+            &headers,
+            create.to_string().as_bytes(),
+        )
+        .await
+        .assert_error(400, "M_BAD_JSON");
+    }
+    for path in [
+        format!("{room_path}/state/m.%00/"),
+        format!("{room_path}/send/m.nul/t%00"),
+        format!("{v3}/user/{}/account_data/m.%00", alice.id.replace(':', "%3A")),
+    ] {
+        s.raw("PUT", &path, &headers, b"{}")
+            .await
+            .assert_error(400, "M_INVALID_PARAM");
+    }
+    let name = json!({"displayname": "a\u{0}"});
+    let profile = format!("{v3}/profile/{}/displayname", alice.id.replace(':', "%3A"));
+    s.raw("PUT", &profile, &headers, name.to_string().as_bytes())
+        .await
+        .assert_error(400, "M_INVALID_PARAM");
+    let login = json!({
+        "type": "m.login.password",
+        "identifier": {"type": "m.id.user", "user": "alice"},
+        "password": "alice-password",
+        "device_id": "d\u{0}",
+    });
+    s.raw(
+        "POST",
+        &format!("{v3}/login"),
+        &[("Content-Type", "application/json")],
+        login.to_string().as_bytes(),
+    )
+    .await
+    .assert_error(400, "M_INVALID_PARAM");
+    assert_eq!(s.service_pos(), pos, "a refused request wrote nothing");
+    let r = s.raw("GET", &profile, &[], b"").await;
+    assert_eq!(r.json["displayname"], json!("alice"));
+}
+
+/// A display name is at most 256 characters (not bytes), as in Synapse.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_display_name_is_at_most_256_characters() {
+    let s = common::start_with(&["--no-rate-limits"]).await;
+    let alice = s.register("alice").await;
+    let auth = format!("Bearer {}", alice.client.access_token().unwrap());
+    let headers = [("Authorization", auth.as_str()), ("Content-Type", "application/json")];
+    let profile = format!(
+        "/_matrix/client/v3/profile/{}/displayname",
+        alice.id.replace(':', "%3A")
+    );
+    let at = "é".repeat(256);
+    let r = s
+        .raw(
+            "PUT",
+            &profile,
+            &headers,
+            json!({ "displayname": at }).to_string().as_bytes(),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.bytes));
+    let past = json!({ "displayname": "é".repeat(257) });
+    s.raw("PUT", &profile, &headers, past.to_string().as_bytes())
+        .await
+        .assert_error(400, "M_UNKNOWN");
+    let r = s.raw("GET", &profile, &[], b"").await;
+    assert_eq!(r.json["displayname"], json!(at));
+}

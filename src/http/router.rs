@@ -27,7 +27,7 @@ pub enum RouteMatch {
     EmptyParam {
         name: String,
     },
-    /// A path segment is not valid percent-encoded UTF-8.
+    /// A path segment is not valid percent-encoded UTF-8, or holds U+0000.
     BadEncoding,
     NotFound,
 }
@@ -174,10 +174,15 @@ impl Router {
     }
 }
 
+/// The decoded segments; `None` if one is not UTF-8 or holds U+0000, which
+/// no identifier may hold and PostgreSQL `text` cannot store.
 fn decode_segments(rest: &str) -> Option<Vec<String>> {
     rest.trim_start_matches('/')
         .split('/')
-        .map(|s| percent_decode_str(s).decode_utf8().ok().map(|c| c.into_owned()))
+        .map(|s| {
+            let decoded = percent_decode_str(s).decode_utf8().ok()?;
+            (!decoded.contains('\0')).then(|| decoded.into_owned())
+        })
         .collect()
 }
 
@@ -250,6 +255,10 @@ mod tests {
         );
         assert_eq!(
             r.route("POST", "/_matrix/client/api/v1/rooms/%FF/join"),
+            RouteMatch::BadEncoding
+        );
+        assert_eq!(
+            r.route("POST", "/_matrix/client/api/v1/rooms/!x%00:l/join"),
             RouteMatch::BadEncoding
         );
     }

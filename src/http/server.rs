@@ -171,7 +171,7 @@ where
                 return Err(MatrixError::new(
                     StatusCode::BAD_REQUEST,
                     "M_INVALID_PARAM",
-                    "the path is not valid percent-encoded UTF-8",
+                    "the path is not valid percent-encoded UTF-8, or holds U+0000",
                 ))
             }
             RouteMatch::NotFound => return Err(MatrixError::unrecognized(&path)),

@@ -115,7 +115,10 @@ pub fn authorize(state: &mut AuthState, event: ProposedEvent) -> Result<Authoriz
         event.state_key.as_deref(),
         &event.content,
     )
-    .map_err(|LimitError::TooLarge(why)| Denial::TooLarge(why))?;
+    .map_err(|e| match e {
+        LimitError::TooLarge(why) => Denial::TooLarge(why),
+        LimitError::Invalid(why) => Denial::Invalid(why),
+    })?;
     if event.event_type == CREATE {
         judge_create(state, &event)?;
     } else if state.create().is_none() {

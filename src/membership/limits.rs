@@ -7,6 +7,11 @@
 //! an event's content several levels deeper), so content may nest at most
 //! [`MAX_CONTENT_DEPTH`] levels: a client parsing `/sync` with the same
 //! parser still has room for the envelope.
+//!
+//! An event type or state key may not hold U+0000: both are keys of the
+//! store's indexes, and PostgreSQL `text` cannot hold that character, so
+//! refusing it on every backend keeps them answering alike. Content may
+//! hold it (stored as JSON, it is escaped).
 
 use serde_json::{Map, Value};
 
@@ -26,6 +31,8 @@ pub const EVENT_ID_BYTES: usize = 25;
 pub enum LimitError {
     /// Too large (bytes or nesting): answered with 413 `M_TOO_LARGE`.
     TooLarge(String),
+    /// Holds what no store can key (U+0000): answered with 400 `M_BAD_JSON`.
+    Invalid(String),
 }
 
 /// How deeply `value` nests: a scalar is 0, `{}` or `[]` is 1.
@@ -50,7 +57,10 @@ pub fn depth(value: &Value) -> usize {
     deepest
 }
 
-fn check_len(what: &str, s: &str) -> Result<(), LimitError> {
+fn check_id(what: &str, s: &str) -> Result<(), LimitError> {
+    if s.contains('\0') {
+        return Err(LimitError::Invalid(format!("The {what} may not contain U+0000.")));
+    }
     if s.len() > MAX_ID_BYTES {
         return Err(LimitError::TooLarge(format!(
             "The {what} is {} bytes long; at most {MAX_ID_BYTES} are allowed.",
@@ -96,12 +106,12 @@ pub fn check_event(
     state_key: Option<&str>,
     content: &Map<String, Value>,
 ) -> Result<(), LimitError> {
-    check_len("event type", event_type)?;
+    check_id("event type", event_type)?;
     if let Some(key) = state_key {
-        check_len("state key", key)?;
+        check_id("state key", key)?;
     }
-    check_len("sender", sender)?;
-    check_len("room id", room_id)?;
+    check_id("sender", sender)?;
+    check_id("room id", room_id)?;
     // The content object is one level; its values count from there.
     let nesting = 1 + content.values().map(depth).max().unwrap_or(0);
     if nesting > MAX_CONTENT_DEPTH {

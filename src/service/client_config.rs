@@ -50,6 +50,9 @@ impl Service {
     /// Sets (or, with `None` or "", clears) the sender's display name.
     pub async fn set_display_name(&self, sender: &UserId, user: &UserId, name: Option<&str>) -> ServiceResult<()> {
         self.require_self(sender, user, "set a display name")?;
+        if let Some(name) = name {
+            check_display_name(name)?;
+        }
         Ok(self.store.set_displayname(user, name.filter(|n| !n.is_empty())).await?)
     }
 
@@ -77,4 +80,23 @@ impl Service {
     pub fn well_known_homeserver(&self) -> Value {
         json!({"base_url": self.public_base_url})
     }
+}
+
+/// Synapse's limit on a display name, in characters.
+const MAX_DISPLAY_NAME_CHARS: usize = 256;
+
+/// Refuses a display name Synapse refuses (too long) and one no store can
+/// hold on every backend (U+0000: PostgreSQL `text` cannot).
+fn check_display_name(name: &str) -> ServiceResult<()> {
+    if name.chars().count() > MAX_DISPLAY_NAME_CHARS {
+        return Err(ServiceError::new(
+            400,
+            "M_UNKNOWN",
+            format!("Displayname is too long (max {MAX_DISPLAY_NAME_CHARS})"),
+        ));
+    }
+    if name.contains('\0') {
+        return Err(ServiceError::invalid_param("displayname may not contain U+0000"));
+    }
+    Ok(())
 }

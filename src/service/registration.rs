@@ -140,12 +140,14 @@ fn bound_username(opened_for: Option<String>, requested: Option<String>) -> Serv
     }
 }
 
-/// Refuses a `device_id` longer than Synapse accepts.
+/// Refuses a `device_id` longer than Synapse accepts, or holding U+0000
+/// (a key no store can hold on every backend: PostgreSQL `text` cannot).
 pub fn check_device_id(device_id: Option<&str>) -> ServiceResult<()> {
     match device_id {
         Some(d) if d.len() > MAX_DEVICE_ID_LEN => Err(ServiceError::invalid_param(format!(
             "device_id cannot be longer than {MAX_DEVICE_ID_LEN} characters"
         ))),
+        Some(d) if d.contains('\0') => Err(ServiceError::invalid_param("device_id may not contain U+0000")),
         _ => Ok(()),
     }
 }

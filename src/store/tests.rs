@@ -2,7 +2,7 @@
 //! durable on return and read committed.
 
 use super::keys::{self, Tag};
-use super::sled::{SledOptions, SledStore};
+use super::sled::{SledOptions, SledStore, SEGMENT_BYTES};
 use super::*;
 use crate::membership::auth::{authorize, ProposedEvent};
 use serde_json::json;
@@ -1012,8 +1012,14 @@ proptest::proptest! {
     }
 }
 
+/// The folder as sled itself opens it, with the segment size the store
+/// gives a new folder (sled refuses to open it with another).
 fn raw_kv(dir: &std::path::Path) -> (::sled::Db, ::sled::Tree) {
-    let db = ::sled::open(dir).unwrap();
+    let db = ::sled::Config::new()
+        .path(dir)
+        .segment_size(SEGMENT_BYTES)
+        .open()
+        .unwrap();
     let kv = db.open_tree("kv").unwrap();
     (db, kv)
 }
@@ -1181,4 +1187,26 @@ async fn a_forgotten_room_stays_forgotten_until_the_membership_changes() {
         .await
         .unwrap();
     assert!(!store.forgotten(&bob, &r).await.unwrap(), "a new membership clears it");
+}
+
+/// A new folder gets [`SEGMENT_BYTES`]; one sled made with its default
+/// segment size still opens (sled refuses to change it) and keeps working.
+#[tokio::test]
+async fn a_folder_keeps_the_segment_size_it_was_made_with() {
+    let conf = |dir: &tempfile::TempDir| std::fs::read(dir.path().join("conf")).unwrap();
+    let new = tempfile::tempdir().unwrap();
+    drop(SledStore::open(new.path()).unwrap());
+    let want = format!("segment_size: {SEGMENT_BYTES}\n");
+    assert!(String::from_utf8_lossy(&conf(&new)).starts_with(&want));
+
+    let old = tempfile::tempdir().unwrap();
+    drop(::sled::Config::new().path(old.path()).open().unwrap());
+    assert!(String::from_utf8_lossy(&conf(&old)).starts_with("segment_size: 524288\n"));
+    let r = {
+        let store = SledStore::open(old.path()).unwrap();
+        with_room(&store).await
+    };
+    let store = SledStore::open(old.path()).unwrap();
+    assert_eq!(store.members(&r).await.unwrap().len(), 1);
+    assert!(String::from_utf8_lossy(&conf(&old)).starts_with("segment_size: 524288\n"));
 }

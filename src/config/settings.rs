@@ -91,7 +91,7 @@ impl Default for DatabaseSettings {
         DatabaseSettings {
             url: None,
             data_dir: PathBuf::from("./data"),
-            cache_mib: 32,
+            cache_mib: crate::store::sled::DEFAULT_CACHE_BYTES >> 20,
         }
     }
 }

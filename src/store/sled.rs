@@ -103,6 +103,15 @@ fn existing_segment_size(path: &Path) -> Option<usize> {
         .find_map(|line| line.strip_prefix("segment_size: ")?.trim().parse().ok())
 }
 
+/// sled's configuration for the folder at `path`, with the segment size it
+/// must be opened with: the store's own open and tests that read the folder
+/// as sled itself does both start here.
+pub(super) fn folder_config(path: &Path) -> ::sled::Config {
+    ::sled::Config::new()
+        .path(path)
+        .segment_size(existing_segment_size(path).unwrap_or(SEGMENT_BYTES))
+}
+
 /// Field order is drop order: the writer stops before the flusher, and both
 /// before the database closes (which releases its file lock).
 struct Inner {
@@ -121,11 +130,9 @@ impl SledStore {
 
     /// Opens the database with `options`.
     pub fn open_with(path: &Path, options: SledOptions) -> Result<SledStore, StoreError> {
-        let db = ::sled::Config::new()
-            .path(path)
+        let db = folder_config(path)
             .cache_capacity(options.cache_bytes)
             .flush_every_ms(Some(GC_EVERY_MS))
-            .segment_size(existing_segment_size(path).unwrap_or(SEGMENT_BYTES))
             .open()
             .map_err(|e| in_use(path, e))?;
         let tree = db.open_tree("kv")?;

@@ -2,7 +2,7 @@
 //! durable on return and read committed.
 
 use super::keys::{self, Tag};
-use super::sled::{SledOptions, SledStore, SEGMENT_BYTES};
+use super::sled::{folder_config, SledOptions, SledStore, SEGMENT_BYTES};
 use super::*;
 use crate::membership::auth::{authorize, ProposedEvent};
 use serde_json::json;
@@ -1012,14 +1012,10 @@ proptest::proptest! {
     }
 }
 
-/// The folder as sled itself opens it, with the segment size the store
-/// gives a new folder (sled refuses to open it with another).
+/// The folder as sled itself opens it, with the segment size it was made
+/// with (sled refuses to open it with another).
 fn raw_kv(dir: &std::path::Path) -> (::sled::Db, ::sled::Tree) {
-    let db = ::sled::Config::new()
-        .path(dir)
-        .segment_size(SEGMENT_BYTES)
-        .open()
-        .unwrap();
+    let db = folder_config(dir).open().unwrap();
     let kv = db.open_tree("kv").unwrap();
     (db, kv)
 }

@@ -3320,7 +3320,7 @@ impl GetDisplayNameResponse {
 pub enum SetDisplayNameResponse {
     /// 200: The display name has been set.
     Ok(models::JsonObject),
-    /// 400: The body is not a JSON object (``M_NOT_JSON``, ``M_BAD_JSON``) or
+    /// 400: The body is not a JSON object (``M_NOT_JSON``, ``M_BAD_JSON``),
     BadRequest(models::Error),
     /// 401: No access token was given (``M_MISSING_TOKEN``) or it is not
     Unauthorized(models::Error),

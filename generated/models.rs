@@ -109,6 +109,10 @@ pub static PATTERN_F84DB18D: LazyLock<Regex> = LazyLock::new(|| {
 pub static PATTERN_40BF17BE: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new("^[A-Za-z0-9._=/-]+$").expect("the generator compiled this pattern")
 });
+/// `^[^\u0000]*$`
+pub static PATTERN_6019E62C: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new("^[^\\u0000]*$").expect("the generator compiled this pattern")
+});
 /// `^\$[!-~]+$`
 pub static PATTERN_06D28452: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new("^\\$[!-~]+$").expect("the generator compiled this pattern")
@@ -638,6 +642,9 @@ pub struct LoginRequest {
     /// The device to log in as. A new one is made up when it is missing; an
     /// existing one is reused and its old token revoked.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[validate(
+        regex(path = *PATTERN_6019E62C, message = "must match the pattern ^[^\\u0000]*$")
+    )]
     pub device_id: Option<String>,
     /// A display name for the device, used only when the device is new.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -787,6 +794,9 @@ pub struct RegisterRequest {
     /// The device to log in as. When missing the server makes up a new
     /// device ID. Ignored when ``inhibit_login`` is true.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[validate(
+        regex(path = *PATTERN_6019E62C, message = "must match the pattern ^[^\\u0000]*$")
+    )]
     pub device_id: Option<String>,
     /// A display name for the device that the login creates.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -911,8 +921,24 @@ pub struct RoomMember {
 }
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, Validate)]
 pub struct SetDisplayNameBody {
-    /// The new display name; empty or absent goes back to the localpart.
+    /// The new display name; empty or absent goes back to the
+    /// localpart. At most 256 characters, as in Synapse, and
+    /// without U+0000, which not every store can hold.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[validate(
+        length(
+            max = 256,
+            message = "must be at most 256 characters long",
+            code = "M_UNKNOWN"
+        )
+    )]
+    #[validate(
+        regex(
+            path = *PATTERN_6019E62C,
+            message = "must match the pattern ^[^\\u0000]*$",
+            code = "M_UNKNOWN"
+        )
+    )]
     pub displayname: Option<String>,
 }
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Validate)]
@@ -930,10 +956,26 @@ pub struct SetRoomAliasBody {
 /// A state event to put into a room as it is created.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Validate)]
 pub struct StateEventInput {
-    /// The event type, e.g. ``m.room.join_rules``.
+    /// The event type, e.g. ``m.room.join_rules``. It may not hold U+0000,
+    /// which no store can key.
+    #[validate(
+        regex(
+            path = *PATTERN_6019E62C,
+            message = "must match the pattern ^[^\\u0000]*$",
+            code = "M_BAD_JSON"
+        )
+    )]
     pub r#type: String,
-    /// The state key; the empty string when left out.
+    /// The state key; the empty string when left out. It may not hold
+    /// U+0000, which no store can key.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[validate(
+        regex(
+            path = *PATTERN_6019E62C,
+            message = "must match the pattern ^[^\\u0000]*$",
+            code = "M_BAD_JSON"
+        )
+    )]
     pub state_key: Option<String>,
     /// The content of the event.
     pub content: JsonObject,

@@ -1100,7 +1100,7 @@ fn respond(
     json.map(|body| RawResponse { status, body }).map_err(DispatchError::Serialize)
 }
 /// The errcodes the spec gives body constraints (`x-errcode`).
-const ERRCODES: &[&str] = &["M_INVALID_USERNAME"];
+const ERRCODES: &[&str] = &["M_BAD_JSON", "M_INVALID_USERNAME", "M_UNKNOWN"];
 /// What the spec states about each constrained parameter, by operation and parameter.
 mod rules {
     #[allow(unused_imports)]
@@ -1118,8 +1118,8 @@ mod rules {
         min_length: None,
         max_length: Some(255),
         length_message: "must be at most 255 characters long",
-        pattern: None,
-        pattern_message: "",
+        pattern: Some(&super::models::PATTERN_6019E62C),
+        pattern_message: "must match the pattern ^[^\\u0000]*$",
         one_of: &[],
         errcode: None,
     };
@@ -1136,8 +1136,8 @@ mod rules {
         min_length: None,
         max_length: Some(255),
         length_message: "must be at most 255 characters long",
-        pattern: None,
-        pattern_message: "",
+        pattern: Some(&super::models::PATTERN_6019E62C),
+        pattern_message: "must match the pattern ^[^\\u0000]*$",
         one_of: &[],
         errcode: None,
     };
@@ -1163,8 +1163,8 @@ mod rules {
         min_length: None,
         max_length: Some(255),
         length_message: "must be at most 255 characters long",
-        pattern: None,
-        pattern_message: "",
+        pattern: Some(&super::models::PATTERN_6019E62C),
+        pattern_message: "must match the pattern ^[^\\u0000]*$",
         one_of: &[],
         errcode: None,
     };
@@ -1190,8 +1190,8 @@ mod rules {
         min_length: None,
         max_length: Some(255),
         length_message: "must be at most 255 characters long",
-        pattern: None,
-        pattern_message: "",
+        pattern: Some(&super::models::PATTERN_6019E62C),
+        pattern_message: "must match the pattern ^[^\\u0000]*$",
         one_of: &[],
         errcode: None,
     };
@@ -1219,6 +1219,15 @@ mod rules {
         length_message: "must be at most 255 characters long",
         pattern: Some(&super::models::PATTERN_B1CDFE41),
         pattern_message: "must match the pattern ^@[!-9;-~]+:(\\[[0-9A-Fa-f:.]+\\]|[0-9A-Za-z.-]+)(:[0-9]{1,5})?$",
+        one_of: &[],
+        errcode: None,
+    };
+    pub static GET_FILTER_FILTER_ID: StringRule = StringRule {
+        min_length: None,
+        max_length: None,
+        length_message: "",
+        pattern: Some(&super::models::PATTERN_6019E62C),
+        pattern_message: "must match the pattern ^[^\\u0000]*$",
         one_of: &[],
         errcode: None,
     };
@@ -1291,6 +1300,24 @@ mod rules {
         length_message: "must be at most 255 characters long",
         pattern: Some(&super::models::PATTERN_65B6A8E6),
         pattern_message: "must match the pattern ^![!-9;-~]+:(\\[[0-9A-Fa-f:.]+\\]|[0-9A-Za-z.-]+)(:[0-9]{1,5})?$",
+        one_of: &[],
+        errcode: None,
+    };
+    pub static SEND_MESSAGE_EVENT_TYPE: StringRule = StringRule {
+        min_length: None,
+        max_length: None,
+        length_message: "",
+        pattern: Some(&super::models::PATTERN_6019E62C),
+        pattern_message: "must match the pattern ^[^\\u0000]*$",
+        one_of: &[],
+        errcode: None,
+    };
+    pub static SEND_MESSAGE_TXN_ID: StringRule = StringRule {
+        min_length: None,
+        max_length: None,
+        length_message: "",
+        pattern: Some(&super::models::PATTERN_6019E62C),
+        pattern_message: "must match the pattern ^[^\\u0000]*$",
         one_of: &[],
         errcode: None,
     };
@@ -1435,12 +1462,48 @@ mod rules {
         one_of: &[],
         errcode: None,
     };
+    pub static GET_ROOM_STATE_EVENT_EVENT_TYPE: StringRule = StringRule {
+        min_length: None,
+        max_length: None,
+        length_message: "",
+        pattern: Some(&super::models::PATTERN_6019E62C),
+        pattern_message: "must match the pattern ^[^\\u0000]*$",
+        one_of: &[],
+        errcode: None,
+    };
+    pub static GET_ROOM_STATE_EVENT_STATE_KEY: StringRule = StringRule {
+        min_length: None,
+        max_length: None,
+        length_message: "",
+        pattern: Some(&super::models::PATTERN_6019E62C),
+        pattern_message: "must match the pattern ^[^\\u0000]*$",
+        one_of: &[],
+        errcode: None,
+    };
     pub static SET_ROOM_STATE_EVENT_ROOM_ID: StringRule = StringRule {
         min_length: None,
         max_length: Some(255),
         length_message: "must be at most 255 characters long",
         pattern: Some(&super::models::PATTERN_65B6A8E6),
         pattern_message: "must match the pattern ^![!-9;-~]+:(\\[[0-9A-Fa-f:.]+\\]|[0-9A-Za-z.-]+)(:[0-9]{1,5})?$",
+        one_of: &[],
+        errcode: None,
+    };
+    pub static SET_ROOM_STATE_EVENT_EVENT_TYPE: StringRule = StringRule {
+        min_length: None,
+        max_length: None,
+        length_message: "",
+        pattern: Some(&super::models::PATTERN_6019E62C),
+        pattern_message: "must match the pattern ^[^\\u0000]*$",
+        one_of: &[],
+        errcode: None,
+    };
+    pub static SET_ROOM_STATE_EVENT_STATE_KEY: StringRule = StringRule {
+        min_length: None,
+        max_length: None,
+        length_message: "",
+        pattern: Some(&super::models::PATTERN_6019E62C),
+        pattern_message: "must match the pattern ^[^\\u0000]*$",
         one_of: &[],
         errcode: None,
     };
@@ -1453,12 +1516,30 @@ mod rules {
         one_of: &[],
         errcode: None,
     };
+    pub static GET_ROOM_STATE_EVENT_EMPTY_KEY_EVENT_TYPE: StringRule = StringRule {
+        min_length: None,
+        max_length: None,
+        length_message: "",
+        pattern: Some(&super::models::PATTERN_6019E62C),
+        pattern_message: "must match the pattern ^[^\\u0000]*$",
+        one_of: &[],
+        errcode: None,
+    };
     pub static SET_ROOM_STATE_EVENT_EMPTY_KEY_ROOM_ID: StringRule = StringRule {
         min_length: None,
         max_length: Some(255),
         length_message: "must be at most 255 characters long",
         pattern: Some(&super::models::PATTERN_65B6A8E6),
         pattern_message: "must match the pattern ^![!-9;-~]+:(\\[[0-9A-Fa-f:.]+\\]|[0-9A-Za-z.-]+)(:[0-9]{1,5})?$",
+        one_of: &[],
+        errcode: None,
+    };
+    pub static SET_ROOM_STATE_EVENT_EMPTY_KEY_EVENT_TYPE: StringRule = StringRule {
+        min_length: None,
+        max_length: None,
+        length_message: "",
+        pattern: Some(&super::models::PATTERN_6019E62C),
+        pattern_message: "must match the pattern ^[^\\u0000]*$",
         one_of: &[],
         errcode: None,
     };
@@ -2745,6 +2826,14 @@ where
                 check_string("path parameter userId", v, &rules::GET_FILTER_USER_ID)?;
             }
             let filter_id = path_param(&request, "filterId")?;
+            {
+                let v = &filter_id;
+                check_string(
+                    "path parameter filterId",
+                    v,
+                    &rules::GET_FILTER_FILTER_ID,
+                )?;
+            }
             let response = api
                 .get_filter(user_id, filter_id, context)
                 .await
@@ -2937,7 +3026,19 @@ where
                 check_string("path parameter roomId", v, &rules::SEND_MESSAGE_ROOM_ID)?;
             }
             let event_type = path_param(&request, "eventType")?;
+            {
+                let v = &event_type;
+                check_string(
+                    "path parameter eventType",
+                    v,
+                    &rules::SEND_MESSAGE_EVENT_TYPE,
+                )?;
+            }
             let txn_id = path_param(&request, "txnId")?;
+            {
+                let v = &txn_id;
+                check_string("path parameter txnId", v, &rules::SEND_MESSAGE_TXN_ID)?;
+            }
             let body = required(
                 json_body::<
                     models::JsonObject,
@@ -3176,7 +3277,23 @@ where
                 )?;
             }
             let event_type = path_param(&request, "eventType")?;
+            {
+                let v = &event_type;
+                check_string(
+                    "path parameter eventType",
+                    v,
+                    &rules::GET_ROOM_STATE_EVENT_EVENT_TYPE,
+                )?;
+            }
             let state_key = path_param(&request, "stateKey")?;
+            {
+                let v = &state_key;
+                check_string(
+                    "path parameter stateKey",
+                    v,
+                    &rules::GET_ROOM_STATE_EVENT_STATE_KEY,
+                )?;
+            }
             let response = api
                 .get_room_state_event(room_id, event_type, state_key, context)
                 .await
@@ -3194,7 +3311,23 @@ where
                 )?;
             }
             let event_type = path_param(&request, "eventType")?;
+            {
+                let v = &event_type;
+                check_string(
+                    "path parameter eventType",
+                    v,
+                    &rules::SET_ROOM_STATE_EVENT_EVENT_TYPE,
+                )?;
+            }
             let state_key = path_param(&request, "stateKey")?;
+            {
+                let v = &state_key;
+                check_string(
+                    "path parameter stateKey",
+                    v,
+                    &rules::SET_ROOM_STATE_EVENT_STATE_KEY,
+                )?;
+            }
             let body = required(
                 json_body::<
                     models::JsonObject,
@@ -3218,6 +3351,14 @@ where
                 )?;
             }
             let event_type = path_param(&request, "eventType")?;
+            {
+                let v = &event_type;
+                check_string(
+                    "path parameter eventType",
+                    v,
+                    &rules::GET_ROOM_STATE_EVENT_EMPTY_KEY_EVENT_TYPE,
+                )?;
+            }
             let response = api
                 .get_room_state_event_empty_key(room_id, event_type, context)
                 .await
@@ -3235,6 +3376,14 @@ where
                 )?;
             }
             let event_type = path_param(&request, "eventType")?;
+            {
+                let v = &event_type;
+                check_string(
+                    "path parameter eventType",
+                    v,
+                    &rules::SET_ROOM_STATE_EVENT_EMPTY_KEY_EVENT_TYPE,
+                )?;
+            }
             let body = required(
                 json_body::<
                     models::JsonObject,

@@ -272,7 +272,7 @@ async fn u0000_is_kept_in_content_and_refused_in_keys() {
     let profile = format!("{v3}/profile/{}/displayname", alice.id.replace(':', "%3A"));
     s.raw("PUT", &profile, &headers, name.to_string().as_bytes())
         .await
-        .assert_error(400, "M_INVALID_PARAM");
+        .assert_error(400, "M_UNKNOWN");
     let login = json!({
         "type": "m.login.password",
         "identifier": {"type": "m.id.user", "user": "alice"},

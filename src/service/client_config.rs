@@ -96,7 +96,11 @@ fn check_display_name(name: &str) -> ServiceResult<()> {
         ));
     }
     if name.contains('\0') {
-        return Err(ServiceError::invalid_param("displayname may not contain U+0000"));
+        return Err(ServiceError::new(
+            400,
+            "M_UNKNOWN",
+            "displayname may not contain U+0000",
+        ));
     }
     Ok(())
 }

@@ -186,3 +186,51 @@ async fn the_join_alias_path_joins_restricted_rooms_too() {
     assert_eq!(resp.status, 200, "{:?}", resp.json);
     assert_eq!(member_content(&alice, &room, &bob.id).await[KEY], json!(alice.id));
 }
+
+/// A join plans without the joiner's rooms when the rule it reads is not
+/// restricted; one that turns restricted before the write must make the join
+/// read them and plan again, not fail. The flush delay keeps each rule change
+/// applied but not yet visible to reads for a while, so joins keep landing in
+/// that window. Every joiner is in the lobby, so under either rule each join
+/// must succeed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_join_racing_a_rule_turned_restricted_is_planned_again_and_succeeds() {
+    let s = common::start_with(&["--no-rate-limits", "--test-flush-delay-ms", "15"]).await;
+    let alice = s.register("alice").await;
+    let lobby = alice.create_room(Preset::PublicChat).await;
+    let mut joiners = Vec::new();
+    for i in 0..6 {
+        let user = s.register(&format!("joiner{i}")).await;
+        user.join(&lobby).await;
+        joiners.push(user);
+    }
+    let room = room_at(&alice, "10", json!({"join_rule": "public"})).await;
+    let rounds = 12;
+    let flips = async {
+        for round in 0..rounds * 2 {
+            let rule = if round % 2 == 0 {
+                allow("restricted", &lobby)
+            } else {
+                json!({"join_rule": "public"})
+            };
+            let resp = alice
+                .client
+                .set_room_state_event_empty_key(&room, "m.room.join_rules", &object(rule))
+                .await
+                .unwrap();
+            assert_eq!(resp.status(), 200, "{resp:?}");
+        }
+    };
+    let joins = futures::future::join_all(joiners.iter().map(|user| async {
+        let mut statuses = Vec::new();
+        for _ in 0..rounds {
+            statuses.push(join_status(user, &room).await);
+            statuses.push(leave_status(user, &room).await);
+        }
+        statuses
+    }));
+    let ((), statuses) = tokio::join!(flips, joins);
+    for (user, statuses) in joiners.iter().zip(statuses) {
+        assert!(statuses.iter().all(|&s| s == 200), "{}: {statuses:?}", user.id);
+    }
+}

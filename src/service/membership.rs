@@ -10,7 +10,7 @@ use crate::membership::auth::{authorize, AuthState, Authorized, ProposedEvent};
 use crate::membership::restricted::{self, AUTHORISER_KEY};
 use crate::membership::rules::{self, Decision, RoomView};
 use crate::membership::state::{JoinRule, Membership, PowerLevels};
-use crate::store::{Event, Plan, Refusal, RoomWrite, RoomWritten};
+use crate::store::{Event, Plan, Refusal, RoomWrite, RoomWritten, StoreError};
 use serde_json::{json, Map, Value};
 use std::collections::BTreeSet;
 
@@ -23,11 +23,31 @@ const AUTHORISER_CANDIDATES: usize = 5;
 /// the rooms the joiner is in (for `allow`), and the members who might
 /// vouch for a restricted join, best first. The gate judges both again
 /// against the state the write sees.
+///
+/// Only a restricted join rule asks for them, so they are read only when the
+/// rule read before the write is restricted: the scan of the joiner's rooms
+/// is a blocking-pool hop, and it cost about a fifth of the server's CPU per
+/// membership op in the benchmark's mix of public joins. A rule that turns
+/// restricted in between makes the plan refuse with [`StaleJoinFacts`], and
+/// the join is planned again with the facts read.
 #[derive(Debug, Clone, Default)]
 pub(super) struct JoinFacts {
-    pub rooms_of_joiner: BTreeSet<RoomId>,
+    pub rooms_of_joiner: Option<BTreeSet<RoomId>>,
     pub candidates: Vec<UserId>,
 }
+
+/// The plan of a join found the room restricted, but its facts were read
+/// when it was not: plan it again with them.
+#[derive(Debug)]
+pub(super) struct StaleJoinFacts;
+
+impl std::fmt::Display for StaleJoinFacts {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("the join rule became restricted after the join's facts were read")
+    }
+}
+
+impl std::error::Error for StaleJoinFacts {}
 
 impl JoinFacts {
     /// Loads the joiner's rooms into `auth` and, for a join that needs one
@@ -40,8 +60,12 @@ impl JoinFacts {
         content: &mut Map<String, Value>,
     ) -> Result<(), Refusal> {
         let current = loaded_membership(auth, joiner)?;
-        auth.load_rooms_of(joiner.clone(), self.rooms_of_joiner);
         let restricted_rule = matches!(auth.join_rule(), JoinRule::Restricted | JoinRule::KnockRestricted);
+        match self.rooms_of_joiner {
+            Some(rooms) => auth.load_rooms_of(joiner.clone(), rooms),
+            None if restricted_rule => return Err(Box::new(StaleJoinFacts)),
+            None => {}
+        }
         if !restricted_rule || matches!(current, Some(Membership::Join | Membership::Invite)) {
             return Ok(());
         }
@@ -214,6 +238,36 @@ impl Service {
         if action == Action::Invite {
             self.require_invites_allowed(target).await?;
         }
+        let written = match self
+            .write_change(room, sender, target, action, reason.clone(), false)
+            .await?
+        {
+            Some(written) => written,
+            // The rule turned restricted meanwhile: planned again with the
+            // facts read, the join cannot find them stale a second time.
+            None => self
+                .write_change(room, sender, target, action, reason, true)
+                .await?
+                .ok_or_else(|| ServiceError::internal("a join planned with its facts found them stale"))?,
+        };
+        if let RoomWritten::Written(events) = &written {
+            self.metrics.membership.changed(action.name(), events.len() as u64);
+        }
+        Ok(())
+    }
+
+    /// Plans and writes one membership change; `None` if it was a join
+    /// planned without the facts a restricted rule needs (see [`JoinFacts`]),
+    /// which `facts_needed` reads whatever the rule.
+    async fn write_change(
+        &self,
+        room: &RoomId,
+        sender: &UserId,
+        target: &UserId,
+        action: Action,
+        reason: Option<String>,
+        facts_needed: bool,
+    ) -> ServiceResult<Option<RoomWritten>> {
         let mut content = Map::new();
         content.insert("membership".into(), json!(action.resulting().as_str()));
         if matches!(action, Action::Join | Action::Knock) {
@@ -224,7 +278,7 @@ impl Service {
             content.insert("reason".into(), Value::String(reason));
         }
         let join_facts = match action {
-            Action::Join => Some(self.join_facts(room, target).await?),
+            Action::Join => Some(self.join_facts(room, target, facts_needed).await?),
             _ => None,
         };
         let mut proposed = ProposedEvent {
@@ -268,37 +322,33 @@ impl Service {
             charge(&limits, action, &who, &whom, auth.room()).map_err(refuse)?;
             Ok(vec![authorized])
         });
-        let written = self
-            .store
-            .write_room(RoomWrite {
-                room: room.clone(),
-                create: None,
-                users,
-                txn: None,
-                plan,
-            })
-            .await?;
-        if let RoomWritten::Written(events) = &written {
-            self.metrics.membership.changed(action.name(), events.len() as u64);
+        let write = RoomWrite {
+            room: room.clone(),
+            create: None,
+            users,
+            txn: None,
+            plan,
+        };
+        match self.store.write_room(write).await {
+            Err(StoreError::Refused(why)) if why.is::<StaleJoinFacts>() => Ok(None),
+            written => Ok(Some(written?)),
         }
-        Ok(())
     }
 
-    /// The facts a join of `joiner` to `room` may need (see [`JoinFacts`]).
-    pub(super) async fn join_facts(&self, room: &RoomId, joiner: &UserId) -> ServiceResult<JoinFacts> {
-        let rooms_of_joiner = self.joined_rooms(joiner).await?.into_iter().collect();
+    /// The facts a join of `joiner` to `room` needs (see [`JoinFacts`]):
+    /// none unless the rule is restricted now or `needed` says to read them.
+    pub(super) async fn join_facts(&self, room: &RoomId, joiner: &UserId, needed: bool) -> ServiceResult<JoinFacts> {
         let rule = self
             .store
             .state_event(room, "m.room.join_rules", "")
             .await?
             .and_then(|e| e.content.get("join_rule").and_then(Value::as_str).map(str::to_string));
-        let candidates = match rule.as_deref() {
-            Some("restricted" | "knock_restricted") => self.authoriser_candidates(room).await?,
-            _ => Vec::new(),
-        };
+        if !needed && !matches!(rule.as_deref(), Some("restricted" | "knock_restricted")) {
+            return Ok(JoinFacts::default());
+        }
         Ok(JoinFacts {
-            rooms_of_joiner,
-            candidates,
+            rooms_of_joiner: Some(self.joined_rooms(joiner).await?.into_iter().collect()),
+            candidates: self.authoriser_candidates(room).await?,
         })
     }
 

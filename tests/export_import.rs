@@ -256,3 +256,39 @@ async fn import_refuses_a_folder_with_data_and_a_truncated_file() {
     let out = admin(original.path(), &["export", export.to_str().unwrap()], "");
     assert!(!out.ok && out.stderr.contains("exists already"), "{}", out.stderr);
 }
+
+/// An import applies its records in batches of 1,000: a file longer than
+/// one batch (here about 1,200 records) must import whole. Taking the first
+/// full batch once panicked ("already borrowed"), which no shorter file showed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_export_longer_than_one_import_batch_round_trips() {
+    let original = tempfile::tempdir().unwrap();
+    admin_ok(
+        original.path(),
+        &["user", "create", "alice", "--password-stdin"],
+        "alice-pw\n",
+    );
+    let server = spawn(original.path());
+    let alice = login(&server.client(), "alice", "alice-pw").await.unwrap();
+    let room = create_room(&alice, "long", "Long", Preset::PublicChat).await;
+    for round in 0..40 {
+        futures::future::join_all((0..30).map(|i| {
+            let (alice, room) = (&alice, &room);
+            async move { send(alice, room, &format!("t{round}-{i}"), "line").await }
+        }))
+        .await;
+    }
+    server.stop();
+    let files = tempfile::tempdir().unwrap();
+    let first = files.path().join("first.jsonl");
+    admin_ok(original.path(), &["export", first.to_str().unwrap()], "");
+    let records = std::fs::read_to_string(&first).unwrap().lines().count();
+    assert!(records > 1000, "only {records} records: not longer than one batch");
+    let imported = tempfile::tempdir().unwrap();
+    let target = imported.path().join("data");
+    let out = admin_ok(&target, &["import", first.to_str().unwrap()], "");
+    assert!(out.contains(&format!("imported {records} records")), "{out}");
+    let second = files.path().join("second.jsonl");
+    admin_ok(&target, &["export", second.to_str().unwrap()], "");
+    assert_eq!(std::fs::read(&first).unwrap(), std::fs::read(&second).unwrap());
+}

@@ -119,8 +119,13 @@ pub async fn run(file: &Path, config: &Settings) -> Result<(), String> {
     }
     let chunk = std::cell::RefCell::new(Vec::with_capacity(CHUNK));
     let lines = read_records(file, |record| {
-        chunk.borrow_mut().push(record);
-        let full = (chunk.borrow().len() == CHUNK).then(|| std::mem::take(&mut *chunk.borrow_mut()));
+        // One borrow for both: a shared one held across the take panicked
+        // ("already borrowed") on the CHUNK-th record, so any file that long.
+        let full = {
+            let mut pending = chunk.borrow_mut();
+            pending.push(record);
+            (pending.len() == CHUNK).then(|| std::mem::take(&mut *pending))
+        };
         async move {
             match full {
                 Some(records) => store.import(records).await.map_err(|e| e.to_string()),

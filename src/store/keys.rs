@@ -18,7 +18,7 @@
 //! | `M` | roomuser_membership | room 0xFF user | membership byte, pos of the member event |
 //! | `N` | userroom_membership | user 0xFF room | same |
 //! | `S` | roomstate_pos | room 0xFF type 0xFF state_key | pos of the current state event |
-//! | `H` | roomstate_history | room 0xFF type 0xFF state_key 0xFF pos of its first entry | up to 16 changes of that key (`packing::HISTORY_LIST`), 9 bytes each: pos, membership byte or 0 (layout 2: one change, its membership byte or empty) |
+//! | `H` | roomstate_history | room 0xFF type 0xFF state_key 0xFF pos of its first entry | up to 64 changes of that key (`packing::HISTORY_LIST`), 9 bytes each: pos, membership byte or 0 (layout 2: one change, its membership byte or empty) |
 //! | `E` | roompos_event | room 0xFF pos | event JSON (without room and pos, which the key holds); the room's newest events |
 //! | `K` | roompos_chunk | room 0xFF pos of its first event | older events of the room, several per key (see `event_log`) |
 //! | `A` | alias_roomid | alias | room |

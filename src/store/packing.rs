@@ -30,8 +30,8 @@ use ::sled::{IVec, Tree};
 use foldhash::{HashMap, HashSet};
 
 /// How many changes one history list holds (small in unit tests, as
-/// [`CHUNK`] is).
-pub const HISTORY_LIST: usize = if cfg!(test) { 3 } else { 16 };
+/// [`CHUNK`] is; 64 for the same reason as it).
+pub const HISTORY_LIST: usize = if cfg!(test) { 3 } else { 64 };
 
 /// The most single events counted per room when a room is first met. A
 /// room from an older layout may have many more: they move into chunks

@@ -268,7 +268,7 @@ fn judge_join(
             version.as_str()
         )));
     }
-    if !matches!(room.join_rule, JoinRule::Restricted | JoinRule::KnockRestricted) {
+    if !room.join_rule.is_restricted() {
         return forbidden(rules::may_join(room, sender, sender_m));
     }
     // Invited or joined users do not need the allow list, nor an authoriser.

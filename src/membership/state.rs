@@ -40,6 +40,14 @@ pub enum JoinRule {
     KnockRestricted,
 }
 
+impl JoinRule {
+    /// `restricted` or `knock_restricted`: members of a room the rule's
+    /// `allow` names may join without an invite.
+    pub fn is_restricted(self) -> bool {
+        matches!(self, JoinRule::Restricted | JoinRule::KnockRestricted)
+    }
+}
+
 /// `m.room.power_levels` content, with the spec's defaults for absent keys.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PowerLevels {

@@ -7,6 +7,7 @@ use super::ratelimit::RateLimits;
 use super::Service;
 use crate::ids::{RoomAliasId, RoomId, RoomOrAlias, UserId};
 use crate::membership::auth::{authorize, AuthState, Authorized, ProposedEvent};
+use crate::membership::auth_state::join_rule_of;
 use crate::membership::restricted::{self, AUTHORISER_KEY};
 use crate::membership::rules::{self, Decision, RoomView};
 use crate::membership::state::{JoinRule, Membership, PowerLevels};
@@ -60,7 +61,7 @@ impl JoinFacts {
         content: &mut Map<String, Value>,
     ) -> Result<(), Refusal> {
         let current = loaded_membership(auth, joiner)?;
-        let restricted_rule = matches!(auth.join_rule(), JoinRule::Restricted | JoinRule::KnockRestricted);
+        let restricted_rule = auth.join_rule().is_restricted();
         match self.rooms_of_joiner {
             Some(rooms) => auth.load_rooms_of(joiner.clone(), rooms),
             None if restricted_rule => return Err(Box::new(StaleJoinFacts)),
@@ -342,8 +343,8 @@ impl Service {
             .store
             .state_event(room, "m.room.join_rules", "")
             .await?
-            .and_then(|e| e.content.get("join_rule").and_then(Value::as_str).map(str::to_string));
-        if !needed && !matches!(rule.as_deref(), Some("restricted" | "knock_restricted")) {
+            .and_then(|e| e.content.as_object().and_then(join_rule_of));
+        if !needed && !rule.is_some_and(JoinRule::is_restricted) {
             return Ok(JoinFacts::default());
         }
         Ok(JoinFacts {
